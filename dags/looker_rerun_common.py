@@ -1,0 +1,180 @@
+"""Shared pieces of the looker-rerun DAGs (no DAG is defined here).
+
+Imported by ``looker_rerun.py`` (KubernetesPodOperator) and ``looker_rerun_docker.py``
+(DockerOperator). Airflow puts the DAG bundle's root on ``sys.path`` both when it parses
+the files and when a worker runs a task, so a plain ``import looker_rerun_common`` works;
+``.airflowignore`` keeps the DAG processor from parsing this file as a DAG file.
+
+When it runs
+------------
+The nightly batch refreshes the warehouse after midnight (Asia/Tokyo); Looker delivers
+the scheduled reports built on it until about 09:00; the re-run runs at 10:00 Asia/Tokyo
+and re-sends every delivery that failed since midnight, once.
+
+* ``CronTriggerTimetable("0 10 * * *", interval=10h)``: one run per day, started at
+  10:00 Asia/Tokyo, whose data interval is the 10 hours before it, 00:00-10:00 JST
+  (15:00Z-01:00Z). A bare cron string would give Airflow 3's default CronTriggerTimetable
+  with an empty interval (start == end), so there would be no window to hand the
+  container, and ``airflow backfill`` of a missed day would have nothing to cover.
+* The batch dependency is an Asset, ``NIGHTLY_BATCH_DONE``, that the batch DAG's last task
+  lists in its ``outlets``. The first task of the re-run DAG is a sensor that waits for an
+  event of that asset inside the run's window. Why not ``schedule=NIGHTLY_BATCH_DONE``:
+  an asset-triggered run starts the moment the batch ends (around 03:00, before Looker
+  has even tried most deliveries) and has no data interval, so it cannot be backfilled.
+  Why not an ExternalTaskSensor on the batch DAG: it has to know the batch DAG's id and
+  the offset between the two schedules (execution_delta), and breaks silently when the
+  batch is moved; the asset only requires the batch to say "done".
+"""
+
+from __future__ import annotations
+
+import datetime
+
+import pendulum
+
+from airflow.sdk import Asset, CronTriggerTimetable, Param, PokeReturnValue, task
+
+TIMEZONE = "Asia/Tokyo"
+
+# The run starts at 10:00 Asia/Tokyo, an hour after Looker's delivery cut-off (09:00).
+SCHEDULE_CRON = "0 10 * * *"
+# ...and covers the failures since midnight: the batch starts after 00:00, so no delivery
+# before then was built on today's data.
+WINDOW = datetime.timedelta(hours=10)
+
+SCHEDULE = CronTriggerTimetable(SCHEDULE_CRON, timezone=TIMEZONE, interval=WINDOW)
+
+START_DATE = pendulum.datetime(2026, 1, 1, tz=TIMEZONE)
+
+# The nightly batch DAG marks a successful warehouse refresh by listing this asset in the
+# outlets of its last task:
+#
+#     from looker_rerun_common import NIGHTLY_BATCH_DONE   # or Asset("nightly_batch_warehouse")
+#     @task(outlets=[NIGHTLY_BATCH_DONE])
+#     def publish(): ...
+#
+# Only the name has to match; it is the asset's identity within the Airflow deployment.
+NIGHTLY_BATCH_DONE = Asset(name="nightly_batch_warehouse", uri="warehouse://nightly_batch")
+
+# How long the sensor waits for the batch after 10:00 before failing the run (the batch is
+# then more than 6 hours late, the re-run would deliver stale data, and a person should
+# look). Checked every 10 minutes in reschedule mode, so the wait costs no worker slot.
+BATCH_WAIT_TIMEOUT = datetime.timedelta(hours=6)
+BATCH_POKE_INTERVAL = datetime.timedelta(minutes=10)
+
+# Task-level settings shared by the re-run tasks.
+#
+# retries=1: the binary already retries Looker API calls (429/5xx, timeouts) itself, so an
+# Airflow retry is only for what it cannot handle: the pod evicted or its node lost, the
+# image pull failing once. More would mostly repeat a settings error (exit 2) or a deliberate
+# "needs a person" result (exit 1). A retry is safe: for the same window the binary skips
+# plans that already have a successful delivery after their failure, so nothing is delivered
+# twice.
+RETRIES = 1
+RETRY_DELAY = datetime.timedelta(minutes=10)
+# A full run is seconds to a few minutes (it waits for the re-runs it started); 30 minutes
+# means something is stuck.
+EXECUTION_TIMEOUT = datetime.timedelta(minutes=30)
+
+DEFAULT_IMAGE = "ghcr.io/looker-rerun/looker-rerun:latest"
+
+# Run-time settings: a DAG param (set when triggering a run) wins over the Airflow
+# Variable (deployment-wide), which wins over the default. The base URL has no default:
+# without the param or the Variable the binary exits 2 naming LOOKERSDK_BASE_URL.
+IMAGE_TEMPLATE = "{{ params.image or var.value.get('looker_rerun_image', '" + DEFAULT_IMAGE + "') }}"
+BASE_URL_TEMPLATE = "{{ params.looker_base_url or var.value.get('looker_rerun_base_url', '') }}"
+
+# The window handed to the binary, RFC 3339 in UTC: the run's data interval unless the
+# run was triggered with explicit ``since``/``until`` params.
+SINCE_TEMPLATE = "{{ params.since or rfc3339_utc(data_interval_start) }}"
+UNTIL_TEMPLATE = "{{ params.until or rfc3339_utc(data_interval_end) }}"
+DRY_RUN_TEMPLATE = "{{ 'true' if params.dry_run else 'false' }}"
+
+# Where the binary writes its one-line JSON summary: the KubernetesPodOperator's XCom
+# sidecar reads this file and pushes it as the task's return value.
+RESULT_FILE = "/airflow/xcom/return.json"
+
+
+def rfc3339_utc(value: datetime.datetime | None) -> str:
+    """Format an aware datetime as RFC 3339 in UTC with a Z suffix, e.g. 2026-11-27T15:00:00Z."""
+    if value is None:
+        raise ValueError("the run has no data interval; trigger it with the since/until params")
+    return pendulum.instance(value).in_timezone("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+USER_DEFINED_MACROS = {"rfc3339_utc": rfc3339_utc}
+
+
+def dag_params(*, with_instance_settings: bool = True) -> dict[str, Param]:
+    """Params of the re-run DAGs. All optional; the defaults make a normal scheduled run."""
+    params = {
+        "since": Param(
+            None,
+            type=["null", "string"],
+            description="Start of the window, RFC 3339 (e.g. 2026-11-27T15:00:00Z). Empty: the run's data interval start.",
+        ),
+        "until": Param(
+            None,
+            type=["null", "string"],
+            description="End of the window, RFC 3339. Empty: the run's data interval end.",
+        ),
+        "dry_run": Param(False, type="boolean", description="List what would be re-run without re-running it."),
+    }
+    if with_instance_settings:
+        params["looker_base_url"] = Param(
+            None,
+            type=["null", "string"],
+            description="Looker API base URL. Empty: the Airflow Variable looker_rerun_base_url.",
+        )
+        params["image"] = Param(
+            None,
+            type=["null", "string"],
+            description=f"looker-rerun image. Empty: the Airflow Variable looker_rerun_image, else {DEFAULT_IMAGE}.",
+        )
+    return params
+
+
+def rerun_env(base_url: str = BASE_URL_TEMPLATE) -> dict[str, str]:
+    """Plain (non-secret) environment of the container. Credentials are never in here."""
+    return {
+        "LOOKERSDK_BASE_URL": base_url,
+        "LOOKERSDK_VERIFY_SSL": "true",
+        "LOOKERSDK_TIMEOUT": "120",
+        "RERUN_SINCE": SINCE_TEMPLATE,
+        "RERUN_UNTIL": UNTIL_TEMPLATE,
+        "RERUN_DRY_RUN": DRY_RUN_TEMPLATE,
+        "RERUN_RESULT_FILE": RESULT_FILE,
+        "LOG_FORMAT": "json",
+        "LOG_LEVEL": "info",
+    }
+
+
+def batch_done_in_window(inlet_events, data_interval_start, data_interval_end) -> PokeReturnValue:
+    """Poke: has the nightly batch published NIGHTLY_BATCH_DONE since the window started?
+
+    Any event after the window start counts, also one after its end: a batch that finished
+    late (after 10:00) still means the warehouse is fresh, and the run should go ahead.
+    """
+    start = rfc3339_utc(data_interval_start)
+    events = list(inlet_events[NIGHTLY_BATCH_DONE].after(start).ascending(True).limit(1))
+    if not events:
+        return PokeReturnValue(is_done=False)
+    return PokeReturnValue(is_done=True, xcom_value=events[0].timestamp.isoformat())
+
+
+def wait_for_nightly_batch_task():
+    """The sensor task, as the first task of a re-run DAG (call inside the DAG context)."""
+
+    @task.sensor(
+        task_id="wait_for_nightly_batch",
+        inlets=[NIGHTLY_BATCH_DONE],
+        mode="reschedule",
+        poke_interval=BATCH_POKE_INTERVAL,
+        timeout=BATCH_WAIT_TIMEOUT,
+        # A sensor timeout is final; a retry would only wait another 6 hours.
+        retries=0,
+    )
+    def wait_for_nightly_batch(inlet_events=None, data_interval_start=None, data_interval_end=None):
+        return batch_done_in_window(inlet_events, data_interval_start, data_interval_end)
+
+    return wait_for_nightly_batch()

@@ -1,0 +1,279 @@
+// Package looker is a client for the few Looker API 4.0 operations that
+// looker-rerun needs: login and logout, running a saved Look or an inline
+// query, and running a scheduled plan once.
+//
+// It imports only the standard library. Retries are the caller's business:
+// pass an *http.Client whose transport retries (for example
+// go-retryablehttp's StandardClient) with WithHTTPClient, and a more careful
+// one for the non-idempotent run_once call with WithRunOnceHTTPClient.
+package looker
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+)
+
+// APIVersion is the only Looker API version this client speaks. API 3.0 and
+// 3.1 were removed in Looker 23.18.
+const APIVersion = "4.0"
+
+const (
+	// maxErrorBody caps how much of an error response is read for its message.
+	maxErrorBody = 64 << 10
+	// maxBody caps a successful response. A 5,000-row System Activity result
+	// is a few MiB; anything near this cap is not the JSON we asked for.
+	maxBody = 64 << 20
+)
+
+// Client talks to one Looker instance. It is safe for concurrent use: one
+// login serves every call, and a call answered with 401 logs in again once
+// and is sent again.
+type Client struct {
+	base      *url.URL // ends in /api/4.0/
+	hc        *http.Client
+	runOnceHC *http.Client
+	userAgent string
+
+	clientID, clientSecret string
+
+	mu    sync.Mutex
+	token string
+}
+
+// An Option configures a Client.
+type Option func(*Client) error
+
+// WithHTTPClient sets the client used for every call except run_once. It
+// should retry what is safe to repeat; the default is http.DefaultClient.
+func WithHTTPClient(hc *http.Client) Option {
+	return func(c *Client) error {
+		if hc == nil {
+			return errors.New("nil http client")
+		}
+		c.hc = hc
+		return nil
+	}
+}
+
+// WithRunOnceHTTPClient sets the client used for scheduled_plan_run_once_by_id,
+// which is not idempotent: its transport must repeat a request only when
+// Looker certainly did not act on it. The default is the WithHTTPClient one.
+func WithRunOnceHTTPClient(hc *http.Client) Option {
+	return func(c *Client) error {
+		if hc == nil {
+			return errors.New("nil run_once http client")
+		}
+		c.runOnceHC = hc
+		return nil
+	}
+}
+
+// WithCredentials sets the API key that Login presents.
+func WithCredentials(clientID, clientSecret string) Option {
+	return func(c *Client) error {
+		if clientID == "" || clientSecret == "" {
+			return errors.New("empty client id or client secret")
+		}
+		c.clientID, c.clientSecret = clientID, clientSecret
+		return nil
+	}
+}
+
+// WithUserAgent sets the User-Agent header of every request.
+func WithUserAgent(ua string) Option {
+	return func(c *Client) error {
+		if strings.TrimSpace(ua) == "" {
+			return errors.New("empty user agent")
+		}
+		c.userAgent = ua
+		return nil
+	}
+}
+
+// NewClient returns a client for the Looker instance at baseURL, given with or
+// without the /api/4.0 suffix and trailing slash
+// (https://example.looker.com, https://example.looker.com:19999/api/4.0/).
+func NewClient(baseURL string, opts ...Option) (*Client, error) {
+	base, err := NormalizeBaseURL(baseURL)
+	if err != nil {
+		return nil, fmt.Errorf("looker: %w", err)
+	}
+	c := &Client{base: base, hc: http.DefaultClient, userAgent: "looker-rerun"}
+	for _, opt := range opts {
+		if err := opt(c); err != nil {
+			return nil, fmt.Errorf("looker: %w", err)
+		}
+	}
+	if c.runOnceHC == nil {
+		c.runOnceHC = c.hc
+	}
+	return c, nil
+}
+
+// NormalizeBaseURL parses a Looker base URL and returns it ending in
+// /api/4.0/. It rejects URLs that carry credentials, a query or a fragment,
+// and any other API version.
+func NormalizeBaseURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil {
+		return nil, fmt.Errorf("base url: %w", err)
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, fmt.Errorf("base url %q: scheme must be https or http", u.Redacted())
+	case u.Host == "":
+		return nil, fmt.Errorf("base url %q: no host", u.Redacted())
+	case u.User != nil:
+		return nil, fmt.Errorf("base url %q: must not carry credentials", u.Redacted())
+	case u.RawQuery != "" || u.Fragment != "":
+		return nil, fmt.Errorf("base url %q: must not have a query or fragment", u.Redacted())
+	}
+	p := strings.TrimRight(u.Path, "/")
+	if i := strings.LastIndex(p, "/api/"); i >= 0 {
+		if v := p[i+len("/api/"):]; v != APIVersion {
+			return nil, fmt.Errorf("base url %q: API version %q is not supported, only %s", u.Redacted(), v, APIVersion)
+		}
+		p = p[:i]
+	}
+	u.Path = p + "/api/" + APIVersion + "/"
+	u.RawPath = ""
+	return u, nil
+}
+
+// BaseURL returns the API root every request is sent under.
+func (c *Client) BaseURL() string { return c.base.String() }
+
+// newRequest builds a request for path (relative to /api/4.0/) with query
+// parameters q and, when body is not nil, a body: url.Values are sent
+// form-encoded, anything else as JSON. The body can be read again (GetBody),
+// so the request can be resent after a new login.
+func (c *Client) newRequest(ctx context.Context, method, path string, q url.Values, body any) (*http.Request, error) {
+	u := c.base.JoinPath(path)
+	u.RawQuery = q.Encode()
+	var (
+		r           io.Reader
+		contentType string
+	)
+	switch b := body.(type) {
+	case nil:
+	case url.Values:
+		r, contentType = strings.NewReader(b.Encode()), "application/x-www-form-urlencoded"
+	default:
+		buf, err := json.Marshal(b)
+		if err != nil {
+			return nil, err
+		}
+		r, contentType = bytes.NewReader(buf), "application/json"
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), r)
+	if err != nil {
+		return nil, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.userAgent)
+	return req, nil
+}
+
+// do sends req with hc, authenticated with the current token, and decodes a
+// JSON answer into v (unless v is nil). A 401 is answered by one new login and
+// one resend. Any other non-2xx status is returned as *Error.
+func (c *Client) do(hc *http.Client, req *http.Request, v any) error {
+	token := c.currentToken()
+	if token == "" {
+		if err := c.relogin(req.Context(), ""); err != nil {
+			return err
+		}
+		token = c.currentToken()
+	}
+	err := c.send(hc, withToken(req, token), v, true)
+	var lerr *Error
+	if !errors.As(err, &lerr) || lerr.StatusCode != http.StatusUnauthorized {
+		return err
+	}
+	if err := c.relogin(req.Context(), token); err != nil {
+		return err
+	}
+	again := req.Clone(req.Context())
+	if req.GetBody != nil {
+		if again.Body, err = req.GetBody(); err != nil {
+			return err
+		}
+	}
+	return c.send(hc, withToken(again, c.currentToken()), v, true)
+}
+
+func withToken(req *http.Request, token string) *http.Request {
+	req.Header.Set("Authorization", "token "+token)
+	return req
+}
+
+// send sends req as it is and decodes the answer. quote says whether a
+// malformed body may be quoted in the error: never for login, whose answer
+// carries the access token.
+func (c *Client) send(hc *http.Client, req *http.Request, v any, quote bool) error {
+	resp, err := hc.Do(req)
+	if err != nil {
+		// The URL in a *url.Error carries no secret: credentials travel in
+		// bodies and headers only.
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return newError(req, resp)
+	}
+	if v == nil || resp.StatusCode == http.StatusNoContent {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
+		return nil
+	}
+	return decodeJSON(req, resp, v, quote)
+}
+
+// decodeJSON decodes a 2xx answer, refusing HTML error pages from proxies and
+// load balancers that answer 200 in Looker's place.
+func decodeJSON(req *http.Request, resp *http.Response, v any, quote bool) error {
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	if err != nil {
+		return fmt.Errorf("%s %s: read response: %w", req.Method, req.URL.Path, err)
+	}
+	if len(body) > maxBody {
+		return fmt.Errorf("%s %s: response larger than %d bytes", req.Method, req.URL.Path, maxBody)
+	}
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "" && mt != "application/json" && !strings.HasSuffix(mt, "+json") {
+		return fmt.Errorf("%s %s: want a JSON response, got %s%s", req.Method, req.URL.Path, mt, snippet(body, quote))
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("%s %s: decode response: %w%s", req.Method, req.URL.Path, err, snippet(body, quote))
+	}
+	return nil
+}
+
+// snippet quotes the start of a body for an error message.
+func snippet(b []byte, quote bool) string {
+	const n = 120
+	if !quote {
+		return fmt.Sprintf(" (%d bytes, not shown)", len(b))
+	}
+	s := strings.ToValidUTF8(string(b), "?")
+	if len(s) > n {
+		s = s[:n] + "..."
+	}
+	return fmt.Sprintf(": %q", s)
+}
+
+func (c *Client) currentToken() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.token
+}

@@ -1,0 +1,55 @@
+package looker
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+)
+
+// Error is a non-2xx answer from Looker. Use errors.As to read it.
+type Error struct {
+	StatusCode int
+	Method     string
+	// Path is the request path without the query; it never carries a secret.
+	Path string
+	// Message is Looker's own message, or the start of the body when the
+	// answer was not Looker's JSON error.
+	Message string
+}
+
+func (e *Error) Error() string {
+	msg := e.Message
+	if msg == "" {
+		msg = http.StatusText(e.StatusCode)
+	}
+	return fmt.Sprintf("%s %s: %d: %s", e.Method, e.Path, e.StatusCode, msg)
+}
+
+// newError reads at most maxErrorBody bytes of a failed answer into an *Error.
+func newError(req *http.Request, resp *http.Response) *Error {
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	e := &Error{StatusCode: resp.StatusCode, Method: req.Method, Path: req.URL.Path}
+	var le struct {
+		Message string `json:"message"`
+		Errors  []struct {
+			Field   string `json:"field"`
+			Message string `json:"message"`
+		} `json:"errors"`
+	}
+	if json.Unmarshal(body, &le) == nil && le.Message != "" {
+		e.Message = le.Message
+		for _, d := range le.Errors {
+			e.Message += fmt.Sprintf("; %s: %s", d.Field, d.Message)
+		}
+		return e
+	}
+	if s := strings.TrimSpace(strings.ToValidUTF8(string(body), "?")); s != "" {
+		if len(s) > 200 {
+			s = s[:200] + "..."
+		}
+		e.Message = fmt.Sprintf("%q", s)
+	}
+	return e
+}
