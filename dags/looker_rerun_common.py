@@ -32,7 +32,7 @@ import datetime
 
 import pendulum
 
-from airflow.sdk import Asset, CronTriggerTimetable, Param, PokeReturnValue, task
+from airflow.sdk import Asset, BaseSensorOperator, CronTriggerTimetable, Param, PokeReturnValue
 
 TIMEZONE = "Asia/Tokyo"
 
@@ -105,7 +105,7 @@ def rfc3339_utc(value: datetime.datetime | None) -> str:
 USER_DEFINED_MACROS = {"rfc3339_utc": rfc3339_utc}
 
 
-def dag_params(*, with_instance_settings: bool = True) -> dict[str, Param]:
+def dag_params(*, with_base_url: bool = True) -> dict[str, Param]:
     """Params of the re-run DAGs. All optional; the defaults make a normal scheduled run."""
     params = {
         "since": Param(
@@ -119,17 +119,17 @@ def dag_params(*, with_instance_settings: bool = True) -> dict[str, Param]:
             description="End of the window, RFC 3339. Empty: the run's data interval end.",
         ),
         "dry_run": Param(False, type="boolean", description="List what would be re-run without re-running it."),
+        "image": Param(
+            None,
+            type=["null", "string"],
+            description=f"looker-rerun image. Empty: the Airflow Variable looker_rerun_image, else {DEFAULT_IMAGE}.",
+        ),
     }
-    if with_instance_settings:
+    if with_base_url:
         params["looker_base_url"] = Param(
             None,
             type=["null", "string"],
             description="Looker API base URL. Empty: the Airflow Variable looker_rerun_base_url.",
-        )
-        params["image"] = Param(
-            None,
-            type=["null", "string"],
-            description=f"looker-rerun image. Empty: the Airflow Variable looker_rerun_image, else {DEFAULT_IMAGE}.",
         )
     return params
 
@@ -149,32 +149,40 @@ def rerun_env(base_url: str = BASE_URL_TEMPLATE) -> dict[str, str]:
     }
 
 
-def batch_done_in_window(inlet_events, data_interval_start, data_interval_end) -> PokeReturnValue:
-    """Poke: has the nightly batch published NIGHTLY_BATCH_DONE since the window started?
+class NightlyBatchSensor(BaseSensorOperator):
+    """Wait until the nightly batch has published NIGHTLY_BATCH_DONE since the window started.
 
     Any event after the window start counts, also one after its end: a batch that finished
-    late (after 10:00) still means the warehouse is fresh, and the run should go ahead.
+    late (after 10:00) still means the warehouse is fresh, and the re-run should go ahead.
+    The event's timestamp becomes the task's XCom.
+
+    (A BaseSensorOperator subclass rather than ``@task.sensor``: in Airflow 3.3 with
+    apache-airflow-providers-standard 1.21 the decorator's PythonSensor import raises an
+    Airflow deprecation warning at parse time.)
     """
-    start = rfc3339_utc(data_interval_start)
-    events = list(inlet_events[NIGHTLY_BATCH_DONE].after(start).ascending(True).limit(1))
-    if not events:
-        return PokeReturnValue(is_done=False)
-    return PokeReturnValue(is_done=True, xcom_value=events[0].timestamp.isoformat())
+
+    def __init__(self, *, asset=NIGHTLY_BATCH_DONE, **kwargs):
+        kwargs.setdefault("inlets", [asset])
+        super().__init__(**kwargs)
+        self.asset = asset
+
+    def poke(self, context) -> PokeReturnValue:
+        start = rfc3339_utc(context["data_interval_start"])
+        events = list(context["inlet_events"][self.asset].after(start).ascending(True).limit(1))
+        if not events:
+            self.log.info("No %s event since %s yet", self.asset.name, start)
+            return PokeReturnValue(is_done=False)
+        self.log.info("%s published at %s", self.asset.name, events[0].timestamp)
+        return PokeReturnValue(is_done=True, xcom_value=events[0].timestamp.isoformat())
 
 
-def wait_for_nightly_batch_task():
+def wait_for_nightly_batch_task() -> NightlyBatchSensor:
     """The sensor task, as the first task of a re-run DAG (call inside the DAG context)."""
-
-    @task.sensor(
+    return NightlyBatchSensor(
         task_id="wait_for_nightly_batch",
-        inlets=[NIGHTLY_BATCH_DONE],
         mode="reschedule",
         poke_interval=BATCH_POKE_INTERVAL,
         timeout=BATCH_WAIT_TIMEOUT,
         # A sensor timeout is final; a retry would only wait another 6 hours.
         retries=0,
     )
-    def wait_for_nightly_batch(inlet_events=None, data_interval_start=None, data_interval_end=None):
-        return batch_done_in_window(inlet_events, data_interval_start, data_interval_end)
-
-    return wait_for_nightly_batch()

@@ -47,13 +47,13 @@ fatal() {
 	summary
 	exit 1
 }
-check() { # check DESCRIPTION COMMAND...: PASS if COMMAND succeeds.
+check() { # check DESCRIPTION COMMAND...: PASS if COMMAND succeeds; its stdout is dropped.
 	local desc=$1
 	shift
-	if "$@"; then pass "$desc"; else fail "$desc"; fi
+	if "$@" >/dev/null; then pass "$desc"; else fail "$desc"; fi
 }
-show() { # show FILE: indent a captured output file for the log.
-	sed 's/^/    | /' "$1" >&2
+show() { # show FILE: a captured output file, indented, for the log.
+	sed 's/^/    | /' "$1"
 }
 
 for tool in podman go git jq curl tar; do
@@ -188,7 +188,7 @@ check "image OCI labels present, version and revision match" jq -e \
 	and (.["org.opencontainers.image.source"] | startswith("https://"))
 	and .["org.opencontainers.image.version"] == $version
 	and .["org.opencontainers.image.revision"] == $revision
-	and .["org.opencontainers.image.licenses"] == "Apache-2.0"' <<<"$labels" >/dev/null
+	and .["org.opencontainers.image.licenses"] == "Apache-2.0"' <<<"$labels"
 
 # The runtime filesystem: the binary and the CA bundle, nothing else.
 cid=$(podman create --name "looker-rerun-imagetest-files-$$" "$IMAGE")
@@ -244,7 +244,7 @@ run_image() {
 		--network=host --read-only --cap-drop=ALL --security-opt=no-new-privileges \
 		"$@" >"$tmp/$name.out" 2>"$tmp/$name.err" || rc=$?
 	if ((rc >= 124)); then
-		echo "image-test: podman run $name exited $rc (timeout or podman error):" >&2
+		echo "image-test: podman run $name exited $rc (timeout or podman error):"
 		show "$tmp/$name.err"
 	fi
 }
@@ -275,15 +275,15 @@ if jq -e '
 	and .dry_run == false' <<<"$last_line" >/dev/null 2>&1; then
 	pass "summary on stdout: plans 101 and 105 re-run, none failed, dry_run false"
 else
-	echo "    stdout last line: $last_line" >&2
+	echo "    stdout last line: $last_line"
 	fail "summary on stdout: plans 101 and 105 re-run, none failed, dry_run false"
 fi
 
 if [[ -f $xcom/return.json ]] &&
-	[[ $(jq -cS . "$xcom/return.json" 2>/dev/null) == $(jq -cS . <<<"$last_line" 2>/dev/null) ]]; then
+	[[ $(jq -cS . "$xcom/return.json" 2>/dev/null) == "$(jq -cS . <<<"$last_line" 2>/dev/null)" ]]; then
 	pass "xcom return.json holds the summary"
 else
-	echo "    return.json: $(cat "$xcom/return.json" 2>/dev/null || echo '<missing>')" >&2
+	echo "    return.json: $(cat "$xcom/return.json" 2>/dev/null || echo '<missing>')"
 	fail "xcom return.json holds the summary"
 fi
 

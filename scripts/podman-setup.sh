@@ -5,7 +5,7 @@
 # the config drop-in is rewritten only when its content differs.
 #
 # Installs podman with runc (crun fails on this kernel's cgroup layout), busybox-static
-# (scripts/image-test.sh uses it for the offline Go build image) and jq, then sets three
+# (scripts/image-test.sh uses it for the offline Go build image), jq and curl, then sets three
 # engine options in a drop-in, /etc/containers/containers.conf.d/, which podman reads
 # after /etc/containers/containers.conf: an existing containers.conf is kept as it is and
 # only these keys are overridden.
@@ -20,7 +20,7 @@ if [[ $(id -u) -ne 0 ]]; then
 	exit 1
 fi
 
-packages=(podman runc conmon uidmap containernetworking-plugins busybox-static jq ca-certificates)
+packages=(podman runc conmon uidmap containernetworking-plugins busybox-static jq curl ca-certificates)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -1,0 +1,295 @@
+// Package rerun decides which failed Looker deliveries to re-run and re-runs
+// each exactly once, with System Activity as the ledger of what was already
+// done.
+package rerun
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
+
+	"github.com/looker-rerun/looker-rerun/looker"
+)
+
+// Looker is the part of *looker.Client that Run uses.
+type Looker interface {
+	RunLook(ctx context.Context, lookID string) ([]looker.Row, error)
+	RunInlineQuery(ctx context.Context, q looker.Query) ([]looker.Row, error)
+	RunOnce(ctx context.Context, planID string) (looker.ScheduledPlan, error)
+}
+
+// Options are the settings of one run.
+type Options struct {
+	// Since and Until bound the window [Since, Until) in which the failed
+	// deliveries started.
+	Since, Until time.Time
+	// LookID, when set, takes the failed plans from this saved Look instead
+	// of querying System Activity.
+	LookID string
+	// DryRun decides and reports everything and re-runs nothing.
+	DryRun bool
+	// Concurrency is how many plans are re-run at once (at least 1).
+	Concurrency int
+	// Rate is the most run_once calls a second; 0 is no cap.
+	Rate float64
+	// PageSize is the row limit asked of each System Activity query
+	// (Looker's default cap is 5,000).
+	PageSize int
+	// Grace is how long run_once calls in flight may go on after ctx ends.
+	Grace time.Duration
+	// Attempts bounds how often one plan's run_once is sent when Looker's
+	// answer is lost and System Activity shows no copy (at least 1).
+	Attempts int
+	// Now reads the clock; time.Now when nil.
+	Now func() time.Time
+	// Log receives the run's events.
+	Log zerolog.Logger
+}
+
+func (o *Options) defaults() {
+	if o.Concurrency < 1 {
+		o.Concurrency = 1
+	}
+	if o.PageSize < 1 {
+		o.PageSize = 5000
+	}
+	if o.Attempts < 1 {
+		o.Attempts = 3
+	}
+	if o.Grace <= 0 {
+		o.Grace = 5 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+type runner struct {
+	lk      Looker
+	opts    Options
+	log     zerolog.Logger
+	limiter *rate.Limiter
+
+	mu  sync.Mutex
+	sum *Summary
+}
+
+// Run finds the plans whose delivery failed in the window, re-runs each that
+// needs it once, and reports what it did. The summary is never nil. The error
+// is not nil when the failures could not be listed (nothing was re-run); a
+// failed re-run is reported in the summary, not as an error. When ctx ends,
+// no new re-run starts, the calls in flight get opts.Grace to finish, and the
+// plans left are listed as not attempted.
+func Run(ctx context.Context, lk Looker, opts Options) (*Summary, error) {
+	opts.defaults()
+	r := &runner{lk: lk, opts: opts, log: opts.Log, sum: newSummary(opts)}
+	if opts.Rate > 0 {
+		r.limiter = rate.NewLimiter(rate.Limit(opts.Rate), 1)
+	}
+	plans, copies, err := r.collect(ctx)
+	if err != nil {
+		r.sum.Error = err.Error()
+		return r.sum, err
+	}
+	var todo []*plan
+	for _, p := range plans {
+		d := decide(p, copies)
+		if d.reason == "" {
+			todo = append(todo, p)
+			continue
+		}
+		r.log.Info().Str("plan_id", p.ID).Str("name", p.Name).Str("reason", d.reason).Str("detail", d.detail).Msg("skipped")
+		r.sum.Skipped = append(r.sum.Skipped, Skip{PlanID: p.ID, Name: p.Name, Reason: d.reason, Detail: d.detail})
+	}
+	r.rerunAll(ctx, todo)
+	if ctx.Err() != nil {
+		r.sum.Error = "stopped before the end: " + context.Cause(ctx).Error()
+	}
+	r.sort()
+	return r.sum, nil
+}
+
+// collect lists the failed plans, their deliveries and the run-once copies.
+func (r *runner) collect(ctx context.Context) ([]*plan, []job, error) {
+	var (
+		ids    []string
+		failed []job
+		err    error
+	)
+	if r.opts.LookID != "" {
+		if ids, r.sum.FailedJobs, err = r.lookFailures(ctx); err != nil {
+			return nil, nil, err
+		}
+	} else {
+		if failed, err = r.failures(ctx); err != nil {
+			return nil, nil, err
+		}
+		r.sum.FailedJobs = len(failed)
+		seen := map[string]bool{}
+		for _, j := range failed {
+			if !seen[j.PlanID] {
+				seen[j.PlanID] = true
+				ids = append(ids, j.PlanID)
+			}
+		}
+	}
+	r.sum.FailedPlans = len(ids)
+	r.log.Info().Str("source", r.sum.Source).Int("failed_jobs", r.sum.FailedJobs).Int("failed_plans", len(ids)).Msg("listed failed deliveries")
+	if len(ids) == 0 {
+		return nil, nil, nil
+	}
+	hist, err := r.history(ctx, ids)
+	if err != nil {
+		return nil, nil, err
+	}
+	plans := gather(ids, append(failed, hist...), r.opts.Since, r.opts.Until)
+	earliest := time.Time{}
+	for _, p := range plans {
+		if p.Failures > 0 && (earliest.IsZero() || p.LastFailure.Before(earliest)) {
+			earliest = p.LastFailure
+		}
+	}
+	if earliest.IsZero() {
+		return plans, nil, nil
+	}
+	copies, err := r.copies(ctx, earliest)
+	if err != nil {
+		return nil, nil, err
+	}
+	return plans, copies, nil
+}
+
+// rerunAll re-runs the plans with bounded concurrency, one call at a time
+// per plan.
+func (r *runner) rerunAll(ctx context.Context, plans []*plan) {
+	// Calls in flight outlive ctx by the grace period, so a stop does not cut
+	// a run_once whose outcome would then be unknown.
+	callCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(r.opts.Grace, cancel) })
+	defer stop()
+
+	var g errgroup.Group
+	g.SetLimit(r.opts.Concurrency)
+	for _, p := range plans {
+		if ctx.Err() != nil {
+			r.notAttempted(p)
+			continue
+		}
+		g.Go(func() error {
+			r.rerun(ctx, callCtx, p)
+			return nil
+		})
+	}
+	_ = g.Wait()
+}
+
+func (r *runner) notAttempted(p *plan) {
+	r.log.Warn().Str("plan_id", p.ID).Str("name", p.Name).Msg("not attempted: the run was stopped")
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sum.NotAttempted = append(r.sum.NotAttempted, p.ID)
+}
+
+// rerun re-runs one plan. ctx gates starting; callCtx carries the calls.
+func (r *runner) rerun(ctx, callCtx context.Context, p *plan) {
+	log := r.log.With().Str("plan_id", p.ID).Str("name", p.Name).Logger()
+	if r.opts.DryRun {
+		log.Info().Time("last_failure", p.LastFailure).Int("failures", p.Failures).Msg("would re-run (dry run)")
+		r.done(Rerun{PlanID: p.ID, Name: p.Name, Failures: p.Failures, LastFailure: p.LastFailure})
+		return
+	}
+	for attempt := 1; ; attempt++ {
+		if ctx.Err() != nil {
+			r.notAttempted(p)
+			return
+		}
+		if r.limiter != nil {
+			if err := r.limiter.Wait(ctx); err != nil {
+				r.notAttempted(p)
+				return
+			}
+		}
+		np, err := r.lk.RunOnce(callCtx, p.ID)
+		if err == nil {
+			log.Info().Str("new_plan_id", np.ID).Int("attempt", attempt).Msg("re-run")
+			r.done(Rerun{PlanID: p.ID, Name: p.Name, NewPlanID: np.ID, Failures: p.Failures, LastFailure: p.LastFailure})
+			return
+		}
+		if NotActed(err) {
+			r.fail(log, p, err, "")
+			return
+		}
+		// Looker may have made the copy before the answer was lost: look for
+		// it before sending again, so the report goes out once at most.
+		log.Warn().Err(err).Int("attempt", attempt).Msg("run_once outcome unknown: checking System Activity for its copy")
+		c, found, cerr := r.findCopy(callCtx, p)
+		switch {
+		case cerr != nil:
+			r.fail(log, p, err, fmt.Sprintf("outcome unknown and System Activity could not be checked (%v): not sent again, to avoid a second delivery; check the plan's run-once copies", cerr))
+			return
+		case found:
+			log.Info().Str("new_plan_id", c.PlanID).Msg("re-run (confirmed in System Activity after a lost answer)")
+			r.done(Rerun{PlanID: p.ID, Name: p.Name, NewPlanID: c.PlanID, Failures: p.Failures, LastFailure: p.LastFailure,
+				Note: "answer lost (" + err.Error() + "); copy found in System Activity"})
+			return
+		case attempt >= r.opts.Attempts:
+			r.fail(log, p, err, fmt.Sprintf("gave up after %d attempts; System Activity shows no copy", attempt))
+			return
+		}
+	}
+}
+
+// findCopy looks for a run-once copy of p made since its latest failure, in
+// any state: after a lost answer even a failed copy means Looker acted.
+func (r *runner) findCopy(ctx context.Context, p *plan) (job, bool, error) {
+	copies, err := r.copies(ctx, p.LastFailure)
+	if err != nil {
+		return job{}, false, err
+	}
+	for _, c := range copies {
+		if c.key() == p.Key && c.PlanID != p.ID {
+			return c, true, nil
+		}
+	}
+	return job{}, false, nil
+}
+
+func (r *runner) done(rr Rerun) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sum.Rerun = append(r.sum.Rerun, rr)
+}
+
+func (r *runner) fail(log zerolog.Logger, p *plan, err error, note string) {
+	f := Failure{PlanID: p.ID, Name: p.Name, Error: err.Error()}
+	var lerr *looker.Error
+	if errors.As(err, &lerr) {
+		f.Status = lerr.StatusCode
+		if lerr.StatusCode == http.StatusNotFound {
+			f.Error = "the plan no longer exists (deleted since it failed?): " + f.Error
+		}
+	}
+	if note != "" {
+		f.Error += ": " + note
+	}
+	log.Error().Err(err).Int("status", f.Status).Str("note", note).Msg("re-run failed")
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sum.Failed = append(r.sum.Failed, f)
+}
+
+func (r *runner) sort() {
+	slices.SortFunc(r.sum.Rerun, func(a, b Rerun) int { return compareIDs(a.PlanID, b.PlanID) })
+	slices.SortFunc(r.sum.Skipped, func(a, b Skip) int { return compareIDs(a.PlanID, b.PlanID) })
+	slices.SortFunc(r.sum.Failed, func(a, b Failure) int { return compareIDs(a.PlanID, b.PlanID) })
+	slices.SortFunc(r.sum.NotAttempted, compareIDs)
+}

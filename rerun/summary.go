@@ -1,0 +1,85 @@
+package rerun
+
+import "time"
+
+// Summary is the one-line JSON report of a run: the last line of stdout and
+// the result file. Its field names are a public interface.
+type Summary struct {
+	Window Window `json:"window"`
+	// Source is "system_activity" or "look:ID".
+	Source string `json:"source"`
+	DryRun bool   `json:"dry_run"`
+	// FailedJobs is how many failed deliveries the source listed (System
+	// Activity: failed jobs in the window; a Look: its rows).
+	FailedJobs int `json:"failed_jobs"`
+	// FailedPlans is how many distinct plans they belong to.
+	FailedPlans int `json:"failed_plans"`
+	// Rerun lists the plans re-run (or, in a dry run, that would be).
+	Rerun []Rerun `json:"rerun"`
+	// Skipped lists the plans that needed no re-run, with the reason.
+	Skipped []Skip `json:"skipped"`
+	// Failed lists the plans whose re-run failed or whose outcome is unknown.
+	Failed []Failure `json:"failed"`
+	// NotAttempted lists the plans left alone because the run was stopped.
+	NotAttempted []string `json:"not_attempted"`
+	// Error says why the run could not list the failures (exit code 3), or
+	// was stopped.
+	Error string `json:"error,omitempty"`
+}
+
+// Window is the half-open time range [Since, Until) in which the failed
+// deliveries started.
+type Window struct {
+	Since time.Time `json:"since"`
+	Until time.Time `json:"until"`
+}
+
+// Rerun is a plan that was re-run.
+type Rerun struct {
+	PlanID string `json:"plan_id"`
+	Name   string `json:"name,omitempty"`
+	// NewPlanID is the run-once copy that Looker made; empty in a dry run.
+	NewPlanID   string    `json:"new_plan_id,omitempty"`
+	Failures    int       `json:"failures"`
+	LastFailure time.Time `json:"last_failure"`
+	// Note says how the re-run was confirmed when its answer was lost.
+	Note string `json:"note,omitempty"`
+}
+
+// Skip is a failed plan that was not re-run.
+type Skip struct {
+	PlanID string `json:"plan_id"`
+	Name   string `json:"name,omitempty"`
+	Reason string `json:"reason"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// Failure is a plan whose re-run failed.
+type Failure struct {
+	PlanID string `json:"plan_id"`
+	Name   string `json:"name,omitempty"`
+	// Status is Looker's HTTP status, 0 when there was no answer.
+	Status int    `json:"status,omitempty"`
+	Error  string `json:"error"`
+}
+
+// OK reports whether every plan that needed a re-run got one.
+func (s *Summary) OK() bool {
+	return s.Error == "" && len(s.Failed) == 0 && len(s.NotAttempted) == 0
+}
+
+func newSummary(opts Options) *Summary {
+	src := "system_activity"
+	if opts.LookID != "" {
+		src = "look:" + opts.LookID
+	}
+	return &Summary{
+		Window:       Window{Since: opts.Since.UTC(), Until: opts.Until.UTC()},
+		Source:       src,
+		DryRun:       opts.DryRun,
+		Rerun:        []Rerun{},
+		Skipped:      []Skip{},
+		Failed:       []Failure{},
+		NotAttempted: []string{},
+	}
+}

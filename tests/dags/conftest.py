@@ -1,0 +1,164 @@
+"""Test set-up for the DAGs in dags/: an isolated Airflow home and offline task rendering.
+
+Nothing here needs a database, a scheduler or a Kubernetes cluster: the DAG files are
+parsed with the same BundleDagBag the DAG processor and the workers use, and a task is
+rendered through the Task SDK's RuntimeTaskInstance, the object a worker renders it with,
+fed a TIRunContext like the one the API server sends.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+DAGS = REPO / "dags"
+
+# Before anything imports airflow: a throw-away AIRFLOW_HOME, so the tests never read or
+# write a real deployment's config, and no example DAGs.
+_home = tempfile.mkdtemp(prefix="looker-rerun-dag-tests-")
+os.environ["AIRFLOW_HOME"] = _home
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS)
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
+os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+for _k in [k for k in os.environ if k.startswith(("AIRFLOW_VAR_", "AIRFLOW_CONN_"))]:
+    del os.environ[_k]
+
+# The DAG files import looker_rerun_common from the bundle root, as in a deployment.
+if str(DAGS) not in sys.path:
+    sys.path.append(str(DAGS))
+
+import pendulum  # noqa: E402
+import pytest  # noqa: E402
+
+TOKYO = "Asia/Tokyo"
+
+
+@pytest.fixture(scope="session")
+def dagbag():
+    from airflow.dag_processing.dagbag import BundleDagBag
+
+    return BundleDagBag(dag_folder=DAGS, bundle_path=DAGS, bundle_name="dags-folder")
+
+
+@pytest.fixture
+def get_dag(dagbag):
+    def _get(dag_id):
+        assert not dagbag.import_errors, dagbag.import_errors
+        assert dag_id in dagbag.dags, f"{dag_id} not in {sorted(dagbag.dags)}"
+        return dagbag.dags[dag_id]
+
+    return _get
+
+
+def scheduled_interval(dag, run_day: str):
+    """The data interval and logical date the scheduler gives the run of ``run_day``
+    (YYYY-MM-DD, Asia/Tokyo), from the DAG's timetable in its scheduler-side form."""
+    from airflow.serialization.encoders import coerce_to_core_timetable
+    from airflow.timetables.base import DataInterval, TimeRestriction
+
+    timetable = coerce_to_core_timetable(dag.timetable)
+    day = pendulum.parse(run_day, tz=TOKYO)
+    # The previous run's interval, as the scheduler would have recorded it.
+    prev = timetable.next_dagrun_info(
+        last_automated_data_interval=None,
+        restriction=TimeRestriction(earliest=day.subtract(days=1), latest=None, catchup=True),
+    )
+    info = timetable.next_dagrun_info(
+        last_automated_data_interval=DataInterval(prev.data_interval.start, prev.data_interval.end),
+        restriction=TimeRestriction(earliest=None, latest=None, catchup=True),
+    )
+    return info
+
+
+class FakeSupervisorComms:
+    """Answers the Task SDK's requests to the supervisor the way an API server with no
+    Variables, Connections or asset events would (used for Variable defaults)."""
+
+    def send(self, msg):
+        from airflow.sdk.exceptions import ErrorType
+        from airflow.sdk.execution_time.comms import ErrorResponse
+
+        name = type(msg).__name__
+        if name == "GetVariable":
+            return ErrorResponse(error=ErrorType.VARIABLE_NOT_FOUND, detail={"key": msg.key})
+        if name == "GetConnection":
+            return ErrorResponse(error=ErrorType.CONNECTION_NOT_FOUND, detail={"conn_id": msg.conn_id})
+        raise AssertionError(f"unexpected supervisor request in an offline test: {msg!r}")
+
+
+@pytest.fixture
+def supervisor_comms(monkeypatch):
+    from airflow.sdk.execution_time import task_runner
+
+    comms = FakeSupervisorComms()
+    monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", comms, raising=False)
+    return comms
+
+
+def runtime_ti(task, *, data_interval_start, data_interval_end, logical_date=None, conf=None, map_index=-1):
+    """A RuntimeTaskInstance for ``task`` in a scheduled run with the given data interval."""
+    from airflow.sdk.api.datamodels._generated import DagRun, DagRunState, DagRunType, TIRunContext
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+    logical_date = logical_date or data_interval_end
+    run_id = f"scheduled__{logical_date.isoformat()}"
+    dag_run = DagRun(
+        dag_id=task.dag_id,
+        run_id=run_id,
+        logical_date=logical_date,
+        data_interval_start=data_interval_start,
+        data_interval_end=data_interval_end,
+        run_after=data_interval_end,
+        start_date=data_interval_end,
+        end_date=None,
+        run_type=DagRunType.SCHEDULED,
+        state=DagRunState.RUNNING,
+        conf=conf,
+        consumed_asset_events=[],
+        partition_key=None,
+    )
+    ti_context = TIRunContext(dag_run=dag_run, max_tries=task.retries)
+    return RuntimeTaskInstance.model_construct(
+        id=uuid.uuid4(),
+        task_id=task.task_id,
+        dag_id=task.dag_id,
+        run_id=run_id,
+        try_number=1,
+        dag_version_id=uuid.uuid4(),
+        map_index=map_index,
+        task=task,
+        bundle_instance=None,
+        _ti_context_from_server=ti_context,
+        max_tries=task.retries,
+        start_date=pendulum.now("UTC"),
+    )
+
+
+def render(task, **kwargs):
+    """Render ``task``'s templates as a worker would; returns (rendered task, context).
+    A mapped task comes back unmapped for the given map_index."""
+    ti = runtime_ti(task, **kwargs)
+    context = ti.get_template_context()
+    ti.render_templates(context=context)
+    return ti.task, context
+
+
+def build_pod(task, context):
+    """KubernetesPodOperator.build_pod_request_obj offline: the Kubernetes hook is patched
+    out (as the provider's own tests do), so no kube config or cluster is needed; the XCom
+    sidecar then gets the provider's default image and resources."""
+    from unittest import mock
+
+    with mock.patch("airflow.providers.cncf.kubernetes.operators.pod.KubernetesHook") as hook_cls:
+        hook = hook_cls.return_value
+        hook.get_namespace.return_value = "airflow"
+        hook.is_in_cluster = False
+        hook.get_xcom_sidecar_container_image.return_value = None
+        hook.get_xcom_sidecar_container_resources.return_value = None
+        hook.get_xcom_sidecar_container_security_context.return_value = None
+        return task.build_pod_request_obj(context)
