@@ -83,3 +83,11 @@ func newSummary(opts Options) *Summary {
 		NotAttempted: []string{},
 	}
 }
+
+// Failed returns the summary of a run that could not start, such as when the
+// login failed.
+func Failed(opts Options, err error) *Summary {
+	s := newSummary(opts)
+	s.Error = err.Error()
+	return s
+}

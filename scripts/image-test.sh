@@ -15,6 +15,8 @@
 #   GO_IMAGE         build stage image                  (the Dockerfile's GO_IMAGE default)
 #   REBUILD_GO_IMAGE 1 re-imports the build stage image even if it exists
 #   MAX_IMAGE_BYTES  size limit for the image           (10000000, 10 MB)
+#   RUN_MEMORY       memory limit for each run          (64m, as the DAGs set)
+#   RUN_TIMEOUT      seconds allowed for each run       (120)
 #
 # Prints a PASS or FAIL line per check and ends with "N passed, M failed"; exits 1 if
 # anything failed.
@@ -27,6 +29,7 @@ VERSION=${VERSION:-0.0.0-imagetest}
 REVISION=${REVISION:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}
 MAX_IMAGE_BYTES=${MAX_IMAGE_BYTES:-10000000}
 RUN_TIMEOUT=${RUN_TIMEOUT:-120}
+RUN_MEMORY=${RUN_MEMORY:-64m} # the DAGs' mem_limit
 
 passed=0
 failed=0
@@ -154,10 +157,10 @@ build_args=(--build-arg "VERSION=$VERSION" --build-arg "REVISION=$REVISION")
 [[ -n ${GO_IMAGE:-} ]] && build_args+=(--build-arg "GO_IMAGE=$go_image")
 # Module download settings the Dockerfile declares as ARGs: pass the host's, so a build
 # behind a proxy or mirror downloads the way `go` on the host does.
-for v in $(sed -n 's/^ARG \(GO[A-Z]*\)$/\1/p' Dockerfile); do
+while read -r v; do
 	val=$(go env "$v" 2>/dev/null || true)
 	[[ -n $val ]] && build_args+=(--build-arg "$v=$val")
-done
+done < <(sed -n 's/^ARG \(GO[A-Z]*\)$/\1/p' Dockerfile)
 
 echo "image-test: podman build -t $IMAGE (VERSION=$VERSION REVISION=$REVISION)"
 build_start=$SECONDS
@@ -181,6 +184,7 @@ check "image user is 65532:65532 (got '$user')" test "$user" = 65532:65532
 entrypoint=$(inspect '{{json .Config.Entrypoint}}')
 check "image entrypoint is exec form [\"/looker-rerun\"] (got $entrypoint)" test "$entrypoint" = '["/looker-rerun"]'
 labels=$(inspect '{{json .Labels}}')
+# shellcheck disable=SC2016 # $version and $revision are jq variables
 check "image OCI labels present, version and revision match" jq -e \
 	--arg version "$VERSION" --arg revision "$REVISION" '
 	.["org.opencontainers.image.title"] == "looker-rerun"
@@ -242,6 +246,7 @@ run_image() {
 	rc=0
 	timeout "$RUN_TIMEOUT" podman run --rm --name "looker-rerun-imagetest-$name-$$" \
 		--network=host --read-only --cap-drop=ALL --security-opt=no-new-privileges \
+		--memory="$RUN_MEMORY" \
 		"$@" >"$tmp/$name.out" 2>"$tmp/$name.err" || rc=$?
 	if ((rc >= 124)); then
 		echo "image-test: podman run $name exited $rc (timeout or podman error):"
@@ -256,8 +261,10 @@ secret=demo-secret
 xcom=$tmp/xcom
 mkdir -p "$xcom"
 chmod 0777 "$xcom" # written by uid 65532
+# RERUN_RESULT_FILE as the DAGs set it (dags/looker_rerun_common.py).
 run_image happy --user 65532:65532 -v "$xcom:/airflow/xcom" \
 	-e LOOKERSDK_BASE_URL="$url" -e LOOKERSDK_CLIENT_ID=demo-id -e LOOKERSDK_CLIENT_SECRET="$secret" \
+	-e RERUN_RESULT_FILE=/airflow/xcom/return.json \
 	"$IMAGE"
 if [[ $rc -eq 0 ]]; then
 	pass "happy path exits 0"

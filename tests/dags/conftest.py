@@ -8,6 +8,7 @@ fed a TIRunContext like the one the API server sends.
 
 from __future__ import annotations
 
+import copy
 import os
 import sys
 import tempfile
@@ -141,7 +142,14 @@ def runtime_ti(task, *, data_interval_start, data_interval_end, logical_date=Non
 
 def render(task, **kwargs):
     """Render ``task``'s templates as a worker would; returns (rendered task, context).
-    A mapped task comes back unmapped for the given map_index."""
+    A mapped task comes back unmapped for the given map_index.
+
+    Rendering writes the results onto the task, so it works on a copy of the task's DAG:
+    the session's DagBag stays as parsed (a worker parses the DAG file for every task).
+    """
+    task = copy.deepcopy(task.dag).get_task(task.task_id)
+    # Operators copy params shallowly, and DagRun.conf is merged into the Param objects.
+    task.params = copy.deepcopy(task.params)
     ti = runtime_ti(task, **kwargs)
     context = ti.get_template_context()
     ti.render_templates(context=context)

@@ -1,0 +1,241 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+	"github.com/rs/zerolog"
+
+	"github.com/looker-rerun/looker-rerun/looker"
+)
+
+// Config is every setting, read from the environment. The LOOKERSDK_ names
+// are the ones Looker's own SDKs read, so existing secrets and env files work
+// unchanged.
+type Config struct {
+	BaseURL      string `envconfig:"LOOKERSDK_BASE_URL" required:"true" desc:"Looker URL: https://example.looker.com, with or without :19999 and /api/4.0"`
+	ClientID     string `envconfig:"LOOKERSDK_CLIENT_ID" required:"true" desc:"API client id of the Looker user that re-runs the plans"`
+	ClientSecret string `envconfig:"LOOKERSDK_CLIENT_SECRET" required:"true" desc:"API client secret (never logged)"`
+	APIVersion   string `envconfig:"LOOKERSDK_API_VERSION" default:"4.0" desc:"Looker API version; only 4.0 exists since Looker 23.18"`
+	VerifySSL    bool   `envconfig:"LOOKERSDK_VERIFY_SSL" default:"true" desc:"verify Looker's TLS certificate"`
+	TimeoutSec   int    `envconfig:"LOOKERSDK_TIMEOUT" default:"120" desc:"seconds each HTTP request to Looker may take"`
+
+	Since    string        `envconfig:"RERUN_SINCE" desc:"start of the window of failed deliveries, RFC 3339 (default: RERUN_UNTIL minus RERUN_LOOKBACK)"`
+	Until    string        `envconfig:"RERUN_UNTIL" desc:"end of the window, RFC 3339, excluded (default: now)"`
+	Lookback time.Duration `envconfig:"RERUN_LOOKBACK" default:"10h" desc:"window length when RERUN_SINCE is not set"`
+	LookID   string        `envconfig:"RERUN_LOOK_ID" desc:"take the failed plans from this saved Look (rows with scheduled_plan.id) instead of querying System Activity"`
+	DryRun   bool          `envconfig:"RERUN_DRY_RUN" default:"false" desc:"decide and report everything, re-run nothing"`
+
+	Concurrency int     `envconfig:"RERUN_CONCURRENCY" default:"4" desc:"plans re-run at once"`
+	Rate        float64 `envconfig:"RERUN_RATE" default:"5" desc:"most run_once calls per second; 0 = no cap"`
+	ResultFile  string  `envconfig:"RERUN_RESULT_FILE" default:"/airflow/xcom/return.json" desc:"where the summary is written too: when its folder exists, or always when set"`
+
+	LogLevel  string `envconfig:"LOG_LEVEL" default:"info" desc:"trace, debug, info, warn or error"`
+	LogFormat string `envconfig:"LOG_FORMAT" default:"json" desc:"json, or console for people"`
+
+	// Derived by load.
+	since, until     time.Time
+	resultFileForced bool
+	level            zerolog.Level
+
+	// Retry timing; tests shorten it.
+	retryMax              int
+	retryWaitMin, waitMax time.Duration
+	grace                 time.Duration
+}
+
+// knownPrefix is the prefix of this tool's own variables: any other variable
+// with it is a misspelling, reported rather than ignored.
+const knownPrefix = "RERUN_"
+
+// loadConfig reads and checks the settings. now fills the default window.
+func loadConfig(now time.Time) (Config, error) {
+	var cfg Config
+	if err := envconfig.Process("", &cfg); err != nil {
+		return cfg, errors.Join(envError(err), misspelt())
+	}
+	cfg.retryMax, cfg.retryWaitMin, cfg.waitMax, cfg.grace = 5, time.Second, 30*time.Second, 5*time.Second
+	_, cfg.resultFileForced = os.LookupEnv("RERUN_RESULT_FILE")
+	return cfg, errors.Join(misspelt(), cfg.validate(now))
+}
+
+// envError rewrites envconfig's errors to name the variable plainly.
+func envError(err error) error {
+	var pe *envconfig.ParseError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s=%q: not a valid %s", pe.KeyName, pe.Value, pe.TypeName)
+	}
+	if msg, ok := strings.CutPrefix(err.Error(), "required key "); ok {
+		return fmt.Errorf("%s is required", strings.TrimSuffix(msg, " missing value"))
+	}
+	return err
+}
+
+// validate checks every value and joins every problem.
+func (c *Config) validate(now time.Time) error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	for _, v := range []struct{ name, value string }{
+		{"LOOKERSDK_BASE_URL", c.BaseURL}, {"LOOKERSDK_CLIENT_ID", c.ClientID}, {"LOOKERSDK_CLIENT_SECRET", c.ClientSecret},
+		{"LOOKERSDK_API_VERSION", c.APIVersion}, {"RERUN_RESULT_FILE", c.ResultFile}, {"LOG_LEVEL", c.LogLevel}, {"LOG_FORMAT", c.LogFormat},
+	} {
+		if strings.TrimSpace(v.value) == "" {
+			bad("%s is set but empty", v.name)
+		}
+	}
+	if c.BaseURL != "" {
+		if _, err := looker.NormalizeBaseURL(c.BaseURL); err != nil {
+			bad("LOOKERSDK_BASE_URL: %v", err)
+		}
+	}
+	if c.APIVersion != "" && c.APIVersion != looker.APIVersion {
+		bad("LOOKERSDK_API_VERSION=%q: only %s is supported (Looker removed 3.x in 23.18)", c.APIVersion, looker.APIVersion)
+	}
+	if c.TimeoutSec <= 0 {
+		bad("LOOKERSDK_TIMEOUT=%d: must be a positive number of seconds", c.TimeoutSec)
+	}
+	if c.Lookback <= 0 {
+		bad("RERUN_LOOKBACK=%s: must be positive", c.Lookback)
+	}
+	if c.Concurrency < 1 || c.Concurrency > 64 {
+		bad("RERUN_CONCURRENCY=%d: must be 1 to 64", c.Concurrency)
+	}
+	if c.Rate < 0 || c.Rate != c.Rate {
+		bad("RERUN_RATE=%v: must be 0 (no cap) or more", c.Rate)
+	}
+	if c.LookID != "" && strings.Trim(c.LookID, "0123456789") != "" {
+		bad("RERUN_LOOK_ID=%q: must be a Look id (digits)", c.LookID)
+	}
+	var err error
+	if c.level, err = zerolog.ParseLevel(c.LogLevel); c.LogLevel != "" && (err != nil || c.level == zerolog.NoLevel) {
+		bad("LOG_LEVEL=%q: must be trace, debug, info, warn or error", c.LogLevel)
+	}
+	if c.LogFormat != "" && c.LogFormat != "json" && c.LogFormat != "console" {
+		bad("LOG_FORMAT=%q: must be json or console", c.LogFormat)
+	}
+
+	c.until = now.UTC()
+	untilOK, sinceOK := true, true
+	if c.Until != "" {
+		if c.until, err = time.Parse(time.RFC3339, c.Until); err != nil {
+			untilOK = false
+			bad("RERUN_UNTIL=%q: not an RFC 3339 time such as 2026-11-28T01:00:00Z", c.Until)
+		}
+	}
+	c.since = c.until.Add(-c.Lookback)
+	if c.Since != "" {
+		if c.since, err = time.Parse(time.RFC3339, c.Since); err != nil {
+			sinceOK = false
+			bad("RERUN_SINCE=%q: not an RFC 3339 time such as 2026-11-27T16:00:00Z", c.Since)
+		}
+	}
+	if untilOK && sinceOK && !c.since.Before(c.until) {
+		bad("RERUN_SINCE=%s is not before RERUN_UNTIL=%s: the window is empty", c.since.Format(time.RFC3339), c.until.Format(time.RFC3339))
+	}
+	c.since, c.until = c.since.UTC(), c.until.UTC()
+	return errors.Join(errs...)
+}
+
+// misspelt reports RERUN_ variables this tool does not read.
+func misspelt() error {
+	known := knownVars()
+	var errs []error
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, knownPrefix) && !slices.Contains(known, name) {
+			msg := fmt.Sprintf("%s is not a setting of looker-rerun", name)
+			if near := nearest(name, known); near != "" {
+				msg += "; did you mean " + near + "?"
+			}
+			errs = append(errs, errors.New(msg))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// knownVars lists the variables Config reads, from its envconfig tags.
+func knownVars() []string {
+	var names []string
+	t := reflect.TypeFor[Config]()
+	for i := range t.NumField() {
+		if key := t.Field(i).Tag.Get("envconfig"); key != "" {
+			names = append(names, key)
+		}
+	}
+	return names
+}
+
+// nearest returns the known name closest to name, if it is close.
+func nearest(name string, known []string) string {
+	best, bestD := "", 4
+	for _, k := range known {
+		if d := distance(name, k); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	return best
+}
+
+// distance is the Levenshtein distance between a and b.
+func distance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// usage prints every setting with its default and meaning.
+func usage(w io.Writer) {
+	fmt.Fprintf(w, `looker-rerun re-runs, once each, the Looker scheduled deliveries that failed in a time window.
+
+Usage: looker-rerun [-h] [--version]
+
+Settings come from the environment:
+
+`)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	_ = envconfig.Usagef("", &Config{}, tw, "{{range .}}{{usage_key .}}\t{{if usage_required .}}required{{else}}{{usage_default .}}{{end}}\t{{usage_description .}}\n{{end}}")
+	_ = tw.Flush()
+	fmt.Fprint(w, `
+Exit codes: 0 every plan that needed a re-run got one (or none needed one);
+1 some re-runs failed or were not attempted; 2 bad settings; 3 could not log
+in or list the failed deliveries (nothing was re-run).
+
+The summary is the last line of stdout, and is written to RERUN_RESULT_FILE.
+`)
+}
+
+// logValue is the effective config for the first log line, secret masked.
+func (c Config) logValue(e *zerolog.Event) *zerolog.Event {
+	secret := "unset"
+	if c.ClientSecret != "" {
+		secret = "set"
+	}
+	return e.Str("base_url", c.BaseURL).Str("client_id", c.ClientID).Str("client_secret", secret).
+		Bool("verify_ssl", c.VerifySSL).Int("timeout_s", c.TimeoutSec).
+		Time("since", c.since).Time("until", c.until).Str("look_id", c.LookID).Bool("dry_run", c.DryRun).
+		Int("concurrency", c.Concurrency).Float64("rate", c.Rate).Str("result_file", c.ResultFile).
+		Str("log_level", c.LogLevel)
+}

@@ -1,0 +1,230 @@
+// Command looker-rerun re-runs, exactly once each, the Looker scheduled
+// deliveries that failed in a time window, and reports what it did so that
+// Airflow can alert. Settings come from the environment; run it with -h.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+	"github.com/rs/zerolog"
+
+	"github.com/looker-rerun/looker-rerun/looker"
+	"github.com/looker-rerun/looker-rerun/rerun"
+)
+
+// Set at build time with -ldflags "-X main.version=... -X main.revision=...".
+var (
+	version  = "dev"
+	revision = "unknown"
+)
+
+// Exit codes: a public interface, documented in the README.
+const (
+	exitOK       = 0
+	exitFailures = 1
+	exitConfig   = 2
+	exitNoList   = 3
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := realMain(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// realMain parses flags and settings, runs, and maps the outcome to an exit
+// code.
+func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("looker-rerun", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { usage(stdout) }
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitConfig
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "looker-rerun: unexpected arguments %q: settings come from the environment (see -h)\n", fs.Args())
+		return exitConfig
+	}
+	if *showVersion {
+		fmt.Fprintf(stdout, "looker-rerun %s (revision %s)\n", version, revision)
+		return exitOK
+	}
+	cfg, err := loadConfig(time.Now().Truncate(time.Second))
+	if err != nil {
+		fmt.Fprintf(stderr, "looker-rerun: bad settings (see -h):\n%v\n", err)
+		return exitConfig
+	}
+	return exitCode(run(ctx, cfg, stdout, stderr))
+}
+
+// runError carries the exit code of a run that did not fully succeed.
+type runError struct {
+	code int
+	err  error
+}
+
+func (e *runError) Error() string { return e.err.Error() }
+func (e *runError) Unwrap() error { return e.err }
+
+func exitCode(err error) int {
+	var re *runError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &re):
+		return re.code
+	}
+	return exitFailures
+}
+
+// run does the job with a checked config: log in, list, re-run, report.
+func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
+	log := newLogger(cfg, stderr)
+	cfg.logValue(log.Info().Str("version", version).Str("revision", revision)).Msg("looker-rerun starting")
+
+	lk, err := newLookerClient(cfg, log)
+	if err != nil {
+		return &runError{exitConfig, err}
+	}
+	opts := rerun.Options{
+		Since: cfg.since, Until: cfg.until, LookID: cfg.LookID, DryRun: cfg.DryRun,
+		Concurrency: cfg.Concurrency, Rate: cfg.Rate, Grace: cfg.grace, Log: log,
+	}
+
+	var sum *rerun.Summary
+	var runErr error
+	if err := lk.Login(ctx); err != nil {
+		sum, runErr = rerun.Failed(opts, err), &runError{exitNoList, err}
+	} else {
+		sum, err = rerun.Run(ctx, lk, opts)
+		if err != nil {
+			runErr = &runError{exitNoList, err}
+		}
+		logout(ctx, lk, log)
+	}
+	if runErr == nil && !sum.OK() {
+		runErr = &runError{exitFailures, fmt.Errorf("%d re-runs failed, %d not attempted", len(sum.Failed), len(sum.NotAttempted))}
+	}
+	if err := report(cfg, sum, stdout); err != nil {
+		log.Error().Err(err).Msg("could not write the summary")
+		if runErr == nil {
+			runErr = &runError{exitFailures, err}
+		}
+	}
+	ev := log.Info()
+	if runErr != nil {
+		ev = log.Error().Err(runErr)
+	}
+	ev.Int("rerun", len(sum.Rerun)).Int("skipped", len(sum.Skipped)).Int("failed", len(sum.Failed)).
+		Int("not_attempted", len(sum.NotAttempted)).Int("exit_code", exitCode(runErr)).Msg("looker-rerun done")
+	return runErr
+}
+
+// logout revokes the token even when the run was stopped, within a short
+// deadline of its own.
+func logout(ctx context.Context, lk *looker.Client, log zerolog.Logger) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := lk.Logout(ctx); err != nil {
+		log.Warn().Err(err).Msg("logout failed; the token expires by itself")
+	}
+}
+
+// report prints the summary as the last line of stdout and writes it to the
+// result file when its folder exists or RERUN_RESULT_FILE was set.
+func report(cfg Config, sum *rerun.Summary, stdout io.Writer) error {
+	line, err := json.Marshal(sum)
+	if err != nil {
+		return err
+	}
+	line = append(line, '\n')
+	_, werr := stdout.Write(line)
+	dir := filepath.Dir(cfg.ResultFile)
+	if _, err := os.Stat(dir); err != nil && !cfg.resultFileForced {
+		return werr
+	}
+	return errors.Join(werr, writeFileAtomic(cfg.ResultFile, line))
+}
+
+// writeFileAtomic writes through a temporary file in the same folder, so a
+// reader (Airflow's XCom sidecar) never sees half a summary.
+func writeFileAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".looker-rerun-*")
+	if err != nil {
+		return fmt.Errorf("result file: %w", err)
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("result file: %w", err)
+	}
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		return fmt.Errorf("result file: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("result file: %w", err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("result file: %w", err)
+	}
+	return nil
+}
+
+func newLogger(cfg Config, stderr io.Writer) zerolog.Logger {
+	var w io.Writer = stderr
+	if cfg.LogFormat == "console" {
+		// Airflow's log view shows colour codes raw.
+		w = zerolog.ConsoleWriter{Out: stderr, NoColor: true, TimeFormat: time.RFC3339}
+	}
+	return zerolog.New(w).Level(cfg.level).With().Timestamp().Logger()
+}
+
+// newLookerClient wires the Looker client: one retrying HTTP client for the
+// calls that are safe to repeat, a careful one for run_once.
+func newLookerClient(cfg Config, log zerolog.Logger) (*looker.Client, error) {
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	if !cfg.VerifySSL {
+		transport.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the user asked, as Looker's SDKs allow
+	}
+	newClient := func(check retryablehttp.CheckRetry) *http.Client {
+		c := retryablehttp.NewClient()
+		c.HTTPClient = &http.Client{
+			Transport: transport,
+			Timeout:   time.Duration(cfg.TimeoutSec) * time.Second,
+			// A redirect would turn POST /login into a GET and lose the
+			// form; report it instead.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+		c.RetryMax, c.RetryWaitMin, c.RetryWaitMax = cfg.retryMax, cfg.retryWaitMin, cfg.waitMax
+		c.CheckRetry, c.Backoff = check, rerun.Backoff
+		// Keep the last answer, so the caller sees Looker's status and message.
+		c.ErrorHandler = retryablehttp.PassthroughErrorHandler
+		c.Logger = rerun.RetryLogger{Log: log, RetryMax: cfg.retryMax}
+		return c.StandardClient()
+	}
+	return looker.NewClient(cfg.BaseURL,
+		looker.WithHTTPClient(newClient(rerun.RetrySafe)),
+		looker.WithRunOnceHTTPClient(newClient(rerun.RetryRunOnce)),
+		looker.WithCredentials(cfg.ClientID, cfg.ClientSecret),
+		looker.WithUserAgent("looker-rerun/"+version),
+	)
+}

@@ -1,0 +1,226 @@
+"""Render the re-run tasks for a given data interval and check what the container gets.
+
+KubernetesPodOperator: templates rendered as on a worker, then the pod request built
+offline (Kubernetes hook patched), and the V1Pod checked. DockerOperator: the rendered
+environment, and the private environment filled from the Connection at execute time.
+"""
+
+from __future__ import annotations
+
+import pendulum
+import pytest
+
+from conftest import build_pod, render, scheduled_interval
+
+WINDOW = {
+    "data_interval_start": pendulum.datetime(2026, 11, 27, 15, tz="UTC"),
+    "data_interval_end": pendulum.datetime(2026, 11, 28, 1, tz="UTC"),
+}
+CREDENTIAL_ENVS = {"LOOKERSDK_CLIENT_ID", "LOOKERSDK_CLIENT_SECRET"}
+RESTRICTED = {
+    "run_as_non_root": True,
+    "run_as_user": 65532,
+    "run_as_group": 65532,
+    "read_only_root_filesystem": True,
+    "allow_privilege_escalation": False,
+    "capabilities": {"add": None, "drop": ["ALL"]},
+    "seccomp_profile": {"localhost_profile": None, "type": "RuntimeDefault"},
+}
+
+
+def env_of(container):
+    return {e.name: e for e in container.env}
+
+
+def containers_by_name(pod):
+    return {c.name: c for c in pod.spec.containers}
+
+
+def rendered_pod(dag, *, conf=None, map_index=-1, window=WINDOW):
+    task, context = render(dag.get_task("rerun_failed_deliveries"), conf=conf, map_index=map_index, **window)
+    return task, build_pod(task, context)
+
+
+def check_pod(pod, *, image, base_url, secret_name):
+    containers = containers_by_name(pod)
+    assert set(containers) == {"base", "airflow-xcom-sidecar"}
+    base = containers["base"]
+
+    assert base.image == image
+    assert base.command == [] and base.args == []
+
+    env = env_of(base)
+    # The window: the run's data interval, RFC 3339 in UTC.
+    assert env["RERUN_SINCE"].value == "2026-11-27T15:00:00Z"
+    assert env["RERUN_UNTIL"].value == "2026-11-28T01:00:00Z"
+    assert env["LOOKERSDK_BASE_URL"].value == base_url
+    assert env["LOG_FORMAT"].value == "json"
+    assert env["RERUN_DRY_RUN"].value == "false"
+    assert env["RERUN_RESULT_FILE"].value == "/airflow/xcom/return.json"
+    assert env["LOOKERSDK_VERIFY_SSL"].value == "true"
+    # Only settings the binary reads.
+    known = {
+        "LOOKERSDK_BASE_URL", "LOOKERSDK_CLIENT_ID", "LOOKERSDK_CLIENT_SECRET", "LOOKERSDK_VERIFY_SSL",
+        "LOOKERSDK_TIMEOUT", "RERUN_SINCE", "RERUN_UNTIL", "RERUN_LOOKBACK", "RERUN_LOOK_ID",
+        "RERUN_DRY_RUN", "RERUN_CONCURRENCY", "RERUN_RATE", "RERUN_RESULT_FILE", "RERUN_WAIT",
+        "LOG_LEVEL", "LOG_FORMAT",
+    }  # fmt: skip
+    assert set(env) <= known, set(env) - known
+
+    # Credentials: secretKeyRef only, never a value.
+    for name, key in [("LOOKERSDK_CLIENT_ID", "client_id"), ("LOOKERSDK_CLIENT_SECRET", "client_secret")]:
+        assert env[name].value is None
+        ref = env[name].value_from.secret_key_ref
+        assert (ref.name, ref.key) == (secret_name, key)
+    plain = {n for n, e in env.items() if e.value_from is None}
+    assert not (plain & CREDENTIAL_ENVS)
+    assert not base.env_from
+
+    assert base.resources.requests == {"cpu": "10m", "memory": "32Mi"}
+    assert base.resources.limits == {"memory": "64Mi"}
+
+    set_fields = {k: v for k, v in base.security_context.to_dict().items() if v is not None}
+    assert set_fields == RESTRICTED
+    psc = pod.spec.security_context
+    assert (psc.run_as_non_root, psc.run_as_user, psc.run_as_group, psc.fs_group) == (True, 65532, 65532, 65532)
+    assert psc.seccomp_profile.type == "RuntimeDefault"
+    assert pod.spec.automount_service_account_token is False
+    assert not pod.spec.host_network
+    assert pod.spec.restart_policy == "Never"
+
+    # XCom: an emptyDir mounted at /airflow/xcom in both containers.
+    volumes = {v.name: v for v in pod.spec.volumes}
+    assert volumes["xcom"].empty_dir is not None
+    for c in containers.values():
+        assert any(m.name == "xcom" and m.mount_path == "/airflow/xcom" for m in c.volume_mounts), c.name
+    sidecar = containers["airflow-xcom-sidecar"]
+    assert sidecar.security_context.to_dict()["read_only_root_filesystem"] is True
+    assert sidecar.security_context.to_dict()["capabilities"]["drop"] == ["ALL"]
+
+
+def test_single_instance_pod(get_dag, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_VAR_LOOKER_RERUN_BASE_URL", "https://looker.example.test")
+    monkeypatch.setenv("AIRFLOW_VAR_LOOKER_RERUN_IMAGE", "registry.example.test/looker-rerun:1.2.3")
+    dag = get_dag("looker_rerun")
+    task, pod = rendered_pod(dag)
+
+    assert task.do_xcom_push is True
+    assert task.retries == 1
+    check_pod(
+        pod,
+        image="registry.example.test/looker-rerun:1.2.3",
+        base_url="https://looker.example.test",
+        secret_name="looker-rerun",
+    )
+    assert pod.metadata.name.startswith("looker-rerun-")
+    assert pod.metadata.labels["app.kubernetes.io/name"] == "looker-rerun"
+    assert pod.metadata.labels["dag_id"] == "looker_rerun"
+
+
+def test_window_matches_the_scheduled_interval(get_dag, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_VAR_LOOKER_RERUN_BASE_URL", "https://looker.example.test")
+    monkeypatch.setenv("AIRFLOW_VAR_LOOKER_RERUN_IMAGE", "img")
+    dag = get_dag("looker_rerun")
+    info = scheduled_interval(dag, "2026-11-28")
+    window = {"data_interval_start": info.data_interval.start, "data_interval_end": info.data_interval.end}
+    _, pod = rendered_pod(dag, window=window)
+    env = env_of(containers_by_name(pod)["base"])
+    assert (env["RERUN_SINCE"].value, env["RERUN_UNTIL"].value) == ("2026-11-27T15:00:00Z", "2026-11-28T01:00:00Z")
+
+
+def test_params_override_window_image_and_url(get_dag, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_VAR_LOOKER_RERUN_BASE_URL", "https://from-variable.example.test")
+    dag = get_dag("looker_rerun")
+    _, pod = rendered_pod(
+        dag,
+        conf={
+            "since": "2026-11-20T15:00:00Z",
+            "until": "2026-11-21T01:00:00Z",
+            "looker_base_url": "https://from-param.example.test",
+            "image": "looker-rerun:param",
+            "dry_run": True,
+        },
+    )
+    base = containers_by_name(pod)["base"]
+    env = env_of(base)
+    assert base.image == "looker-rerun:param"
+    assert env["LOOKERSDK_BASE_URL"].value == "https://from-param.example.test"
+    assert env["RERUN_SINCE"].value == "2026-11-20T15:00:00Z"
+    assert env["RERUN_UNTIL"].value == "2026-11-21T01:00:00Z"
+    assert env["RERUN_DRY_RUN"].value == "true"
+
+
+def test_defaults_without_variables(get_dag, supervisor_comms):
+    # No Variables anywhere: the image falls back to the published one, the base URL is
+    # left empty (the binary then exits 2 naming LOOKERSDK_BASE_URL).
+    dag = get_dag("looker_rerun")
+    _, pod = rendered_pod(dag)
+    base = containers_by_name(pod)["base"]
+    assert base.image == "ghcr.io/looker-rerun/looker-rerun:latest"
+    assert env_of(base)["LOOKERSDK_BASE_URL"].value == ""
+
+
+@pytest.mark.parametrize(
+    ("map_index", "name", "base_url", "secret"),
+    [
+        (0, "prod", "https://prod.looker.example.com", "looker-rerun-prod"),
+        (1, "emea", "https://emea.looker.example.com", "looker-rerun-emea"),
+    ],
+)
+def test_multi_instance_mapped_pods(get_dag, monkeypatch, map_index, name, base_url, secret):
+    import looker_rerun
+
+    monkeypatch.setenv("AIRFLOW_VAR_LOOKER_RERUN_IMAGE", "registry.example.test/looker-rerun:1.2.3")
+    dag = get_dag("looker_rerun_multi")
+    mapped = dag.get_task("rerun_failed_deliveries")
+    assert mapped.is_mapped
+    assert len(looker_rerun.LOOKER_INSTANCES) == 2
+
+    task, pod = rendered_pod(dag, map_index=map_index)
+
+    assert task.do_xcom_push is True
+    check_pod(pod, image="registry.example.test/looker-rerun:1.2.3", base_url=base_url, secret_name=secret)
+    assert pod.metadata.name.startswith(f"looker-rerun-{name}-")
+    assert pod.metadata.labels["looker-instance"] == name
+    assert pod.metadata.labels["map_index"] == str(map_index)
+
+
+def test_docker_variant(get_dag, monkeypatch):
+    from unittest import mock
+
+    from airflow.providers.docker.operators.docker import DockerOperator
+    from airflow.sdk import Connection
+
+    monkeypatch.setenv("AIRFLOW_VAR_LOOKER_RERUN_BASE_URL", "https://looker.example.test")
+    monkeypatch.setenv("AIRFLOW_VAR_LOOKER_RERUN_IMAGE", "registry.example.test/looker-rerun:1.2.3")
+    dag = get_dag("looker_rerun_docker")
+    task, context = render(dag.get_task("rerun_failed_deliveries"), **WINDOW)
+
+    assert task.image == "registry.example.test/looker-rerun:1.2.3"
+    assert task.environment["RERUN_SINCE"] == "2026-11-27T15:00:00Z"
+    assert task.environment["RERUN_UNTIL"] == "2026-11-28T01:00:00Z"
+    assert task.environment["LOOKERSDK_BASE_URL"] == "https://looker.example.test"
+    assert not (set(task.environment) & CREDENTIAL_ENVS)
+    assert "private_environment" not in task.template_fields
+    assert task.do_xcom_push is True and task.xcom_all is False
+    assert task.user == "65532:65532"
+    assert task.mem_limit == "64m"
+    assert task.privileged is False
+    assert [(m["Target"], m["Type"]) for m in task.mounts] == [("/airflow/xcom", "tmpfs")]
+
+    conn = Connection(conn_id="looker_rerun", conn_type="generic", login="the-id", password="the-secret")
+    seen = {}
+
+    def fake_execute(self, context):
+        seen.update(self._private_environment)
+        return '{"rerun":[],"skipped":[],"failed":[]}'
+
+    with (
+        mock.patch.object(Connection, "get", return_value=conn) as get,
+        mock.patch.object(DockerOperator, "execute", fake_execute),
+    ):
+        result = task.execute(context)
+
+    get.assert_called_once_with("looker_rerun")
+    assert seen == {"LOOKERSDK_CLIENT_ID": "the-id", "LOOKERSDK_CLIENT_SECRET": "the-secret"}
+    assert result.startswith("{")
