@@ -274,9 +274,10 @@ else
 fi
 
 last_line=$(tail -n1 "$tmp/happy.out")
+# Plan ids are strings in Looker's 4.0 API; numbers are accepted too.
 if jq -e '
 	(.rerun | type == "array") and (.skipped | type == "array") and (.failed | type == "array")
-	and ([.rerun[].plan_id] | sort) == [101, 105]
+	and ([.rerun[].plan_id | tostring] | sort) == ["101", "105"]
 	and all(.rerun[]; .new_plan_id != null)
 	and (.failed | length) == 0
 	and .dry_run == false' <<<"$last_line" >/dev/null 2>&1; then
@@ -327,6 +328,20 @@ else
 	show "$tmp/version.out"
 	show "$tmp/version.err"
 	fail "--version prints $VERSION (got exit $rc)"
+fi
+
+# --- the stand-in saw only requests it knows --------------------------------------------
+# On SIGTERM lookertest prints each request it did not expect as
+# "lookertest: METHOD PATH: why".
+
+kill -TERM "$lookertest_pid"
+wait "$lookertest_pid" || true
+lookertest_pid=
+if grep -E '^lookertest: [A-Z]+ /' "$tmp/lookertest.log" >"$tmp/unexpected"; then
+	show "$tmp/unexpected"
+	fail "stand-in saw no unexpected requests"
+else
+	pass "stand-in saw no unexpected requests"
 fi
 
 summary

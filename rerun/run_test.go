@@ -1,0 +1,411 @@
+package rerun_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/rs/zerolog"
+
+	"github.com/looker-rerun/looker-rerun/looker"
+	"github.com/looker-rerun/looker-rerun/looker/lookertest"
+	"github.com/looker-rerun/looker-rerun/rerun"
+)
+
+// morning is a window of failed deliveries ending an hour before now, so the
+// run-once copies the stand-in makes (at the real now) come after it.
+type morning struct {
+	since, until time.Time
+}
+
+func newMorning() morning {
+	until := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
+	return morning{since: until.Add(-10 * time.Hour), until: until}
+}
+
+// at is a time inside the window, h hours after it opens.
+func (m morning) at(h float64) time.Time {
+	return m.since.Add(time.Duration(h * float64(time.Hour)))
+}
+
+func newClient(t *testing.T, s *lookertest.Server) *looker.Client {
+	t.Helper()
+	c, err := looker.NewClient(s.URL, looker.WithCredentials(lookertest.ClientID, lookertest.ClientSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func (m morning) opts() rerun.Options {
+	return rerun.Options{Since: m.since, Until: m.until, Concurrency: 4, Log: zerolog.Nop()}
+}
+
+func runOnce(t *testing.T, s *lookertest.Server, opts rerun.Options) *rerun.Summary {
+	t.Helper()
+	sum, err := rerun.Run(context.Background(), newClient(t, s), opts)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	return sum
+}
+
+func reasons(sum *rerun.Summary) map[string]string {
+	out := map[string]string{}
+	for _, sk := range sum.Skipped {
+		out[sk.PlanID] = sk.Reason
+	}
+	return out
+}
+
+func rerunIDs(sum *rerun.Summary) []string {
+	var ids []string
+	for _, r := range sum.Rerun {
+		ids = append(ids, r.PlanID)
+	}
+	return ids
+}
+
+func TestRules(t *testing.T) {
+	t.Parallel()
+	m := newMorning()
+	tests := []struct {
+		name        string
+		seed        func(s *lookertest.Server)
+		wantReruns  map[string]int
+		wantSkipped map[string]string
+		wantJobs    int
+	}{
+		{
+			name: "a plan that failed twice is re-run once",
+			seed: func(s *lookertest.Server) {
+				s.AddFailure("1", m.at(1), "boom")
+				s.AddFailure("1", m.at(2), "boom again")
+			},
+			wantReruns:  map[string]int{"1": 1},
+			wantSkipped: map[string]string{},
+			wantJobs:    2,
+		},
+		{
+			name: "window edges: the start is in, the end is out",
+			seed: func(s *lookertest.Server) {
+				s.AddFailure("1", m.since, "at the start")
+				s.AddFailure("2", m.until, "at the end")
+				s.AddFailure("3", m.since.Add(-time.Second), "just before")
+				s.AddFailure("4", m.until.Add(-time.Second), "last second")
+			},
+			wantReruns:  map[string]int{"1": 1, "4": 1},
+			wantSkipped: map[string]string{},
+			wantJobs:    2,
+		},
+		{
+			name: "one-off sends are ignored",
+			seed: func(s *lookertest.Server) {
+				s.AddPlan(lookertest.Plan{ID: "5", RunOnce: true})
+				s.AddFailure("5", m.at(1), "a test send failed")
+			},
+			wantReruns:  map[string]int{},
+			wantSkipped: map[string]string{},
+			wantJobs:    0,
+		},
+		{
+			name: "a later success is not re-sent, a later failure is",
+			seed: func(s *lookertest.Server) {
+				s.AddFailure("1", m.at(1), "boom")
+				s.AddSuccess("1", m.at(2))
+				s.AddSuccess("2", m.at(1))
+				s.AddFailure("2", m.at(2), "boom")
+				s.AddFailure("3", m.at(1), "boom")
+				s.AddSuccess("3", m.until.Add(30*time.Minute)) // after the window, before now
+			},
+			wantReruns:  map[string]int{"2": 1},
+			wantSkipped: map[string]string{"1": rerun.ReasonLaterSuccess, "3": rerun.ReasonLaterSuccess},
+			wantJobs:    3,
+		},
+		{
+			name: "a delivery running now is not doubled",
+			seed: func(s *lookertest.Server) {
+				s.AddFailure("1", m.at(1), "boom")
+				s.AddJob(lookertest.Job{PlanID: "1", Created: m.at(9)}) // no status: running
+			},
+			wantReruns:  map[string]int{},
+			wantSkipped: map[string]string{"1": rerun.ReasonRunInProgress},
+			wantJobs:    1,
+		},
+		{
+			name: "an existing re-run that succeeded or is running is not repeated; a failed one is",
+			seed: func(s *lookertest.Server) {
+				for _, id := range []string{"1", "2", "3", "4"} {
+					s.AddPlan(lookertest.Plan{ID: id, Name: "Report " + id, UserID: "9", ContentTypeID: "look::" + id, Destinations: "#c" + id})
+					s.AddFailure(id, m.at(2), "boom")
+				}
+				copyOf := func(orig, id string, made time.Time, status string) {
+					s.AddPlan(lookertest.Plan{ID: id, Name: "Report " + orig, UserID: "9", ContentTypeID: "look::" + orig,
+						Destinations: "#c" + orig, RunOnce: true, Created: made})
+					if status != "none" {
+						s.AddJob(lookertest.Job{PlanID: id, Status: status, Created: made})
+					}
+				}
+				copyOf("1", "101", m.at(3), "success")
+				copyOf("2", "102", m.at(3), "")     // running
+				copyOf("3", "103", m.at(3), "none") // created, not started yet
+				copyOf("4", "104", m.at(3), "failure")
+				copyOf("4", "105", m.at(1), "success") // before the failure: not a re-run of it
+			},
+			wantReruns: map[string]int{"4": 1},
+			wantSkipped: map[string]string{
+				"1": rerun.ReasonAlreadyRerun, "2": rerun.ReasonAlreadyRerun, "3": rerun.ReasonAlreadyRerun,
+			},
+			wantJobs: 4,
+		},
+		{
+			name: "a copy made before the latest failure does not cover it",
+			seed: func(s *lookertest.Server) {
+				s.AddFailure("1", m.at(1), "boom") // opens the copies query early
+				s.AddSuccess("1", m.at(1.5))
+				s.AddPlan(lookertest.Plan{ID: "2", Name: "Ops", ContentTypeID: "look::2", Destinations: "#ops"})
+				s.AddFailure("2", m.at(2), "boom")
+				s.AddPlan(lookertest.Plan{ID: "202", Name: "Ops", ContentTypeID: "look::2", Destinations: "#ops", RunOnce: true, Created: m.at(3)})
+				s.AddJob(lookertest.Job{PlanID: "202", Status: "success", Created: m.at(3)})
+				s.AddFailure("2", m.at(5), "failed again at the next schedule")
+			},
+			wantReruns:  map[string]int{"2": 1},
+			wantSkipped: map[string]string{"1": rerun.ReasonLaterSuccess},
+			wantJobs:    3,
+		},
+		{
+			name: "a copy of another plan does not count",
+			seed: func(s *lookertest.Server) {
+				s.AddPlan(lookertest.Plan{ID: "1", Name: "Sales", ContentTypeID: "look::1", Destinations: "#sales"})
+				s.AddPlan(lookertest.Plan{ID: "2", Name: "Sales", ContentTypeID: "look::1", Destinations: "#exec"})
+				s.AddFailure("1", m.at(1), "boom")
+				s.AddPlan(lookertest.Plan{ID: "201", Name: "Sales", ContentTypeID: "look::1", Destinations: "#exec", RunOnce: true, Created: m.at(2)})
+				s.AddJob(lookertest.Job{PlanID: "201", Status: "success", Created: m.at(2)})
+			},
+			wantReruns:  map[string]int{"1": 1},
+			wantSkipped: map[string]string{},
+			wantJobs:    1,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := lookertest.NewServer(t)
+			tt.seed(s)
+			sum := runOnce(t, s, m.opts())
+			if diff := cmp.Diff(tt.wantReruns, s.Reruns()); diff != "" {
+				t.Errorf("deliveries per plan (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.wantSkipped, reasons(sum)); diff != "" {
+				t.Errorf("skipped (-want +got):\n%s", diff)
+			}
+			if sum.FailedJobs != tt.wantJobs {
+				t.Errorf("failed_jobs = %d, want %d", sum.FailedJobs, tt.wantJobs)
+			}
+			if len(sum.Failed) != 0 || !sum.OK() {
+				t.Errorf("failed = %+v, want none", sum.Failed)
+			}
+		})
+	}
+}
+
+func TestTwoRunsInARowDeliverOnce(t *testing.T) {
+	t.Parallel()
+	m := newMorning()
+	s := lookertest.NewServer(t)
+	for _, id := range []string{"1", "2", "3"} {
+		s.AddFailure(id, m.at(1), "boom")
+	}
+	first := runOnce(t, s, m.opts())
+	second := runOnce(t, s, m.opts())
+	third := runOnce(t, s, m.opts())
+
+	if diff := cmp.Diff(map[string]int{"1": 1, "2": 1, "3": 1}, s.Reruns()); diff != "" {
+		t.Errorf("deliveries per plan after three runs (-want +got):\n%s", diff)
+	}
+	if got := rerunIDs(first); len(got) != 3 {
+		t.Errorf("first run re-ran %v, want 3 plans", got)
+	}
+	for i, sum := range []*rerun.Summary{second, third} {
+		if len(sum.Rerun) != 0 {
+			t.Errorf("run %d re-ran %v, want nothing", i+2, rerunIDs(sum))
+		}
+		want := map[string]string{"1": rerun.ReasonAlreadyRerun, "2": rerun.ReasonAlreadyRerun, "3": rerun.ReasonAlreadyRerun}
+		if diff := cmp.Diff(want, reasons(sum)); diff != "" {
+			t.Errorf("run %d skipped (-want +got):\n%s", i+2, diff)
+		}
+	}
+}
+
+func TestSummaryNamesTheCopies(t *testing.T) {
+	t.Parallel()
+	m := newMorning()
+	s := lookertest.NewServer(t)
+	s.AddPlan(lookertest.Plan{ID: "42", Name: "Daily revenue"})
+	s.AddFailure("42", m.at(1), "boom")
+	s.AddFailure("42", m.at(3), "boom")
+	sum := runOnce(t, s, m.opts())
+	want := []rerun.Rerun{{PlanID: "42", Name: "Daily revenue", NewPlanID: s.Copies("42")[0], Failures: 2, LastFailure: m.at(3)}}
+	if diff := cmp.Diff(want, sum.Rerun); diff != "" {
+		t.Errorf("rerun (-want +got):\n%s", diff)
+	}
+	if sum.Window != (rerun.Window{Since: m.since, Until: m.until}) || sum.Source != "system_activity" || sum.FailedPlans != 1 {
+		t.Errorf("summary header = %+v", sum)
+	}
+}
+
+func TestDryRunSendsNothing(t *testing.T) {
+	t.Parallel()
+	m := newMorning()
+	s := lookertest.NewServer(t)
+	s.AddFailure("1", m.at(1), "boom")
+	s.AddFailure("2", m.at(1), "boom")
+	s.AddSuccess("2", m.at(2))
+	opts := m.opts()
+	opts.DryRun = true
+	sum := runOnce(t, s, opts)
+	if got := s.Reruns(); len(got) != 0 {
+		t.Errorf("dry run delivered %v", got)
+	}
+	for _, c := range s.Calls() {
+		if c.Op == lookertest.OpRunOnce {
+			t.Errorf("dry run called %s", c.URL)
+		}
+	}
+	if !sum.DryRun || cmp.Diff([]string{"1"}, rerunIDs(sum)) != "" || sum.Rerun[0].NewPlanID != "" {
+		t.Errorf("dry run summary = %+v, want plan 1 as would-rerun without a new plan id", sum)
+	}
+	if diff := cmp.Diff(map[string]string{"2": rerun.ReasonLaterSuccess}, reasons(sum)); diff != "" {
+		t.Errorf("skipped (-want +got):\n%s", diff)
+	}
+}
+
+func TestMoreFailuresThanOneQueryReturns(t *testing.T) {
+	t.Parallel()
+	m := newMorning()
+	s := lookertest.NewServer(t)
+	const n = 230
+	for i := range n {
+		id := 1000 + i
+		// Crowd them: many in the same minute, so pages split several times.
+		s.AddFailure(itoa(id), m.at(1).Add(time.Duration(i%37)*time.Second), "boom")
+	}
+	opts := m.opts()
+	opts.PageSize = 50
+	sum := runOnce(t, s, opts)
+	if sum.FailedJobs != n || len(sum.Rerun) != n {
+		t.Fatalf("found %d failed jobs and re-ran %d plans, want %d and %d", sum.FailedJobs, len(sum.Rerun), n, n)
+	}
+	for id, got := range s.Reruns() {
+		if got != 1 {
+			t.Errorf("plan %s delivered %d times, want 1", id, got)
+		}
+	}
+	for _, c := range s.Calls() {
+		if c.Op == lookertest.OpRunInlineQuery && !strings.Contains(c.Body, `"limit":"50"`) {
+			t.Errorf("query without the page limit: %s", c.Body)
+		}
+	}
+}
+
+func TestLooker5000RowCutIsNeverSilent(t *testing.T) {
+	t.Parallel()
+	m := newMorning()
+	s := lookertest.NewServer(t)
+	// More failures in one second than one page holds: no split can list them.
+	for i := range 12 {
+		s.AddFailure(itoa(2000+i), m.at(2), "boom")
+	}
+	opts := m.opts()
+	opts.PageSize = 10
+	sum, err := rerun.Run(context.Background(), newClient(t, s), opts)
+	if err == nil || !strings.Contains(err.Error(), "cannot list them all") {
+		t.Fatalf("Run error = %v, want a loud error about the cut", err)
+	}
+	if len(s.Reruns()) != 0 || sum.Error == "" {
+		t.Errorf("re-ran %v with an incomplete list; summary error %q", s.Reruns(), sum.Error)
+	}
+}
+
+func TestLookMode(t *testing.T) {
+	t.Parallel()
+	m := newMorning()
+	s := lookertest.NewServer(t)
+	s.AddFailure("1", m.at(1), "boom")
+	s.AddFailure("1", m.at(2), "boom")
+	s.AddFailure("2", m.at(1), "boom")
+	s.AddSuccess("2", m.at(2))
+	s.AddFailure("3", m.since.Add(-time.Hour), "before the window")
+	s.AddLook("77", []map[string]any{
+		{"scheduled_plan.id": 1, "scheduled_job.status": "failure"},
+		{"scheduled_plan.id": 1, "scheduled_job.status": "failure"},
+		{"scheduled_plan.id": "2", "scheduled_job.status": "failure"},
+		{"scheduled_plan.id": 3, "scheduled_job.status": "failure"},
+	})
+	opts := m.opts()
+	opts.LookID = "77"
+	sum := runOnce(t, s, opts)
+	if diff := cmp.Diff(map[string]int{"1": 1}, s.Reruns()); diff != "" {
+		t.Errorf("deliveries (-want +got):\n%s", diff)
+	}
+	want := map[string]string{"2": rerun.ReasonLaterSuccess, "3": rerun.ReasonNotInWindow}
+	if diff := cmp.Diff(want, reasons(sum)); diff != "" {
+		t.Errorf("skipped (-want +got):\n%s", diff)
+	}
+	if sum.Source != "look:77" || sum.FailedJobs != 4 || sum.FailedPlans != 3 {
+		t.Errorf("source %q, failed_jobs %d, failed_plans %d; want look:77, 4, 3", sum.Source, sum.FailedJobs, sum.FailedPlans)
+	}
+}
+
+func TestLookWithoutPlanIDColumn(t *testing.T) {
+	t.Parallel()
+	m := newMorning()
+	s := lookertest.NewServer(t)
+	s.AddFailure("1", m.at(1), "boom")
+	s.AddLook("78", []map[string]any{{"scheduled_job.id": 5, "scheduled_plan.name": "Sales"}})
+	opts := m.opts()
+	opts.LookID = "78"
+	_, err := rerun.Run(context.Background(), newClient(t, s), opts)
+	if err == nil || !strings.Contains(err.Error(), "scheduled_plan.id") || !strings.Contains(err.Error(), "scheduled_plan.name") {
+		t.Fatalf("Run error = %v, want one naming the missing column and the ones present", err)
+	}
+	if len(s.Reruns()) != 0 {
+		t.Errorf("re-ran %v", s.Reruns())
+	}
+}
+
+func TestMissingLook(t *testing.T) {
+	t.Parallel()
+	s := lookertest.NewServer(t)
+	opts := newMorning().opts()
+	opts.LookID = "404"
+	_, err := rerun.Run(context.Background(), newClient(t, s), opts)
+	var lerr *looker.Error
+	if !asLookerError(err, &lerr) || lerr.StatusCode != http.StatusNotFound {
+		t.Fatalf("Run error = %v, want a *looker.Error 404", err)
+	}
+}
+
+func TestDeletedPlanIsReportedOthersStillRun(t *testing.T) {
+	t.Parallel()
+	m := newMorning()
+	s := lookertest.NewServer(t)
+	for _, id := range []string{"1", "2", "3"} {
+		s.AddFailure(id, m.at(1), "boom")
+	}
+	s.DeletePlan("2")
+	sum := runOnce(t, s, m.opts())
+	if diff := cmp.Diff(map[string]int{"1": 1, "3": 1}, s.Reruns()); diff != "" {
+		t.Errorf("deliveries (-want +got):\n%s", diff)
+	}
+	if len(sum.Failed) != 1 || sum.Failed[0].PlanID != "2" || sum.Failed[0].Status != http.StatusNotFound ||
+		!strings.Contains(sum.Failed[0].Error, "no longer exists") {
+		t.Errorf("failed = %+v, want plan 2 with a 404 saying it no longer exists", sum.Failed)
+	}
+	if sum.OK() {
+		t.Error("summary OK with a failed re-run")
+	}
+}
