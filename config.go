@@ -46,11 +46,20 @@ type Config struct {
 	resultFileForced bool
 	level            zerolog.Level
 
-	// Retry timing; tests shorten it.
-	retryMax              int
-	retryWaitMin, waitMax time.Duration
-	grace                 time.Duration
+	retry retryTiming
 }
+
+// retryTiming is how hard the HTTP clients retry and how long a stopped run
+// lets its calls finish. Tests shorten it.
+type retryTiming struct {
+	max              int
+	waitMin, waitMax time.Duration
+	grace            time.Duration
+}
+
+// defaultRetry bounds a login against an unreachable Looker to about a
+// minute of backoff (plus the request timeouts), then exit 3.
+var defaultRetry = retryTiming{max: 5, waitMin: time.Second, waitMax: 30 * time.Second, grace: 5 * time.Second}
 
 // knownPrefix is the prefix of this tool's own variables: any other variable
 // with it is a misspelling, reported rather than ignored.
@@ -62,7 +71,7 @@ func loadConfig(now time.Time) (Config, error) {
 	if err := envconfig.Process("", &cfg); err != nil {
 		return cfg, errors.Join(envError(err), misspelt())
 	}
-	cfg.retryMax, cfg.retryWaitMin, cfg.waitMax, cfg.grace = 5, time.Second, 30*time.Second, 5*time.Second
+	cfg.retry = defaultRetry
 	_, cfg.resultFileForced = os.LookupEnv("RERUN_RESULT_FILE")
 	return cfg, errors.Join(misspelt(), cfg.validate(now))
 }

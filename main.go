@@ -106,7 +106,7 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	}
 	opts := rerun.Options{
 		Since: cfg.since, Until: cfg.until, LookID: cfg.LookID, DryRun: cfg.DryRun,
-		Concurrency: cfg.Concurrency, Rate: cfg.Rate, Grace: cfg.grace, Log: log,
+		Concurrency: cfg.Concurrency, Rate: cfg.Rate, Grace: cfg.retry.grace, Log: log,
 	}
 
 	var sum *rerun.Summary
@@ -214,11 +214,11 @@ func newLookerClient(cfg Config, log zerolog.Logger) (*looker.Client, error) {
 			// form; report it instead.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
-		c.RetryMax, c.RetryWaitMin, c.RetryWaitMax = cfg.retryMax, cfg.retryWaitMin, cfg.waitMax
+		c.RetryMax, c.RetryWaitMin, c.RetryWaitMax = cfg.retry.max, cfg.retry.waitMin, cfg.retry.waitMax
 		c.CheckRetry, c.Backoff = check, rerun.Backoff
 		// Keep the last answer, so the caller sees Looker's status and message.
 		c.ErrorHandler = retryablehttp.PassthroughErrorHandler
-		c.Logger = rerun.RetryLogger{Log: log, RetryMax: cfg.retryMax}
+		c.Logger = rerun.RetryLogger{Log: log, RetryMax: cfg.retry.max}
 		return c.StandardClient()
 	}
 	return looker.NewClient(cfg.BaseURL,

@@ -107,6 +107,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, op string, args [
 	if !sleep(r, f.Delay) {
 		return 0
 	}
+	if f.ExpireTokens {
+		s.ExpireTokens()
+	}
 	if f.AfterAction {
 		// Looker acted, then the answer was lost or replaced.
 		s.handle(httptest.NewRecorder(), r, op, args)
@@ -343,6 +346,9 @@ type Fault struct {
 	AfterAction bool
 	// Reset closes the connection without answering.
 	Reset bool
+	// ExpireTokens revokes every access token first, as their expiry
+	// would: the request is then answered 401.
+	ExpireTokens bool
 	// Status, RetryAfter, ContentType and Body make the answer. With Status
 	// set and no Body, the body is Looker's JSON error.
 	Status      int
