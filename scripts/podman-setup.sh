@@ -4,7 +4,8 @@
 # Run as root (CI does). Safe to run again: packages already present are left alone and
 # the config drop-in is rewritten only when its content differs.
 #
-# Installs podman with runc (crun fails on this kernel's cgroup layout), busybox-static
+# Installs podman with runc (crun fails on this kernel's cgroup layout), catatonit (podman
+# builds its pod infra image from it, for `podman kube play` in tests/dags), busybox-static
 # (scripts/image-test.sh uses it for the offline Go build image), jq and curl, then sets three
 # engine options in a drop-in, /etc/containers/containers.conf.d/, which podman reads
 # after /etc/containers/containers.conf: an existing containers.conf is kept as it is and
@@ -20,7 +21,7 @@ if [[ $(id -u) -ne 0 ]]; then
 	exit 1
 fi
 
-packages=(podman runc conmon uidmap containernetworking-plugins busybox-static jq curl ca-certificates)
+packages=(podman runc conmon catatonit uidmap containernetworking-plugins busybox-static jq curl ca-certificates)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -32,8 +33,8 @@ if ((${#missing[@]})); then
 	echo "podman-setup.sh: installing ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
-	# No recommends: they would pull in crun-alternatives, buildah, dbus-user-session and
-	# fuse-overlayfs, none of which a rootful podman on native overlay needs.
+	# No recommends: they would pull in buildah, dbus-user-session, fuse-overlayfs and
+	# slirp4netns, none of which a rootful podman on native overlay needs.
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
 	echo "podman-setup.sh: packages already installed"
@@ -85,3 +86,16 @@ else
 	exit 1
 fi
 podman rmi --force localhost/looker-rerun-setup-probe:latest >/dev/null
+
+# A pod on the host network, as `podman kube play` makes for tests/dags: its infra
+# container comes from a pause image podman builds locally from catatonit.
+podman pod rm --force --ignore looker-rerun-setup-probe >/dev/null
+if out=$(podman pod create --name looker-rerun-setup-probe --network=host 2>&1 &&
+	podman pod start looker-rerun-setup-probe 2>&1); then
+	echo "podman-setup.sh: podman pods work"
+	podman pod rm --force looker-rerun-setup-probe >/dev/null
+else
+	echo "podman-setup.sh: podman pod failed: $out" >&2
+	podman pod rm --force --ignore looker-rerun-setup-probe >/dev/null 2>&1 || true
+	exit 1
+fi
