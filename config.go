@@ -45,6 +45,7 @@ type Config struct {
 	since, until     time.Time
 	resultFileForced bool
 	level            zerolog.Level
+	timeout          time.Duration // per request; tests shorten it
 
 	retry retryTiming
 }
@@ -112,6 +113,7 @@ func (c *Config) validate(now time.Time) error {
 	if c.TimeoutSec <= 0 {
 		bad("LOOKERSDK_TIMEOUT=%d: must be a positive number of seconds", c.TimeoutSec)
 	}
+	c.timeout = time.Duration(c.TimeoutSec) * time.Second
 	if c.Lookback <= 0 {
 		bad("RERUN_LOOKBACK=%s: must be positive", c.Lookback)
 	}

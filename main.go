@@ -100,18 +100,22 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	log := newLogger(cfg, stderr)
 	cfg.logValue(log.Info().Str("version", version).Str("revision", revision)).Msg("looker-rerun starting")
 
-	lk, err := newLookerClient(cfg, log)
+	pacer := rerun.NewPacer(cfg.Rate, log)
+	lk, err := newLookerClient(cfg, pacer, log)
 	if err != nil {
 		return &runError{exitConfig, err}
 	}
 	opts := rerun.Options{
 		Since: cfg.since, Until: cfg.until, LookID: cfg.LookID, DryRun: cfg.DryRun,
-		Concurrency: cfg.Concurrency, Rate: cfg.Rate, Grace: cfg.retry.grace, Log: log,
+		Concurrency: cfg.Concurrency, Pacer: pacer, Grace: cfg.retry.grace, Log: log,
 	}
 
 	var sum *rerun.Summary
 	var runErr error
+	start := time.Now()
 	if err := lk.Login(ctx); err != nil {
+		err = fmt.Errorf("could not log in to %s (%d attempts over %s): %w",
+			lk.BaseURL(), cfg.retry.max+1, time.Since(start).Round(time.Millisecond), err)
 		sum, runErr = rerun.Failed(opts, err), &runError{exitNoList, err}
 	} else {
 		sum, err = rerun.Run(ctx, lk, opts)
@@ -189,18 +193,19 @@ func writeFileAtomic(path string, data []byte) error {
 	return nil
 }
 
+// newLogger logs to stderr; workers log at once, so writes are serialised.
 func newLogger(cfg Config, stderr io.Writer) zerolog.Logger {
-	var w io.Writer = stderr
+	w := zerolog.SyncWriter(stderr)
 	if cfg.LogFormat == "console" {
 		// Airflow's log view shows colour codes raw.
-		w = zerolog.ConsoleWriter{Out: stderr, NoColor: true, TimeFormat: time.RFC3339}
+		w = zerolog.SyncWriter(zerolog.ConsoleWriter{Out: stderr, NoColor: true, TimeFormat: time.RFC3339})
 	}
 	return zerolog.New(w).Level(cfg.level).With().Timestamp().Logger()
 }
 
 // newLookerClient wires the Looker client: one retrying HTTP client for the
 // calls that are safe to repeat, a careful one for run_once.
-func newLookerClient(cfg Config, log zerolog.Logger) (*looker.Client, error) {
+func newLookerClient(cfg Config, pacer *rerun.Pacer, log zerolog.Logger) (*looker.Client, error) {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	if !cfg.VerifySSL {
 		transport.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the user asked, as Looker's SDKs allow
@@ -209,7 +214,7 @@ func newLookerClient(cfg Config, log zerolog.Logger) (*looker.Client, error) {
 		c := retryablehttp.NewClient()
 		c.HTTPClient = &http.Client{
 			Transport: transport,
-			Timeout:   time.Duration(cfg.TimeoutSec) * time.Second,
+			Timeout:   cfg.timeout,
 			// A redirect would turn POST /login into a GET and lose the
 			// form; report it instead.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -219,6 +224,7 @@ func newLookerClient(cfg Config, log zerolog.Logger) (*looker.Client, error) {
 		// Keep the last answer, so the caller sees Looker's status and message.
 		c.ErrorHandler = retryablehttp.PassthroughErrorHandler
 		c.Logger = rerun.RetryLogger{Log: log, RetryMax: cfg.retry.max}
+		c.ResponseLogHook = pacer.ResponseHook
 		return c.StandardClient()
 	}
 	return looker.NewClient(cfg.BaseURL,

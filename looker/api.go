@@ -70,13 +70,19 @@ func (c *Client) RunInlineQuery(ctx context.Context, q Query) ([]Row, error) {
 	return rows, nil
 }
 
-// rows decodes a json result. A query that fails in the database still
-// answers 200, with the error as a row holding looker_error.
+// rows sends req and decodes its json result.
 func (c *Client) rows(req *http.Request) ([]Row, error) {
 	var raw json.RawMessage
 	if err := c.do(c.hc, req, &raw); err != nil {
 		return nil, err
 	}
+	return DecodeRows(raw)
+}
+
+// DecodeRows decodes a json result: an array of objects. A query that fails
+// in the database still answers 200, with the error as a row (or object)
+// holding looker_error; that is returned as an error.
+func DecodeRows(raw []byte) ([]Row, error) {
 	var rows []Row
 	if err := json.Unmarshal(raw, &rows); err != nil {
 		var obj Row

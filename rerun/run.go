@@ -14,7 +14,6 @@ import (
 
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
-	"golang.org/x/time/rate"
 
 	"github.com/looker-rerun/looker-rerun/looker"
 )
@@ -38,8 +37,9 @@ type Options struct {
 	DryRun bool
 	// Concurrency is how many plans are re-run at once (at least 1).
 	Concurrency int
-	// Rate is the most run_once calls a second; 0 is no cap.
-	Rate float64
+	// Pacer spaces the run_once calls; nil is no cap. Share it with the
+	// transport's response hook so 429s slow it down (see Pacer.Throttled).
+	Pacer *Pacer
 	// PageSize is the row limit asked of each System Activity query
 	// (Looker's default cap is 5,000).
 	PageSize int
@@ -73,10 +73,9 @@ func (o *Options) defaults() {
 }
 
 type runner struct {
-	lk      Looker
-	opts    Options
-	log     zerolog.Logger
-	limiter *rate.Limiter
+	lk   Looker
+	opts Options
+	log  zerolog.Logger
 
 	mu  sync.Mutex
 	sum *Summary
@@ -91,9 +90,6 @@ type runner struct {
 func Run(ctx context.Context, lk Looker, opts Options) (*Summary, error) {
 	opts.defaults()
 	r := &runner{lk: lk, opts: opts, log: opts.Log, sum: newSummary(opts)}
-	if opts.Rate > 0 {
-		r.limiter = rate.NewLimiter(rate.Limit(opts.Rate), 1)
-	}
 	plans, copies, err := r.collect(ctx)
 	if err != nil {
 		r.sum.Error = err.Error()
@@ -212,11 +208,9 @@ func (r *runner) rerun(ctx, callCtx context.Context, p *plan) {
 			r.notAttempted(p)
 			return
 		}
-		if r.limiter != nil {
-			if err := r.limiter.Wait(ctx); err != nil {
-				r.notAttempted(p)
-				return
-			}
+		if err := r.opts.Pacer.Wait(ctx); err != nil {
+			r.notAttempted(p)
+			return
 		}
 		np, err := r.lk.RunOnce(callCtx, p.ID)
 		if err == nil {
