@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -401,3 +402,5 @@ func TestSecretsNeverAppear(t *testing.T) {
 		t.Errorf("%d tokens still live after the run: no logout", s.LiveTokens())
 	}
 }
+
+func itoa(i int) string { return strconv.Itoa(i) }

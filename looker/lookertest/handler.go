@@ -104,15 +104,32 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, op string, args [
 	if f == nil {
 		return s.handle(w, r, op, args)
 	}
-	if !sleep(r, f.Delay) {
-		return 0
-	}
 	if f.ExpireTokens {
 		s.ExpireTokens()
 	}
 	if f.AfterAction {
-		// Looker acted, then the answer was lost or replaced.
-		s.handle(httptest.NewRecorder(), r, op, args)
+		// Looker acted; then the answer is slow, lost or replaced.
+		rec := httptest.NewRecorder()
+		status := s.handle(rec, r, op, args)
+		if !sleep(r, f.Delay) {
+			return 0
+		}
+		switch {
+		case f.Reset:
+			reset(w)
+			return 0
+		case f.Status != 0:
+			return f.write(w)
+		}
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(status)
+		_, _ = w.Write(rec.Body.Bytes())
+		return status
+	}
+	if !sleep(r, f.Delay) {
+		return 0 // the client gave up first: Looker never acted
 	}
 	switch {
 	case f.Reset:
@@ -120,9 +137,6 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, op string, args [
 		return 0
 	case f.Status != 0:
 		return f.write(w)
-	}
-	if f.AfterAction {
-		return http.StatusOK
 	}
 	return s.handle(w, r, op, args)
 }
@@ -339,10 +353,11 @@ type Fault struct {
 	PlanID string
 	// Times is how many matching requests it applies to; 0 means 1, -1 all.
 	Times int
-	// Delay holds the answer back (or until the client gives up).
+	// Delay holds the request back (or until the client gives up, when
+	// nothing is done). With AfterAction, the answer is held back instead.
 	Delay time.Duration
-	// AfterAction performs the operation before failing: for run_once, the
-	// copy is made and delivered, then the answer is lost.
+	// AfterAction performs the operation before the fault: for run_once, the
+	// copy is made and delivered, then the answer is slow, lost or replaced.
 	AfterAction bool
 	// Reset closes the connection without answering.
 	Reset bool
