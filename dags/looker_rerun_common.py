@@ -2,8 +2,10 @@
 
 Imported by ``looker_rerun.py`` (KubernetesPodOperator) and ``looker_rerun_docker.py``
 (DockerOperator). Airflow puts the DAG bundle's root on ``sys.path`` both when it parses
-the files and when a worker runs a task, so a plain ``import looker_rerun_common`` works;
-``.airflowignore`` keeps the DAG processor from parsing this file as a DAG file.
+the files and when a worker runs a task, so a plain ``import looker_rerun_common`` works.
+The DAG processor parses this file too and finds no DAG in it. (No ``.airflowignore``
+entry for it: with Airflow 3.3.2 and pathspec 1.x every glob-syntax ignore pattern raises
+a DeprecationWarning from Airflow's file discovery on each parse.)
 
 When it runs
 ------------
@@ -49,12 +51,12 @@ START_DATE = pendulum.datetime(2026, 1, 1, tz=TIMEZONE)
 # The nightly batch DAG marks a successful warehouse refresh by listing this asset in the
 # outlets of its last task:
 #
-#     from looker_rerun_common import NIGHTLY_BATCH_DONE   # or Asset("nightly_batch_warehouse")
-#     @task(outlets=[NIGHTLY_BATCH_DONE])
+#     @task(outlets=[Asset("nightly_batch_warehouse")])
 #     def publish(): ...
 #
-# Only the name has to match; it is the asset's identity within the Airflow deployment.
-NIGHTLY_BATCH_DONE = Asset(name="nightly_batch_warehouse", uri="warehouse://nightly_batch")
+# An asset is identified by its name and URI (which defaults to the name): the batch DAG
+# must declare exactly this one, or import NIGHTLY_BATCH_DONE from this module.
+NIGHTLY_BATCH_DONE = Asset("nightly_batch_warehouse")
 
 # How long the sensor waits for the batch after 10:00 before failing the run (the batch is
 # then more than 6 hours late, the re-run would deliver stale data, and a person should
@@ -67,9 +69,8 @@ BATCH_POKE_INTERVAL = datetime.timedelta(minutes=10)
 # retries=1: the binary already retries Looker API calls (429/5xx, timeouts) itself, so an
 # Airflow retry is only for what it cannot handle: the pod evicted or its node lost, the
 # image pull failing once. More would mostly repeat a settings error (exit 2) or a deliberate
-# "needs a person" result (exit 1). A retry is safe: for the same window the binary skips
-# plans that already have a successful delivery after their failure, so nothing is delivered
-# twice.
+# "needs a person" result (exit 1). A retry is safe: a second run over the same window
+# delivers nothing twice (tests/dags/test_e2e_podman.py plays the pod twice to check).
 RETRIES = 1
 RETRY_DELAY = datetime.timedelta(minutes=10)
 # A full run is seconds to a few minutes (it waits for the re-runs it started); 30 minutes

@@ -36,9 +36,10 @@ def containers_by_name(pod):
     return {c.name: c for c in pod.spec.containers}
 
 
-def rendered_pod(dag, *, conf=None, map_index=-1, window=WINDOW):
+def rendered_pod(dag, *, conf=None, map_index=-1, window=WINDOW, with_context=False):
     task, context = render(dag.get_task("rerun_failed_deliveries"), conf=conf, map_index=map_index, **window)
-    return task, build_pod(task, context)
+    pod = build_pod(task, context)
+    return (task, pod, context) if with_context else (task, pod)
 
 
 def check_pod(pod, *, image, base_url, secret_name):
@@ -176,7 +177,12 @@ def test_multi_instance_mapped_pods(get_dag, monkeypatch, map_index, name, base_
     assert mapped.is_mapped
     assert len(looker_rerun.LOOKER_INSTANCES) == 2
 
-    task, pod = rendered_pod(dag, map_index=map_index)
+    task, pod, context = rendered_pod(dag, map_index=map_index, with_context=True)
+
+    # The mapped task instance is labelled with the instance name in the UI; the worker
+    # renders map_index_template like this after the task ran (an error fails the task).
+    template = context["map_index_template"]
+    assert task.dag.get_template_env().from_string(template).render(context) == name
 
     assert task.do_xcom_push is True
     check_pod(pod, image="registry.example.test/looker-rerun:1.2.3", base_url=base_url, secret_name=secret)

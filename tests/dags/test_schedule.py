@@ -56,7 +56,7 @@ def test_rerun_waits_for_the_nightly_batch_asset(get_dag, dag_id):
     assert rerun.trigger_rule == "all_success"
     assert isinstance(sensor, NightlyBatchSensor)
     assert sensor.inlets == [NIGHTLY_BATCH_DONE]
-    assert NIGHTLY_BATCH_DONE.name == "nightly_batch_warehouse"
+    assert (NIGHTLY_BATCH_DONE.name, NIGHTLY_BATCH_DONE.uri) == ("nightly_batch_warehouse", "nightly_batch_warehouse")
     assert sensor.mode == "reschedule"
     assert sensor.poke_interval == 600
     assert sensor.timeout == 6 * 3600
@@ -132,3 +132,38 @@ def test_sensor_pokes_for_a_batch_event_since_the_window_start(get_dag, events, 
     assert result.is_done is done
     if done:
         assert pendulum.parse(result.xcom_value) == events[0]
+
+
+@pytest.mark.parametrize("dag_id", DAG_IDS)
+def test_backfill_of_one_missed_day(get_dag, dag_id):
+    # The README's command for the run of 27 Nov 2026 (JST):
+    #   airflow backfill create --dag-id looker_rerun \
+    #     --from-date 2026-11-27T00:00:00+09:00 --to-date 2026-11-27T23:59:59+09:00
+    # creates exactly that day's run, over 00:00-10:00 JST.
+    from airflow.cli.cli_config import parsedate
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    dag = DagSerialization.from_dict(DagSerialization.to_dict(get_dag(dag_id)))
+    infos = list(
+        dag.iter_dagrun_infos_between(parsedate("2026-11-27T00:00:00+09:00"), parsedate("2026-11-27T23:59:59+09:00"))
+    )
+    assert [(i.data_interval.start, i.data_interval.end) for i in infos] == [
+        (pendulum.datetime(2026, 11, 26, 15, tz="UTC"), pendulum.datetime(2026, 11, 27, 1, tz="UTC"))
+    ]
+    # Its logical date (the run's "date" in the UI and CLI) is the window start, 00:00 JST.
+    assert infos[0].logical_date == pendulum.datetime(2026, 11, 27, tz="Asia/Tokyo")
+
+
+def test_secret_manifest_matches_the_dags():
+    import yaml
+
+    import looker_rerun
+    from conftest import REPO
+
+    docs = list(yaml.safe_load_all((REPO / "deploy/k8s/looker-rerun-secret.yaml").read_text()))
+    secrets = {d["metadata"]["name"]: d for d in docs}
+    assert all(d["kind"] == "Secret" for d in docs)
+    expected = {looker_rerun.K8S_SECRET_NAME} | {i["secret"] for i in looker_rerun.LOOKER_INSTANCES}
+    assert set(secrets) == expected
+    for secret in secrets.values():
+        assert set(secret["stringData"]) == {"client_id", "client_secret"}
