@@ -83,6 +83,10 @@ func (c *Client) rows(req *http.Request) ([]Row, error) {
 // in the database still answers 200, with the error as a row (or object)
 // holding looker_error; that is returned as an error.
 func DecodeRows(raw []byte) ([]Row, error) {
+	if t := bytes.TrimSpace(raw); len(t) == 0 || bytes.Equal(t, []byte("null")) {
+		// Never read as "nothing failed".
+		return nil, errors.New("want a JSON array of rows, got null or nothing")
+	}
 	var rows []Row
 	if err := json.Unmarshal(raw, &rows); err != nil {
 		var obj Row

@@ -1,0 +1,271 @@
+package looker_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/looker-rerun/looker-rerun/looker"
+	"github.com/looker-rerun/looker-rerun/looker/lookertest"
+)
+
+func TestNormalizeBaseURL(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in, want string
+		wantErr  string
+	}{
+		{in: "https://example.looker.com", want: "https://example.looker.com/api/4.0/"},
+		{in: "https://example.looker.com/", want: "https://example.looker.com/api/4.0/"},
+		{in: "https://example.looker.com:19999", want: "https://example.looker.com:19999/api/4.0/"},
+		{in: "https://example.looker.com:19999/api/4.0", want: "https://example.looker.com:19999/api/4.0/"},
+		{in: "https://example.looker.com/api/4.0/", want: "https://example.looker.com/api/4.0/"},
+		{in: " https://example.looker.com/looker/ ", want: "https://example.looker.com/looker/api/4.0/"},
+		{in: "https://example.looker.com/api/3.1", wantErr: `API version "3.1" is not supported`},
+		{in: "example.looker.com", wantErr: "scheme must be https or http"},
+		{in: "https://", wantErr: "no host"},
+		{in: "https://id:secret@example.looker.com", wantErr: "must not carry credentials"},
+		{in: "https://example.looker.com/?client_id=x", wantErr: "must not have a query"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			t.Parallel()
+			got, err := looker.NormalizeBaseURL(tt.in)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error = %v, want %q", err, tt.wantErr)
+				}
+				if strings.Contains(err.Error(), "secret@") {
+					t.Errorf("error shows the credentials: %v", err)
+				}
+				return
+			}
+			if err != nil || got.String() != tt.want {
+				t.Errorf("got %v, %v; want %s", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestNewClientValidatesOptions(t *testing.T) {
+	t.Parallel()
+	for name, opt := range map[string]looker.Option{
+		"nil http client":          looker.WithHTTPClient(nil),
+		"nil run_once http client": looker.WithRunOnceHTTPClient(nil),
+		"empty secret":             looker.WithCredentials("id", ""),
+		"blank user agent":         looker.WithUserAgent(" "),
+	} {
+		if _, err := looker.NewClient("https://example.looker.com", opt); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
+
+func newClient(t *testing.T, s *lookertest.Server, opts ...looker.Option) *looker.Client {
+	t.Helper()
+	c, err := looker.NewClient(s.URL, append([]looker.Option{looker.WithCredentials(lookertest.ClientID, lookertest.ClientSecret)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestLoginSendsCredentialsInTheBodyOnly(t *testing.T) {
+	t.Parallel()
+	s := lookertest.NewServer(t)
+	c := newClient(t, s)
+	ctx := context.Background()
+	if err := c.Login(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.RunOnce(ctx, "missing"); err == nil {
+		t.Fatal("run_once of a missing plan: no error")
+	}
+	if err := c.Logout(ctx); err != nil {
+		t.Fatal(err)
+	}
+	calls := s.Calls()
+	if len(calls) != 3 {
+		t.Fatalf("%d calls, want login, run_once, logout", len(calls))
+	}
+	login := calls[0]
+	if login.URL != "/api/4.0/login" || login.Header.Get("Content-Type") != "application/x-www-form-urlencoded" ||
+		login.Body != "client_id="+lookertest.ClientID+"&client_secret="+lookertest.ClientSecret {
+		t.Errorf("login = %s %q %q", login.URL, login.Header.Get("Content-Type"), login.Body)
+	}
+	token := s.Issued()[0]
+	for _, c := range calls[1:] {
+		if got := c.Header.Get("Authorization"); got != "token "+token {
+			t.Errorf("%s: Authorization %q", c.URL, got)
+		}
+	}
+	if calls[2].Op != lookertest.OpLogout || calls[2].Status != http.StatusNoContent || s.LiveTokens() != 0 {
+		t.Errorf("logout = %+v, live tokens %d", calls[2], s.LiveTokens())
+	}
+}
+
+func TestBadCredentialsAreA404(t *testing.T) {
+	t.Parallel()
+	s := lookertest.NewServer(t)
+	c, _ := looker.NewClient(s.URL, looker.WithCredentials("id", "wrong-secret"))
+	err := c.Login(context.Background())
+	var lerr *looker.Error
+	if !errors.As(err, &lerr) || lerr.StatusCode != http.StatusNotFound || lerr.Method != http.MethodPost || lerr.Path != "/api/4.0/login" {
+		t.Fatalf("Login error = %#v, want a *looker.Error 404 on POST /api/4.0/login", err)
+	}
+	if !strings.HasPrefix(err.Error(), "looker: login: ") || strings.Contains(err.Error(), "wrong-secret") {
+		t.Errorf("error %q: want it to name the operation and not the secret", err)
+	}
+}
+
+func TestA401LogsInOnceAndContinues(t *testing.T) {
+	t.Parallel()
+	s := lookertest.NewServer(t)
+	s.AddPlan(lookertest.Plan{ID: "42"})
+	c := newClient(t, s)
+	ctx := context.Background()
+	if err := c.Login(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.ExpireTokens()
+	p, err := c.RunOnce(ctx, "42")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]int{"42": 1}, s.Reruns()); diff != "" {
+		t.Errorf("deliveries (-want +got):\n%s", diff)
+	}
+	if !p.RunOnce || p.ID == "42" || p.ID == "" {
+		t.Errorf("RunOnce answered %+v, want the new run-once copy", p)
+	}
+	var ops []string
+	for _, c := range s.Calls() {
+		ops = append(ops, c.Op)
+	}
+	want := []string{"login", lookertest.OpRunOnce, "login", lookertest.OpRunOnce}
+	if diff := cmp.Diff(want, ops); diff != "" {
+		t.Errorf("calls (-want +got):\n%s", diff)
+	}
+}
+
+func TestAPersistent401IsAnError(t *testing.T) {
+	t.Parallel()
+	s := lookertest.NewServer(t)
+	s.Inject(lookertest.Fault{Op: lookertest.OpRunInlineQuery, Status: 401, Times: -1})
+	c := newClient(t, s)
+	_, err := c.RunInlineQuery(context.Background(), looker.Query{Model: "system__activity", View: "scheduled_plan", Fields: []string{"scheduled_plan.id"}})
+	var lerr *looker.Error
+	if !errors.As(err, &lerr) || lerr.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("error = %v, want a 401", err)
+	}
+	logins := 0
+	for _, c := range s.Calls() {
+		if c.Op == lookertest.OpLogin {
+			logins++
+		}
+	}
+	if logins != 2 {
+		t.Errorf("%d logins, want the first and one more after the 401", logins)
+	}
+}
+
+func TestRequestsAreDeclaredBySpec(t *testing.T) {
+	t.Parallel()
+	s := lookertest.NewServer(t)
+	s.AddLook("7", []map[string]any{{"scheduled_plan.id": 1}})
+	c := newClient(t, s)
+	ctx := context.Background()
+	if _, err := c.RunLook(ctx, "7"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.RunInlineQuery(ctx, looker.Query{Model: "system__activity", View: "scheduled_plan", Fields: []string{"scheduled_plan.id"}}); err != nil {
+		t.Fatal(err)
+	}
+	var urls []string
+	for _, c := range s.Calls() {
+		urls = append(urls, c.Method+" "+c.URL)
+	}
+	want := []string{"POST /api/4.0/login", "GET /api/4.0/looks/7/run/json?cache=false", "POST /api/4.0/queries/run/json?cache=false"}
+	if diff := cmp.Diff(want, urls); diff != "" {
+		t.Errorf("requests (-want +got):\n%s", diff)
+	}
+	if len(s.Unexpected()) != 0 {
+		t.Errorf("the stand-in refused %v", s.Unexpected())
+	}
+}
+
+func TestErrorsCarryLookersMessage(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/4.0/login" {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"access_token":"tok-123","token_type":"Bearer","expires_in":3600}`))
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnprocessableEntity)
+		_, _ = w.Write([]byte(`{"message":"Validation Failed","errors":[{"field":"scheduled_plan_destination","code":"invalid","message":"Slack channel is archived"}],"documentation_url":"https://cloud.google.com/looker/docs/"}`))
+	}))
+	t.Cleanup(srv.Close)
+	c, _ := looker.NewClient(srv.URL, looker.WithCredentials("id", "secret"))
+	_, err := c.RunOnce(context.Background(), "42")
+	var lerr *looker.Error
+	if !errors.As(err, &lerr) {
+		t.Fatalf("error = %v, want *looker.Error", err)
+	}
+	want := &looker.Error{StatusCode: 422, Method: "POST", Path: "/api/4.0/scheduled_plans/42/run_once",
+		Message: "Validation Failed; scheduled_plan_destination: Slack channel is archived"}
+	if diff := cmp.Diff(want, lerr); diff != "" {
+		t.Errorf("error (-want +got):\n%s", diff)
+	}
+	if got := err.Error(); !strings.HasPrefix(got, "looker: run scheduled plan 42: POST /api/4.0/scheduled_plans/42/run_once: 422: Validation Failed") {
+		t.Errorf("error string %q", got)
+	}
+}
+
+func TestLoginAnswerIsNeverQuoted(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"access_token":"tok-very-secret", oops`))
+	}))
+	t.Cleanup(srv.Close)
+	c, _ := looker.NewClient(srv.URL, looker.WithCredentials("id", "secret"))
+	err := c.Login(context.Background())
+	if err == nil || strings.Contains(err.Error(), "tok-very-secret") {
+		t.Fatalf("Login error = %v: want an error that does not quote the token", err)
+	}
+}
+
+func TestDecodeRows(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in      string
+		rows    int
+		wantErr string
+	}{
+		{in: `[]`, rows: 0},
+		{in: `[{"a":1},{"a":null}]`, rows: 2},
+		{in: `[{"looker_error":"SQL Error: relation does not exist"}]`, wantErr: "query failed"},
+		{in: `{"looker_error":"timeout"}`, wantErr: "query failed"},
+		{in: `{"data":[]}`, wantErr: "want a JSON array of rows"},
+		{in: `[null]`, wantErr: "found null"},
+		{in: `[1,2]`, wantErr: "want a JSON array of rows"},
+		{in: `null`, wantErr: "got null"},
+		{in: ` `, wantErr: "got null or nothing"},
+	}
+	for _, tt := range tests {
+		rows, err := looker.DecodeRows([]byte(tt.in))
+		switch {
+		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+			t.Errorf("DecodeRows(%s) error = %v, want %q", tt.in, err, tt.wantErr)
+		case tt.wantErr == "" && (err != nil || len(rows) != tt.rows):
+			t.Errorf("DecodeRows(%s) = %d rows, %v; want %d", tt.in, len(rows), err, tt.rows)
+		}
+	}
+}
