@@ -44,13 +44,18 @@ func (p *Pacer) Wait(ctx context.Context) error {
 }
 
 // Rate is the current calls per second (+Inf when uncapped).
-func (p *Pacer) Rate() float64 { return float64(p.limiter.Limit()) }
+func (p *Pacer) Rate() float64 {
+	if p.limiter.Limit() == rate.Inf {
+		return math.Inf(1)
+	}
+	return float64(p.limiter.Limit())
+}
 
 // Throttled slows the pacer after a 429.
 func (p *Pacer) Throttled() {
 	cur := float64(p.limiter.Limit())
 	next := cur / 2
-	if math.IsInf(cur, 1) {
+	if p.limiter.Limit() == rate.Inf {
 		next = throttledRate
 	}
 	next = math.Max(next, minRate)

@@ -42,7 +42,7 @@ func RetryRunOnce(ctx context.Context, resp *http.Response, err error) (bool, er
 		return false, ctx.Err()
 	}
 	if err != nil {
-		return notSent(err), nil
+		return notSent(err) && !certainlyFatal(err), nil
 	}
 	return resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable, nil
 }

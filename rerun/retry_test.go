@@ -1,0 +1,177 @@
+package rerun_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/looker-rerun/looker-rerun/looker"
+	"github.com/looker-rerun/looker-rerun/rerun"
+)
+
+var (
+	dialErr  = &url.Error{Op: "Post", URL: "https://x/api/4.0/login", Err: &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}}
+	resetErr = &url.Error{Op: "Post", URL: "https://x/api/4.0/x", Err: &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}}
+	eofErr   = &url.Error{Op: "Post", URL: "https://x/api/4.0/x", Err: io.EOF}
+	certErr  = &url.Error{Op: "Post", URL: "https://x/api/4.0/x", Err: x509.UnknownAuthorityError{}}
+	timeout  = &url.Error{Op: "Post", URL: "https://x/api/4.0/x", Err: context.DeadlineExceeded}
+)
+
+func status(code int) *http.Response {
+	return &http.Response{StatusCode: code, Header: http.Header{}}
+}
+
+func TestRetryPolicies(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name               string
+		resp               *http.Response
+		err                error
+		wantSafe, wantOnce bool
+	}{
+		{"refused connection", nil, dialErr, true, true},
+		{"reset after sending", nil, resetErr, true, false},
+		{"closed without an answer", nil, eofErr, true, false},
+		{"timeout", nil, timeout, true, false},
+		{"untrusted certificate", nil, certErr, false, false},
+		{"429", status(429), nil, true, true},
+		{"503", status(503), nil, true, true},
+		{"500", status(500), nil, true, false},
+		{"502", status(502), nil, true, false},
+		{"504", status(504), nil, true, false},
+		{"501", status(501), nil, false, false},
+		{"404", status(404), nil, false, false},
+		{"401", status(401), nil, false, false},
+		{"200", status(200), nil, false, false},
+	}
+	for _, tt := range tests {
+		safe, _ := rerun.RetrySafe(context.Background(), tt.resp, tt.err)
+		once, _ := rerun.RetryRunOnce(context.Background(), tt.resp, tt.err)
+		if safe != tt.wantSafe || once != tt.wantOnce {
+			t.Errorf("%s: RetrySafe %v RetryRunOnce %v, want %v %v", tt.name, safe, once, tt.wantSafe, tt.wantOnce)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for name, policy := range map[string]func(context.Context, *http.Response, error) (bool, error){
+		"RetrySafe": rerun.RetrySafe, "RetryRunOnce": rerun.RetryRunOnce,
+	} {
+		if retry, err := policy(ctx, status(503), nil); retry || !errors.Is(err, context.Canceled) {
+			t.Errorf("%s after cancel: %v %v, want no retry and the context's error", name, retry, err)
+		}
+	}
+}
+
+func TestNotActed(t *testing.T) {
+	t.Parallel()
+	lerr := func(code int) error {
+		return fmt.Errorf("looker: run scheduled plan 1: %w", &looker.Error{StatusCode: code, Method: "POST", Path: "/p"})
+	}
+	tests := []struct {
+		err  error
+		want bool
+	}{
+		{lerr(400), true}, {lerr(403), true}, {lerr(404), true}, {lerr(409), true}, {lerr(422), true},
+		{lerr(429), true}, {lerr(501), true}, {lerr(503), true},
+		{lerr(408), false}, {lerr(500), false}, {lerr(502), false}, {lerr(504), false},
+		{dialErr, true}, {resetErr, false}, {eofErr, false}, {timeout, false},
+		{context.DeadlineExceeded, false}, {errors.New("something"), false},
+	}
+	for _, tt := range tests {
+		if got := rerun.NotActed(tt.err); got != tt.want {
+			t.Errorf("NotActed(%v) = %v, want %v", tt.err, got, tt.want)
+		}
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	t.Parallel()
+	const lo, hi = 10 * time.Millisecond, time.Second
+	withRetryAfter := func(code int, v string) *http.Response {
+		r := status(code)
+		r.Header.Set("Retry-After", v)
+		return r
+	}
+	for _, tt := range []struct {
+		name string
+		resp *http.Response
+		want time.Duration
+	}{
+		{"Retry-After is honoured", withRetryAfter(429, "0"), lo},
+		{"Retry-After seconds", withRetryAfter(503, "1"), time.Second},
+		{"Retry-After past the cap is capped", withRetryAfter(429, "3600"), hi},
+		{"a far HTTP date is capped", withRetryAfter(429, time.Now().Add(time.Hour).UTC().Format(http.TimeFormat)), hi},
+		{"a past HTTP date waits the minimum", withRetryAfter(429, "Mon, 02 Jan 2006 15:04:05 GMT"), lo},
+	} {
+		if got := rerun.Backoff(lo, hi, 0, tt.resp); got != tt.want {
+			t.Errorf("%s: %s, want %s", tt.name, got, tt.want)
+		}
+	}
+	for attempt := range 40 {
+		for range 20 {
+			got := rerun.Backoff(lo, hi, attempt, status(500))
+			ceiling := min(hi, lo<<min(attempt, 30))
+			if got < lo || got > ceiling {
+				t.Fatalf("attempt %d: %s, want within [%s, %s]", attempt, got, lo, ceiling)
+			}
+		}
+	}
+}
+
+func TestPacer(t *testing.T) {
+	t.Parallel()
+	p := rerun.NewPacer(4, zerolog.Nop())
+	var rates []float64
+	for range 8 {
+		p.ResponseHook(nil, status(429))
+		rates = append(rates, p.Rate())
+	}
+	want := []float64{2, 1, 0.5, 0.25, 0.125, 0.1, 0.1, 0.1}
+	for i := range want {
+		if rates[i] != want[i] {
+			t.Fatalf("rates after each 429 = %v, want %v", rates, want)
+		}
+	}
+	p.ResponseHook(nil, status(500))
+	if p.Rate() != 0.1 {
+		t.Errorf("a 500 changed the rate to %v", p.Rate())
+	}
+	uncapped := rerun.NewPacer(0, zerolog.Nop())
+	uncapped.Throttled()
+	if uncapped.Rate() != 2 {
+		t.Errorf("an uncapped pacer after a 429 runs at %v, want 2", uncapped.Rate())
+	}
+	var none *rerun.Pacer
+	if err := none.Wait(context.Background()); err != nil {
+		t.Errorf("nil pacer: %v", err)
+	}
+}
+
+func TestRetryLoggerLogsRetriesAtInfo(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	l := rerun.RetryLogger{Log: zerolog.New(&buf).Level(zerolog.InfoLevel), RetryMax: 5}
+	l.Debug("performing request", "method", "POST", "url", "https://x")
+	l.Debug("retrying request", "request", "POST https://x/api/4.0/login (status: 503)", "timeout", 2*time.Second, "remaining", 5)
+	out := buf.String()
+	if strings.Contains(out, "performing request") {
+		t.Errorf("debug noise at info: %s", out)
+	}
+	for _, want := range []string{`"level":"info"`, `"message":"retrying request"`, `"attempt":2`, `"wait":2000`, `(status: 503)`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("retry log %s lacks %s", out, want)
+		}
+	}
+}
