@@ -100,7 +100,7 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	log := newLogger(cfg, stderr)
 	cfg.logValue(log.Info().Str("version", version).Str("revision", revision)).Msg("looker-rerun starting")
 
-	pacer := rerun.NewPacer(cfg.Rate, log)
+	pacer := rerun.NewPacer(cfg.Rate, cfg.retry.waitMax, log)
 	lk, err := newLookerClient(cfg, pacer, log)
 	if err != nil {
 		return &runError{exitConfig, err}

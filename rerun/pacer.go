@@ -4,6 +4,8 @@ import (
 	"context"
 	"math"
 	"net/http"
+	"sync"
+	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
 	"github.com/rs/zerolog"
@@ -11,27 +13,39 @@ import (
 )
 
 // Pacer is the token bucket that every worker draws from before a run_once
-// call. Looker rate-limits run_once; when it answers 429 anyway, the pacer
-// halves its rate for the rest of the run.
+// call (RERUN_RATE). Looker rate-limits run_once; when it answers 429 anyway,
+// the pacer backs off further:
+//   - every worker pauses for the Retry-After the answer asked for (at most
+//     maxPause), so the other workers do not walk into the same wall;
+//   - a capped rate is halved, at most once a second (a burst of 429s from
+//     the workers is one signal), down to minRate;
+//   - after recoverAfter without a 429 the rate doubles back up, to the
+//     configured rate at most.
 type Pacer struct {
-	limiter *rate.Limiter
-	log     zerolog.Logger
+	limiter    *rate.Limiter
+	configured rate.Limit
+	maxPause   time.Duration
+	log        zerolog.Logger
+	now        func() time.Time
+
+	mu           sync.Mutex
+	pauseUntil   time.Time
+	lastThrottle time.Time
 }
 
-// minRate is the slowest a pacer goes after 429s: one call every 10 seconds.
-const minRate = 0.1
+const (
+	minRate      = 0.5 // calls a second: the slowest 429s push a capped pacer to
+	recoverAfter = 10 * time.Second
+)
 
-// throttledRate is where an uncapped pacer starts after its first 429.
-const throttledRate = 2
-
-// NewPacer returns a pacer of perSecond calls a second; 0 is no cap until
-// Looker answers 429.
-func NewPacer(perSecond float64, log zerolog.Logger) *Pacer {
+// NewPacer returns a pacer of perSecond calls a second (0 is no cap) whose
+// pauses after a 429 last at most maxPause.
+func NewPacer(perSecond float64, maxPause time.Duration, log zerolog.Logger) *Pacer {
 	limit := rate.Limit(perSecond)
 	if perSecond <= 0 {
 		limit = rate.Inf
 	}
-	return &Pacer{limiter: rate.NewLimiter(limit, 1), log: log}
+	return &Pacer{limiter: rate.NewLimiter(limit, 1), configured: limit, maxPause: maxPause, log: log, now: time.Now}
 }
 
 // Wait blocks until the next call may go, or ctx ends. A nil pacer never
@@ -39,6 +53,23 @@ func NewPacer(perSecond float64, log zerolog.Logger) *Pacer {
 func (p *Pacer) Wait(ctx context.Context) error {
 	if p == nil {
 		return ctx.Err()
+	}
+	p.mu.Lock()
+	now := p.now()
+	if lim := p.limiter.Limit(); lim < p.configured && now.Sub(p.lastThrottle) >= recoverAfter {
+		p.limiter.SetLimit(min(lim*2, p.configured))
+		p.lastThrottle = now
+	}
+	pause := p.pauseUntil.Sub(now)
+	p.mu.Unlock()
+	if pause > 0 {
+		t := time.NewTimer(pause)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
 	}
 	return p.limiter.Wait(ctx)
 }
@@ -51,24 +82,33 @@ func (p *Pacer) Rate() float64 {
 	return float64(p.limiter.Limit())
 }
 
-// Throttled slows the pacer after a 429.
-func (p *Pacer) Throttled() {
-	cur := float64(p.limiter.Limit())
-	next := cur / 2
-	if p.limiter.Limit() == rate.Inf {
-		next = throttledRate
+// Throttled records a 429 that asked to wait retryAfter (0 when it did not
+// say).
+func (p *Pacer) Throttled(retryAfter time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.now()
+	if until := now.Add(clamp(retryAfter, 0, p.maxPause)); until.After(p.pauseUntil) {
+		p.pauseUntil = until
 	}
-	next = math.Max(next, minRate)
-	if next < cur {
-		p.limiter.SetLimit(rate.Limit(next))
-		p.log.Warn().Float64("rate", next).Msg("Looker answered 429: slowing run_once calls")
+	if now.Sub(p.lastThrottle) < time.Second {
+		return
 	}
+	p.lastThrottle = now
+	if lim := p.limiter.Limit(); lim != rate.Inf && lim > minRate {
+		next := max(lim/2, minRate)
+		p.limiter.SetLimit(next)
+		p.log.Warn().Float64("rate", float64(next)).Msg("Looker answered 429: slowing run_once calls")
+		return
+	}
+	p.log.Warn().Dur("pause", clamp(retryAfter, 0, p.maxPause)).Msg("Looker answered 429: pausing run_once calls")
 }
 
-// ResponseHook is a retryablehttp.ResponseLogHook that slows the pacer on
+// ResponseHook is a retryablehttp.ResponseLogHook that tells the pacer of
 // every 429 the transport sees, retried or not.
 func (p *Pacer) ResponseHook(_ retryablehttp.Logger, resp *http.Response) {
 	if resp.StatusCode == http.StatusTooManyRequests {
-		p.Throttled()
+		d, _ := retryAfter(resp.Header.Get("Retry-After"), time.Now())
+		p.Throttled(d)
 	}
 }
