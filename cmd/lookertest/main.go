@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -22,7 +24,7 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "host:port to listen on (port 0 picks one)")
 	urlFile := flag.String("url-file", "", "write the base URL to this file once listening")
-	seed := flag.String("seed", "demo", "System Activity to start with: demo or empty")
+	seed := flag.String("seed", "demo", "System Activity to start with: demo, empty, or failures:N (N plans that failed once in the last 10 hours)")
 	clientID := flag.String("client-id", "demo-id", "API client id to accept")
 	secret := flag.String("client-secret", "demo-secret", "API client secret to accept")
 	latency := flag.Duration("latency", 0, "delay every answer by this much")
@@ -31,12 +33,14 @@ func main() {
 	s := lookertest.New()
 	s.SetCredentials(*clientID, *secret)
 	s.SetLatency(*latency)
-	switch *seed {
-	case "demo":
+	switch n, err := strconv.Atoi(strings.TrimPrefix(*seed, "failures:")); {
+	case *seed == "demo":
 		lookertest.SeedDemo(s, time.Now().UTC())
-	case "empty":
+	case *seed == "empty":
+	case strings.HasPrefix(*seed, "failures:") && err == nil && n >= 0:
+		lookertest.SeedFailures(s, time.Now().UTC(), n)
 	default:
-		fmt.Fprintf(os.Stderr, "lookertest: unknown -seed %q (demo or empty)\n", *seed)
+		fmt.Fprintf(os.Stderr, "lookertest: unknown -seed %q (demo, empty or failures:N)\n", *seed)
 		os.Exit(2)
 	}
 	l, err := s.Listen(*addr)

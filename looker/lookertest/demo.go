@@ -1,6 +1,9 @@
 package lookertest
 
-import "time"
+import (
+	"strconv"
+	"time"
+)
 
 // SeedDemo fills s with a morning of deliveries relative to now, for the demo
 // and the container tests. With the default window (the last 10 hours) plans
@@ -40,4 +43,13 @@ func SeedDemo(s *Server, now time.Time) {
 	s.AddFailure("105", at(3), "Webhook answered 502")
 	s.AddFailure("106", at(20), "Query timed out")
 	s.AddSuccess("107", at(2))
+}
+
+// SeedFailures adds n plans, 1 to n, each failed once in the 10 hours
+// before now, spread evenly: a bad morning, for benchmarks.
+func SeedFailures(s *Server, now time.Time, n int) {
+	for i := range n {
+		at := now.Add(-10 * time.Hour).Add(time.Duration(i+1) * 9 * time.Hour / time.Duration(n+1)).Truncate(time.Second)
+		s.AddFailure(strconv.Itoa(i+1), at, "Slack API error: ratelimited")
+	}
 }
