@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/looker-rerun/looker-rerun/looker"
+	"github.com/looker-rerun/looker-rerun/rerun"
 )
 
 // Config is every setting, read from the environment. The LOOKERSDK_ names
@@ -34,6 +35,11 @@ type Config struct {
 	LookID   string        `envconfig:"RERUN_LOOK_ID" desc:"take the failed plans from this saved Look (rows with scheduled_plan.id) instead of querying System Activity"`
 	DryRun   bool          `envconfig:"RERUN_DRY_RUN" default:"false" desc:"decide and report everything, re-run nothing"`
 
+	Wait             time.Duration `envconfig:"RERUN_WAIT" default:"0" desc:"wait this long for the re-runs to be delivered and report each outcome; 0 = do not wait"`
+	PermanentPattern string        `envconfig:"RERUN_PERMANENT_PATTERN" desc:"regular expression of more failure details (status_detail) that a re-run cannot fix"`
+	RetryPermanent   bool          `envconfig:"RERUN_RETRY_PERMANENT" default:"false" desc:"re-run permanent failures anyway"`
+	MaxAttempts      int           `envconfig:"RERUN_MAX_ATTEMPTS" default:"2" desc:"failed re-runs of one failure before it is left to a person; 0 = no cap"`
+
 	Concurrency int     `envconfig:"RERUN_CONCURRENCY" default:"4" desc:"plans re-run at once"`
 	Rate        float64 `envconfig:"RERUN_RATE" default:"5" desc:"most run_once calls per second; 0 = no cap"`
 	ResultFile  string  `envconfig:"RERUN_RESULT_FILE" default:"/airflow/xcom/return.json" desc:"where the summary is written too: when its folder exists, or always when set"`
@@ -46,6 +52,7 @@ type Config struct {
 	resultFileForced bool
 	level            zerolog.Level
 	timeout          time.Duration // per request; tests shorten it
+	permanent        *rerun.Classifier
 
 	retry retryTiming
 }
@@ -56,11 +63,13 @@ type retryTiming struct {
 	max              int
 	waitMin, waitMax time.Duration
 	grace            time.Duration
+	pollMin, pollMax time.Duration // RERUN_WAIT's polls
 }
 
 // defaultRetry bounds a login against an unreachable Looker to about a
 // minute of backoff (plus the request timeouts), then exit 3.
-var defaultRetry = retryTiming{max: 5, waitMin: time.Second, waitMax: 30 * time.Second, grace: 5 * time.Second}
+var defaultRetry = retryTiming{max: 5, waitMin: time.Second, waitMax: 30 * time.Second, grace: 5 * time.Second,
+	pollMin: 5 * time.Second, pollMax: time.Minute}
 
 // knownPrefix is the prefix of this tool's own variables: any other variable
 // with it is a misspelling, reported rather than ignored.
@@ -91,7 +100,10 @@ func envError(err error) error {
 
 // validate checks every value and joins every problem.
 func (c *Config) validate(now time.Time) error {
-	var errs []error
+	var (
+		errs []error
+		err  error
+	)
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
 	for _, v := range []struct{ name, value string }{
@@ -123,10 +135,18 @@ func (c *Config) validate(now time.Time) error {
 	if c.Rate < 0 || c.Rate != c.Rate {
 		bad("RERUN_RATE=%v: must be 0 (no cap) or more", c.Rate)
 	}
+	if c.Wait < 0 {
+		bad("RERUN_WAIT=%s: must be 0 (do not wait) or more", c.Wait)
+	}
+	if c.MaxAttempts < 0 {
+		bad("RERUN_MAX_ATTEMPTS=%d: must be 0 (no cap) or more", c.MaxAttempts)
+	}
+	if c.permanent, err = rerun.NewClassifier(c.PermanentPattern); err != nil {
+		bad("RERUN_PERMANENT_PATTERN: not a regular expression: %v", err)
+	}
 	if c.LookID != "" && strings.Trim(c.LookID, "0123456789") != "" {
 		bad("RERUN_LOOK_ID=%q: must be a Look id (digits)", c.LookID)
 	}
-	var err error
 	if c.level, err = zerolog.ParseLevel(c.LogLevel); c.LogLevel != "" && (err != nil || c.level == zerolog.NoLevel) {
 		bad("LOG_LEVEL=%q: must be trace, debug, info, warn or error", c.LogLevel)
 	}
@@ -231,8 +251,10 @@ Settings come from the environment:
 	_ = tw.Flush()
 	fmt.Fprint(w, `
 Exit codes: 0 every plan that needed a re-run got one (or none needed one);
-1 some re-runs failed or were not attempted; 2 bad settings; 3 could not log
-in or list the failed deliveries (nothing was re-run).
+1 some re-runs failed, were not attempted, failed again or were still
+running at the end of RERUN_WAIT, or a failure needs a person; 2 bad
+settings; 3 could not log in or list the failed deliveries (nothing was
+re-run).
 
 The summary is the last line of stdout, and is written to RERUN_RESULT_FILE.
 `)
@@ -248,5 +270,7 @@ func (c Config) logValue(e *zerolog.Event) *zerolog.Event {
 		Bool("verify_ssl", c.VerifySSL).Int("timeout_s", c.TimeoutSec).
 		Time("since", c.since).Time("until", c.until).Str("look_id", c.LookID).Bool("dry_run", c.DryRun).
 		Int("concurrency", c.Concurrency).Float64("rate", c.Rate).Str("result_file", c.ResultFile).
+		Dur("wait", c.Wait).Int("max_attempts", c.MaxAttempts).Bool("retry_permanent", c.RetryPermanent).
+		Str("permanent_pattern", c.PermanentPattern).
 		Str("log_level", c.LogLevel)
 }

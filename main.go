@@ -108,6 +108,8 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	opts := rerun.Options{
 		Since: cfg.since, Until: cfg.until, LookID: cfg.LookID, DryRun: cfg.DryRun,
 		Concurrency: cfg.Concurrency, Pacer: pacer, Grace: cfg.retry.grace, Log: log,
+		MaxAttempts: cfg.MaxAttempts, Permanent: cfg.permanent, RetryPermanent: cfg.RetryPermanent,
+		Wait: cfg.Wait, PollMin: cfg.retry.pollMin, PollMax: cfg.retry.pollMax,
 	}
 
 	var sum *rerun.Summary
@@ -125,7 +127,8 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		logout(ctx, lk, log)
 	}
 	if runErr == nil && !sum.OK() {
-		runErr = &runError{exitFailures, fmt.Errorf("%d re-runs failed, %d not attempted", len(sum.Failed), len(sum.NotAttempted))}
+		runErr = &runError{exitFailures, fmt.Errorf("%d re-runs failed, %d not attempted, %d plans need a person, %d re-runs not delivered",
+			len(sum.Failed), len(sum.NotAttempted), len(sum.NeedsPerson), undelivered(sum))}
 	}
 	if err := report(cfg, sum, stdout); err != nil {
 		log.Error().Err(err).Msg("could not write the summary")
@@ -138,8 +141,20 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		ev = log.Error().Err(runErr)
 	}
 	ev.Int("rerun", len(sum.Rerun)).Int("skipped", len(sum.Skipped)).Int("failed", len(sum.Failed)).
-		Int("not_attempted", len(sum.NotAttempted)).Int("exit_code", exitCode(runErr)).Msg("looker-rerun done")
+		Int("not_attempted", len(sum.NotAttempted)).Int("needs_person", len(sum.NeedsPerson)).
+		Int("exit_code", exitCode(runErr)).Msg("looker-rerun done")
 	return runErr
+}
+
+// undelivered counts the re-runs waited for that failed again or still run.
+func undelivered(sum *rerun.Summary) int {
+	n := 0
+	for _, r := range sum.Rerun {
+		if r.Outcome == rerun.OutcomeFailedAgain || r.Outcome == rerun.OutcomeRunning {
+			n++
+		}
+	}
+	return n
 }
 
 // logout revokes the token even when the run was stopped, within a short

@@ -21,7 +21,8 @@ import (
 
 func TestMain(m *testing.M) {
 	// Millisecond backoffs: no real sleeps in tests.
-	defaultRetry = retryTiming{max: 4, waitMin: time.Millisecond, waitMax: 20 * time.Millisecond, grace: 2 * time.Second}
+	defaultRetry = retryTiming{max: 4, waitMin: time.Millisecond, waitMax: 20 * time.Millisecond, grace: 2 * time.Second,
+		pollMin: 5 * time.Millisecond, pollMax: 40 * time.Millisecond}
 	os.Exit(m.Run())
 }
 
@@ -294,7 +295,7 @@ func TestSummaryOnStdoutAndInResultFile(t *testing.T) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	want := []string{"dry_run", "failed", "failed_jobs", "failed_plans", "not_attempted", "rerun", "skipped", "source", "window"}
+	want := []string{"dry_run", "failed", "failed_jobs", "failed_plans", "needs_person", "not_attempted", "rerun", "skipped", "source", "window"}
 	if diff := cmp.Diff(want, keys); diff != "" {
 		t.Errorf("summary fields (-want +got):\n%s", diff)
 	}

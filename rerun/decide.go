@@ -2,6 +2,7 @@ package rerun
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 	"strconv"
 	"time"
@@ -14,6 +15,12 @@ const (
 	ReasonRunInProgress = "later_run_in_progress" // the plan is being delivered again right now
 	ReasonRunOnce       = "one_off"               // the plan is itself a one-off (run-once) send
 	ReasonNotInWindow   = "no_failure_in_window"  // the saved Look names it, System Activity has no failure of it in the window
+)
+
+// Reasons a failed plan needs a person instead of a re-run.
+const (
+	ReasonPermanent         = "permanent"          // its failure is one a re-run cannot fix
+	ReasonAttemptsExhausted = "attempts_exhausted" // RERUN_MAX_ATTEMPTS re-runs of this failure failed already
 )
 
 // plan is what the rules know of one failed scheduled plan.
@@ -34,6 +41,14 @@ type decision struct {
 	plan   *plan
 	reason string // "" to re-run
 	detail string
+	person bool // the reason needs a person: report, do not re-run
+}
+
+// rules are the settings decide applies beyond the fixed rules.
+type rules struct {
+	maxAttempts    int // 0: no cap
+	permanent      *Classifier
+	retryPermanent bool
 }
 
 // gather folds the jobs of the candidate plans into one plan each.
@@ -96,25 +111,78 @@ func compareIDs(a, b string) int {
 
 // decide applies the rules to one plan, given the run-once copies made since
 // the earliest failure.
-func decide(p *plan, copies []job) decision {
+func decide(p *plan, copies []job, rl rules) decision {
 	switch {
 	case p.RunOnce:
-		return decision{p, ReasonRunOnce, "a one-off send is not re-sent"}
+		return decision{plan: p, reason: ReasonRunOnce, detail: "a one-off send is not re-sent"}
 	case p.Failures == 0:
-		return decision{p, ReasonNotInWindow, "no failed delivery of it started in the window"}
+		return decision{plan: p, reason: ReasonNotInWindow, detail: "no failed delivery of it started in the window"}
 	case p.Latest.Status == statusSuccess && p.Latest.Created.After(p.LastFailure):
-		return decision{p, ReasonLaterSuccess, "delivered at " + p.Latest.Created.Format(time.RFC3339)}
+		return decision{plan: p, reason: ReasonLaterSuccess, detail: "delivered at " + p.Latest.Created.Format(time.RFC3339)}
 	case p.Latest.Status == "" && p.Latest.Created.After(p.LastFailure):
-		return decision{p, ReasonRunInProgress, "a delivery started at " + p.Latest.Created.Format(time.RFC3339) + " is still running"}
+		return decision{plan: p, reason: ReasonRunInProgress, detail: "a delivery started at " + p.Latest.Created.Format(time.RFC3339) + " is still running"}
 	}
 	if c, ok := coveringCopy(p, copies); ok {
 		state := "succeeded"
 		if c.Status != statusSuccess {
 			state = "is still running"
 		}
-		return decision{p, ReasonAlreadyRerun, "run-once copy " + c.PlanID + " made at " + c.PlanCreated.Format(time.RFC3339) + " " + state}
+		return decision{plan: p, reason: ReasonAlreadyRerun, detail: "run-once copy " + c.PlanID + " made at " + c.PlanCreated.Format(time.RFC3339) + " " + state}
+	}
+	failed := failedCopies(p, copies)
+	if rl.maxAttempts > 0 && len(failed) >= rl.maxAttempts {
+		last := failed[len(failed)-1]
+		return decision{plan: p, person: true, reason: ReasonAttemptsExhausted,
+			detail: fmt.Sprintf("%d re-runs of the failure at %s failed; the last: %s",
+				len(failed), p.LastFailure.Format(time.RFC3339), orUnknown(last.Detail))}
+	}
+	if !rl.retryPermanent {
+		details := []string{p.LastDetail}
+		for _, c := range failed {
+			details = append(details, c.Detail)
+		}
+		for _, d := range details {
+			if m := rl.permanent.Permanent(d); m != "" {
+				return decision{plan: p, person: true, reason: ReasonPermanent,
+					detail: fmt.Sprintf("a re-run cannot fix %q: %s", m, d)}
+			}
+		}
 	}
 	return decision{plan: p}
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "(no status detail)"
+	}
+	return s
+}
+
+// failedCopies lists the run-once copies of p made at or after its latest
+// failure whose delivery failed: the failed re-runs of this failure, oldest
+// first.
+func failedCopies(p *plan, copies []job) []job {
+	var out []job
+	for _, c := range copies {
+		if isCopyOf(c, p) && c.Status == statusFailure {
+			out = append(out, c)
+		}
+	}
+	slices.SortFunc(out, func(a, b job) int { return a.Created.Compare(b.Created) })
+	return out
+}
+
+// isCopyOf reports whether c looks like a run-once copy of p made at or
+// after p's latest failure.
+func isCopyOf(c job, p *plan) bool {
+	if c.key() != p.Key || c.PlanID == p.ID {
+		return false
+	}
+	made := c.PlanCreated
+	if made.IsZero() {
+		made = c.Created
+	}
+	return !made.Before(p.LastFailure)
 }
 
 // coveringCopy finds a run-once copy of p made at or after its latest failure
@@ -122,17 +190,7 @@ func decide(p *plan, copies []job) decision {
 // made or on its way.
 func coveringCopy(p *plan, copies []job) (job, bool) {
 	for _, c := range copies {
-		if c.key() != p.Key || c.PlanID == p.ID {
-			continue
-		}
-		made := c.PlanCreated
-		if made.IsZero() {
-			made = c.Created
-		}
-		if made.Before(p.LastFailure) {
-			continue
-		}
-		if !c.hasJob() || c.Status == statusSuccess || c.Status == "" {
+		if isCopyOf(c, p) && (!c.hasJob() || c.Status == statusSuccess || c.Status == "") {
 			return c, true
 		}
 	}

@@ -45,9 +45,23 @@ type Options struct {
 	PageSize int
 	// Grace is how long run_once calls in flight may go on after ctx ends.
 	Grace time.Duration
-	// Attempts bounds how often one plan's run_once is sent when Looker's
-	// answer is lost and System Activity shows no copy (at least 1).
-	Attempts int
+	// SendAttempts bounds how often one plan's run_once is sent when
+	// Looker's answer is lost and System Activity shows no copy (at least 1).
+	SendAttempts int
+	// MaxAttempts is how many failed re-runs of one failure are enough: a
+	// failure with that many is reported as needing a person, not re-run
+	// again. 0 is no cap.
+	MaxAttempts int
+	// Permanent tells the failures a re-run cannot fix; they are reported as
+	// needing a person, unless RetryPermanent. nil finds none.
+	Permanent      *Classifier
+	RetryPermanent bool
+	// Wait is how long to wait for the re-runs' deliveries to finish,
+	// polling System Activity; 0 does not wait.
+	Wait time.Duration
+	// PollMin and PollMax bound the interval between polls, which doubles
+	// from PollMin.
+	PollMin, PollMax time.Duration
 	// Now reads the clock; time.Now when nil.
 	Now func() time.Time
 	// Log receives the run's events.
@@ -61,8 +75,14 @@ func (o *Options) defaults() {
 	if o.PageSize < 1 {
 		o.PageSize = 5000
 	}
-	if o.Attempts < 1 {
-		o.Attempts = 3
+	if o.SendAttempts < 1 {
+		o.SendAttempts = 3
+	}
+	if o.PollMin <= 0 {
+		o.PollMin = 2 * time.Second
+	}
+	if o.PollMax < o.PollMin {
+		o.PollMax = max(o.PollMin, time.Minute)
 	}
 	if o.Grace <= 0 {
 		o.Grace = 5 * time.Second
@@ -95,17 +115,25 @@ func Run(ctx context.Context, lk Looker, opts Options) (*Summary, error) {
 		r.sum.Error = err.Error()
 		return r.sum, err
 	}
+	rl := rules{maxAttempts: opts.MaxAttempts, permanent: opts.Permanent, retryPermanent: opts.RetryPermanent}
 	var todo []*plan
 	for _, p := range plans {
-		d := decide(p, copies)
-		if d.reason == "" {
+		d := decide(p, copies, rl)
+		switch {
+		case d.reason == "":
 			todo = append(todo, p)
-			continue
+		case d.person:
+			r.log.Warn().Str("plan_id", p.ID).Str("name", p.Name).Str("owner", p.OwnerEmail).Str("reason", d.reason).Str("detail", d.detail).Msg("needs a person")
+			r.sum.NeedsPerson = append(r.sum.NeedsPerson, Attention{PlanID: p.ID, Name: p.Name, Owner: p.OwnerEmail, Reason: d.reason, Detail: d.detail})
+		default:
+			r.log.Info().Str("plan_id", p.ID).Str("name", p.Name).Str("reason", d.reason).Str("detail", d.detail).Msg("skipped")
+			r.sum.Skipped = append(r.sum.Skipped, Skip{PlanID: p.ID, Name: p.Name, Reason: d.reason, Detail: d.detail})
 		}
-		r.log.Info().Str("plan_id", p.ID).Str("name", p.Name).Str("reason", d.reason).Str("detail", d.detail).Msg("skipped")
-		r.sum.Skipped = append(r.sum.Skipped, Skip{PlanID: p.ID, Name: p.Name, Reason: d.reason, Detail: d.detail})
 	}
 	r.rerunAll(ctx, todo)
+	if opts.Wait > 0 && !opts.DryRun && ctx.Err() == nil {
+		r.await(ctx)
+	}
 	if ctx.Err() != nil {
 		r.sum.Error = "stopped before the end: " + context.Cause(ctx).Error()
 	}
@@ -235,7 +263,7 @@ func (r *runner) rerun(ctx, callCtx context.Context, p *plan) {
 			r.done(Rerun{PlanID: p.ID, Name: p.Name, NewPlanID: c.PlanID, Failures: p.Failures, LastFailure: p.LastFailure,
 				Note: "answer lost (" + err.Error() + "); copy found in System Activity"})
 			return
-		case attempt >= r.opts.Attempts:
+		case attempt >= r.opts.SendAttempts:
 			r.fail(log, p, err, fmt.Sprintf("gave up after %d attempts; System Activity shows no copy", attempt))
 			return
 		}
@@ -286,4 +314,5 @@ func (r *runner) sort() {
 	slices.SortFunc(r.sum.Skipped, func(a, b Skip) int { return compareIDs(a.PlanID, b.PlanID) })
 	slices.SortFunc(r.sum.Failed, func(a, b Failure) int { return compareIDs(a.PlanID, b.PlanID) })
 	slices.SortFunc(r.sum.NotAttempted, compareIDs)
+	slices.SortFunc(r.sum.NeedsPerson, func(a, b Attention) int { return compareIDs(a.PlanID, b.PlanID) })
 }

@@ -22,6 +22,9 @@ type Summary struct {
 	Failed []Failure `json:"failed"`
 	// NotAttempted lists the plans left alone because the run was stopped.
 	NotAttempted []string `json:"not_attempted"`
+	// NeedsPerson lists the failed plans a re-run cannot help: permanent
+	// failures and failures whose re-runs kept failing.
+	NeedsPerson []Attention `json:"needs_person"`
 	// Error says why the run could not list the failures (exit code 3), or
 	// was stopped.
 	Error string `json:"error,omitempty"`
@@ -44,6 +47,28 @@ type Rerun struct {
 	LastFailure time.Time `json:"last_failure"`
 	// Note says how the re-run was confirmed when its answer was lost.
 	Note string `json:"note,omitempty"`
+	// Outcome is what became of the re-run's delivery, when the run waited
+	// for it (RERUN_WAIT): delivered, failed_again or running.
+	Outcome string `json:"outcome,omitempty"`
+	// OutcomeDetail is Looker's status_detail of a re-run that failed again.
+	OutcomeDetail string `json:"outcome_detail,omitempty"`
+}
+
+// Outcomes of a re-run's delivery.
+const (
+	OutcomeDelivered   = "delivered"
+	OutcomeFailedAgain = "failed_again"
+	OutcomeRunning     = "running"
+)
+
+// Attention is a failed plan that needs a person rather than a re-run.
+type Attention struct {
+	PlanID string `json:"plan_id"`
+	Name   string `json:"name,omitempty"`
+	// Owner is the plan owner's email, to tell whom to ask.
+	Owner  string `json:"owner,omitempty"`
+	Reason string `json:"reason"`
+	Detail string `json:"detail"`
 }
 
 // Skip is a failed plan that was not re-run.
@@ -63,9 +88,18 @@ type Failure struct {
 	Error  string `json:"error"`
 }
 
-// OK reports whether every plan that needed a re-run got one.
+// OK reports whether every plan that needed a re-run got one, nothing needs
+// a person, and no re-run waited for failed again or is still running.
 func (s *Summary) OK() bool {
-	return s.Error == "" && len(s.Failed) == 0 && len(s.NotAttempted) == 0
+	if s.Error != "" || len(s.Failed) != 0 || len(s.NotAttempted) != 0 || len(s.NeedsPerson) != 0 {
+		return false
+	}
+	for _, r := range s.Rerun {
+		if r.Outcome == OutcomeFailedAgain || r.Outcome == OutcomeRunning {
+			return false
+		}
+	}
+	return true
 }
 
 func newSummary(opts Options) *Summary {
@@ -81,6 +115,7 @@ func newSummary(opts Options) *Summary {
 		Skipped:      []Skip{},
 		Failed:       []Failure{},
 		NotAttempted: []string{},
+		NeedsPerson:  []Attention{},
 	}
 }
 
