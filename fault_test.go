@@ -100,8 +100,8 @@ func TestFaults(t *testing.T) {
 		{
 			name:           "answer slower than the timeout, after acting",
 			plans:          []string{"1"},
-			faults:         []lookertest.Fault{{Op: "run_once", AfterAction: true, Delay: 2 * time.Second}},
-			timeout:        200 * time.Millisecond,
+			faults:         []lookertest.Fault{{Op: "run_once", AfterAction: true, Delay: 5 * time.Second}},
+			timeout:        500 * time.Millisecond,
 			wantDeliveries: map[string]int{"1": 1},
 			wantCode:       exitOK,
 			wantLog:        "confirmed in System Activity",
@@ -109,8 +109,8 @@ func TestFaults(t *testing.T) {
 		{
 			name:           "request held past the timeout, never acted on",
 			plans:          []string{"1"},
-			faults:         []lookertest.Fault{{Op: "run_once", Delay: 2 * time.Second}},
-			timeout:        200 * time.Millisecond,
+			faults:         []lookertest.Fault{{Op: "run_once", Delay: 5 * time.Second}},
+			timeout:        500 * time.Millisecond,
 			wantDeliveries: map[string]int{"1": 1},
 			wantCode:       exitOK,
 		},

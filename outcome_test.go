@@ -83,7 +83,9 @@ func TestWaitReportsEachOutcome(t *testing.T) {
 				}()
 			}
 			env := lookerEnv(s, since, until)
-			env["RERUN_WAIT"] = "300ms"
+			// The run stops waiting as soon as every re-run has finished, so
+			// only the still-running case waits this long.
+			env["RERUN_WAIT"] = "1500ms"
 			r := runWith(t, context.Background(), env, 0)
 			if r.code != tt.wantCode {
 				t.Errorf("exit %d, want %d\n%s", r.code, tt.wantCode, r.stderr)
