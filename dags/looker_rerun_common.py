@@ -145,6 +145,10 @@ def rerun_env(base_url: str = BASE_URL_TEMPLATE) -> dict[str, str]:
         "RERUN_UNTIL": UNTIL_TEMPLATE,
         "RERUN_DRY_RUN": DRY_RUN_TEMPLATE,
         "RERUN_RESULT_FILE": RESULT_FILE,
+        # Wait for the re-runs to be delivered, so the task fails (and alerts) when one
+        # failed again or is stuck, and succeeds only when everything arrived. It returns
+        # as soon as all have finished; 15 minutes stays well inside EXECUTION_TIMEOUT.
+        "RERUN_WAIT": "15m",
         "LOG_FORMAT": "json",
         "LOG_LEVEL": "info",
     }
