@@ -107,29 +107,16 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, op string, args [
 	if f.ExpireTokens {
 		s.ExpireTokens()
 	}
+	// With AfterAction Looker acts first, then its answer is slow, lost or
+	// replaced; without, the request is held back, and a client that gives
+	// up meanwhile leaves Looker untouched.
+	var acted *httptest.ResponseRecorder
 	if f.AfterAction {
-		// Looker acted; then the answer is slow, lost or replaced.
-		rec := httptest.NewRecorder()
-		status := s.handle(rec, r, op, args)
-		if !sleep(r, f.Delay) {
-			return 0
-		}
-		switch {
-		case f.Reset:
-			reset(w)
-			return 0
-		case f.Status != 0:
-			return f.write(w)
-		}
-		for k, v := range rec.Header() {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(status)
-		_, _ = w.Write(rec.Body.Bytes())
-		return status
+		acted = httptest.NewRecorder()
+		acted.Code = s.handle(acted, r, op, args)
 	}
 	if !sleep(r, f.Delay) {
-		return 0 // the client gave up first: Looker never acted
+		return 0
 	}
 	switch {
 	case f.Reset:
@@ -137,6 +124,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, op string, args [
 		return 0
 	case f.Status != 0:
 		return f.write(w)
+	case acted != nil:
+		for k, v := range acted.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(acted.Code)
+		_, _ = w.Write(acted.Body.Bytes())
+		return acted.Code
 	}
 	return s.handle(w, r, op, args)
 }
