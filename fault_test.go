@@ -345,3 +345,36 @@ func lastLines(s string, n int) string {
 }
 
 var _ = http.StatusOK
+
+// TestLookerGoesDownMidway: after the listing, every run_once meets a 503
+// (after the transport's retries). The run stops starting new re-runs after
+// a few, rather than grinding through every plan into the task's timeout,
+// and accounts for every plan.
+func TestLookerGoesDownMidway(t *testing.T) {
+	since, until := window()
+	s := lookertest.NewServer(t)
+	const n = 40
+	for i := range n {
+		s.AddFailure(itoa(100+i), since.Add(time.Hour), "boom")
+	}
+	s.Inject(lookertest.Fault{Op: "run_once", Status: 503, Times: -1})
+	env := lookerEnv(s, since, until)
+	env["RERUN_CONCURRENCY"] = "2"
+	r := runWith(t, context.Background(), env, 0)
+	if r.code != exitFailures {
+		t.Fatalf("exit %d, want 1\n%s", r.code, lastLines(r.stderr, 10))
+	}
+	sum := r.summary(t)
+	if len(s.Reruns()) != 0 {
+		t.Errorf("deliveries %v with Looker down", s.Reruns())
+	}
+	if got := len(sum.Failed) + len(sum.NotAttempted); got != n {
+		t.Errorf("%d failed + %d not attempted, want all %d plans accounted for", len(sum.Failed), len(sum.NotAttempted), n)
+	}
+	if len(sum.Failed) > 2+3 {
+		t.Errorf("%d plans tried against a Looker that was down, want it to stop after a few", len(sum.Failed))
+	}
+	if !strings.Contains(sum.Error, "could not reach Looker") {
+		t.Errorf("summary error %q, want it to say Looker could not be reached", sum.Error)
+	}
+}

@@ -2,6 +2,7 @@ package rerun
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -67,12 +68,20 @@ func (r *runner) queryAll(ctx context.Context, q looker.Query, timeField string,
 		return append(left, right...), nil
 	}
 	jobs := make([]job, 0, len(rows))
+	skipped := 0
 	for i, row := range rows {
 		j, err := decodeJob(row)
-		if err != nil {
+		switch {
+		case errors.Is(err, errNoPlanID):
+			skipped++ // nothing to re-run without a plan
+			continue
+		case err != nil:
 			return nil, fmt.Errorf("system activity row %d: %w", i+1, err)
 		}
 		jobs = append(jobs, j)
+	}
+	if skipped > 0 {
+		r.log.Warn().Int("rows", skipped).Str("field", fPlanID).Msg("skipped System Activity rows without a plan id")
 	}
 	return jobs, nil
 }

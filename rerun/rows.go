@@ -3,6 +3,7 @@ package rerun
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -31,7 +32,10 @@ const (
 
 // timeLayouts are how Looker's json results show a time, in the query's time
 // zone (UTC here), with or without the zone.
-var timeLayouts = []string{"2006-01-02 15:04:05", "2006-01-02 15:04", time.RFC3339, "2006-01-02"}
+var timeLayouts = []string{"2006-01-02 15:04:05", "2006-01-02 15:04:05.999999999", "2006-01-02 15:04", time.RFC3339Nano, "2006-01-02"}
+
+// errNoPlanID marks a row whose plan id is null: a job whose plan is gone.
+var errNoPlanID = errors.New("row has no " + fPlanID)
 
 // rowString reads a text or number cell; ok is false for null or absent.
 func rowString(r looker.Row, field string) (s string, ok bool, err error) {
@@ -129,7 +133,7 @@ func decodeJob(r looker.Row) (job, error) {
 	if j.PlanID, ok, err = rowID(r, fPlanID); err != nil {
 		return j, err
 	} else if !ok {
-		return j, fmt.Errorf("row has no %s", fPlanID)
+		return j, errNoPlanID
 	}
 	strs := []struct {
 		field string

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -97,6 +98,11 @@ type runner struct {
 	opts Options
 	log  zerolog.Logger
 
+	// unreachable counts the plans in a row that Looker could not be asked
+	// to re-run at all; giveUp stops starting more.
+	unreachable atomic.Int32
+	giveUp      context.CancelCauseFunc
+
 	mu  sync.Mutex
 	sum *Summary
 }
@@ -130,12 +136,15 @@ func Run(ctx context.Context, lk Looker, opts Options) (*Summary, error) {
 			r.sum.Skipped = append(r.sum.Skipped, Skip{PlanID: p.ID, Name: p.Name, Reason: d.reason, Detail: d.detail})
 		}
 	}
-	r.rerunAll(ctx, todo)
+	gaveUp := r.rerunAll(ctx, todo)
 	if opts.Wait > 0 && !opts.DryRun && ctx.Err() == nil {
 		r.await(ctx)
 	}
-	if ctx.Err() != nil {
+	switch {
+	case ctx.Err() != nil:
 		r.sum.Error = "stopped before the end: " + context.Cause(ctx).Error()
+	case gaveUp != nil:
+		r.sum.Error = "stopped before the end: " + gaveUp.Error()
 	}
 	r.sort()
 	return r.sum, nil
@@ -191,15 +200,24 @@ func (r *runner) collect(ctx context.Context) ([]*plan, []job, error) {
 	return plans, copies, nil
 }
 
+// maxUnreachable is how many plans in a row may fail because Looker could not
+// be reached (after the transport's retries) before the run stops starting
+// new re-runs: with Looker down, trying the other thousand plans would only
+// run into the task's timeout.
+const maxUnreachable = 3
+
 // rerunAll re-runs the plans with bounded concurrency, one call at a time
-// per plan.
-func (r *runner) rerunAll(ctx context.Context, plans []*plan) {
+// per plan. It returns why it stopped early when Looker became unreachable.
+func (r *runner) rerunAll(ctx context.Context, plans []*plan) error {
 	// Calls in flight outlive ctx by the grace period, so a stop does not cut
 	// a run_once whose outcome would then be unknown.
 	callCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { time.AfterFunc(r.opts.Grace, cancel) })
 	defer stop()
+	// Starting stops too when Looker turns out to be unreachable.
+	ctx, r.giveUp = context.WithCancelCause(ctx)
+	defer r.giveUp(nil)
 
 	var g errgroup.Group
 	g.SetLimit(r.opts.Concurrency)
@@ -214,6 +232,10 @@ func (r *runner) rerunAll(ctx context.Context, plans []*plan) {
 		})
 	}
 	_ = g.Wait()
+	if cause := context.Cause(ctx); ctx.Err() != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	return nil
 }
 
 func (r *runner) notAttempted(p *plan) {
@@ -241,6 +263,7 @@ func (r *runner) rerun(ctx, callCtx context.Context, p *plan) {
 			return
 		}
 		np, err := r.lk.RunOnce(callCtx, p.ID)
+		r.noteReachability(err)
 		if err == nil {
 			log.Info().Str("new_plan_id", np.ID).Int("attempt", attempt).Msg("re-run")
 			r.done(Rerun{PlanID: p.ID, Name: p.Name, NewPlanID: np.ID, Failures: p.Failures, LastFailure: p.LastFailure})
@@ -267,6 +290,22 @@ func (r *runner) rerun(ctx, callCtx context.Context, p *plan) {
 			r.fail(log, p, err, fmt.Sprintf("gave up after %d attempts; System Activity shows no copy", attempt))
 			return
 		}
+	}
+}
+
+// noteReachability counts the run_once calls in a row that failed because
+// Looker was out of reach (no connection, or 429/503 after every retry), and
+// stops the run from starting more after maxUnreachable of them.
+func (r *runner) noteReachability(err error) {
+	var lerr *looker.Error
+	down := err != nil && NotActed(err) &&
+		(!errors.As(err, &lerr) || lerr.StatusCode == http.StatusServiceUnavailable || lerr.StatusCode == http.StatusTooManyRequests)
+	if !down {
+		r.unreachable.Store(0)
+		return
+	}
+	if n := r.unreachable.Add(1); n >= maxUnreachable {
+		r.giveUp(fmt.Errorf("could not reach Looker for %d re-runs in a row (last: %w); the other plans were left alone", n, err))
 	}
 }
 

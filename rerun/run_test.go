@@ -2,6 +2,7 @@ package rerun_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -407,5 +408,55 @@ func TestDeletedPlanIsReportedOthersStillRun(t *testing.T) {
 	}
 	if sum.OK() {
 		t.Error("summary OK with a failed re-run")
+	}
+}
+
+// oddRows answers System Activity queries with fixed rows, for data the
+// stand-in would not make.
+type oddRows struct {
+	rows []looker.Row
+	runs []string
+}
+
+func (o *oddRows) RunLook(context.Context, string) ([]looker.Row, error) { return nil, nil }
+func (o *oddRows) RunInlineQuery(_ context.Context, q looker.Query) ([]looker.Row, error) {
+	if q.Filters["scheduled_plan.run_once"] == "Yes" {
+		return nil, nil
+	}
+	return o.rows, nil
+}
+func (o *oddRows) RunOnce(_ context.Context, id string) (looker.ScheduledPlan, error) {
+	o.runs = append(o.runs, id)
+	return looker.ScheduledPlan{ID: "9" + id, RunOnce: true}, nil
+}
+
+func TestOddRows(t *testing.T) {
+	t.Parallel()
+	m := newMorning()
+	row := func(kv ...any) looker.Row {
+		r := looker.Row{}
+		for i := 0; i < len(kv); i += 2 {
+			b, _ := json.Marshal(kv[i+1])
+			r[kv[i].(string)] = b
+		}
+		return r
+	}
+	at := m.at(1).Format("2006-01-02 15:04:05")
+	lk := &oddRows{rows: []looker.Row{
+		row("scheduled_plan.id", nil, "scheduled_job.id", 1, "scheduled_job.status", "failure", "scheduled_job.created_time", at),
+		row("scheduled_plan.id", "12", "scheduled_job.id", "2", "scheduled_job.status", "FAILURE", "scheduled_job.created_time", m.at(1).Format("2006-01-02 15:04:05.000000")),
+		row("scheduled_plan.id", 13.0, "scheduled_job.id", 3, "scheduled_job.status", "failure", "scheduled_job.created_time", m.at(2).Format(time.RFC3339)),
+		row("scheduled_plan.id", 14, "scheduled_plan.name", "Ventes – 日次", "scheduled_job.id", 4, "scheduled_job.status", "failure", "scheduled_job.created_time", at),
+	}}
+	sum, err := rerun.Run(context.Background(), lk, m.opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"12", "13", "14"}, rerunIDs(sum)); diff != "" {
+		t.Errorf("re-run (-want +got):\n%s", diff)
+	}
+	lk.rows = append(lk.rows, row("scheduled_plan.id", map[string]int{"v": 1}))
+	if _, err := rerun.Run(context.Background(), lk, m.opts()); err == nil || !strings.Contains(err.Error(), "scheduled_plan.id") {
+		t.Errorf("an object for a plan id: error %v, want one naming the field", err)
 	}
 }
