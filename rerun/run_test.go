@@ -415,7 +415,6 @@ func TestDeletedPlanIsReportedOthersStillRun(t *testing.T) {
 // stand-in would not make.
 type oddRows struct {
 	rows []looker.Row
-	runs []string
 }
 
 func (o *oddRows) RunLook(context.Context, string) ([]looker.Row, error) { return nil, nil }
@@ -426,7 +425,6 @@ func (o *oddRows) RunInlineQuery(_ context.Context, q looker.Query) ([]looker.Ro
 	return o.rows, nil
 }
 func (o *oddRows) RunOnce(_ context.Context, id string) (looker.ScheduledPlan, error) {
-	o.runs = append(o.runs, id)
 	return looker.ScheduledPlan{ID: "9" + id, RunOnce: true}, nil
 }
 
