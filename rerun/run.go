@@ -165,11 +165,15 @@ func (r *runner) collect(ctx context.Context) ([]*plan, []job, error) {
 		if failed, err = r.failures(ctx); err != nil {
 			return nil, nil, err
 		}
-		r.sum.FailedJobs = len(failed)
-		seen := map[string]bool{}
+		// Count jobs, not rows: split pages may meet on a boundary row.
+		seenPlan, seenJob := map[string]bool{}, map[string]bool{}
 		for _, j := range failed {
-			if !seen[j.PlanID] {
-				seen[j.PlanID] = true
+			if !seenJob[j.PlanID+"/"+j.JobID] {
+				seenJob[j.PlanID+"/"+j.JobID] = true
+				r.sum.FailedJobs++
+			}
+			if !seenPlan[j.PlanID] {
+				seenPlan[j.PlanID] = true
 				ids = append(ids, j.PlanID)
 			}
 		}
