@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 )
@@ -48,62 +49,96 @@ func (c *Client) RunLook(ctx context.Context, lookID string) ([]Row, error) {
 	if err != nil {
 		return nil, fmt.Errorf("looker: run look %s: %w", lookID, err)
 	}
-	rows, err := c.rows(req)
-	if err != nil {
+	var rows []Row
+	if err := c.do(c.hc, req, rowSink(func(r Row) error { rows = append(rows, r); return nil })); err != nil {
 		return nil, fmt.Errorf("looker: run look %s: %w", lookID, err)
 	}
 	return rows, nil
 }
 
-// RunInlineQuery runs q and returns its rows (operation run_inline_query, json
-// format, cache=false). Looker silently cuts a result at the query's limit:
-// callers that need every row must check for a full page.
-func (c *Client) RunInlineQuery(ctx context.Context, q Query) ([]Row, error) {
+// RunInlineQuery runs q (operation run_inline_query, json format,
+// cache=false) and calls fn with each row as it is decoded, so a large
+// result never sits in memory whole. An error from fn stops the run and is
+// returned. Looker silently cuts a result at the query's limit: callers that
+// need every row must count them.
+func (c *Client) RunInlineQuery(ctx context.Context, q Query, fn func(Row) error) error {
 	req, err := c.newRequest(ctx, http.MethodPost, "queries/run/json", noCache, q)
 	if err != nil {
-		return nil, fmt.Errorf("looker: run inline query on %s/%s: %w", q.Model, q.View, err)
+		return fmt.Errorf("looker: run inline query on %s/%s: %w", q.Model, q.View, err)
 	}
-	rows, err := c.rows(req)
-	if err != nil {
-		return nil, fmt.Errorf("looker: run inline query on %s/%s: %w", q.Model, q.View, err)
+	if err := c.do(c.hc, req, rowSink(fn)); err != nil {
+		return fmt.Errorf("looker: run inline query on %s/%s: %w", q.Model, q.View, err)
 	}
-	return rows, nil
+	return nil
 }
 
-// rows sends req and decodes its json result.
-func (c *Client) rows(req *http.Request) ([]Row, error) {
-	var raw json.RawMessage
-	if err := c.do(c.hc, req, &raw); err != nil {
-		return nil, err
-	}
-	return DecodeRows(raw)
-}
+// rowSink receives the rows of a json result one by one.
+type rowSink func(Row) error
 
-// DecodeRows decodes a json result: an array of objects. A query that fails
-// in the database still answers 200, with the error as a row (or object)
-// holding looker_error; that is returned as an error.
-func DecodeRows(raw []byte) ([]Row, error) {
-	if t := bytes.TrimSpace(raw); len(t) == 0 || bytes.Equal(t, []byte("null")) {
-		// Never read as "nothing failed".
-		return nil, errors.New("want a JSON array of rows, got null or nothing")
-	}
-	var rows []Row
-	if err := json.Unmarshal(raw, &rows); err != nil {
-		var obj Row
-		if json.Unmarshal(raw, &obj) == nil {
-			if msg, ok := obj["looker_error"]; ok {
-				return nil, fmt.Errorf("query failed: %s", bytes.TrimSpace(msg))
+// decode reads a json result: an array of objects. A query that fails in the
+// database still answers 200, with the error as a row (or an object) holding
+// looker_error; that is an error, and so is null or anything but rows: never
+// read as "no rows".
+func (sink rowSink) decode(r io.Reader) error {
+	dec := json.NewDecoder(r)
+	tok, err := dec.Token()
+	switch {
+	case errors.Is(err, io.EOF) || (err == nil && tok == nil):
+		return errors.New("want a JSON array of rows, got null or nothing")
+	case err != nil:
+		return fmt.Errorf("decode response: %w", err)
+	case tok == json.Delim('{'):
+		obj := Row{}
+		for dec.More() {
+			key, err := dec.Token()
+			if err != nil {
+				return fmt.Errorf("decode response: %w", err)
+			}
+			var v json.RawMessage
+			if err := dec.Decode(&v); err != nil {
+				return fmt.Errorf("decode response: %w", err)
+			}
+			if k, ok := key.(string); ok {
+				obj[k] = v
 			}
 		}
-		return nil, fmt.Errorf("want a JSON array of rows: %w", err)
+		if msg, ok := obj["looker_error"]; ok {
+			return fmt.Errorf("query failed: %s", bytes.TrimSpace(msg))
+		}
+		return errors.New("want a JSON array of rows, got an object")
+	case tok != json.Delim('['):
+		return fmt.Errorf("want a JSON array of rows, got %v", tok)
 	}
-	for _, r := range rows {
-		if r == nil {
-			return nil, errors.New("want a JSON array of rows: found null")
+	for i := 1; dec.More(); i++ {
+		var row Row
+		if err := dec.Decode(&row); err != nil {
+			return fmt.Errorf("decode response: row %d: %w", i, err)
 		}
-		if msg, ok := r["looker_error"]; ok {
-			return nil, fmt.Errorf("query failed: %s", bytes.TrimSpace(msg))
+		if row == nil {
+			return errors.New("want a JSON array of rows: found null")
 		}
+		if msg, ok := row["looker_error"]; ok {
+			return fmt.Errorf("query failed: %s", bytes.TrimSpace(msg))
+		}
+		if err := sink(row); err != nil {
+			return err
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing bracket
+		return fmt.Errorf("decode response: %w", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("decode response: data after the rows")
+	}
+	return nil
+}
+
+// DecodeRows decodes a whole json result, as RunLook and RunInlineQuery do.
+func DecodeRows(raw []byte) ([]Row, error) {
+	var rows []Row
+	err := rowSink(func(r Row) error { rows = append(rows, r); return nil }).decode(bytes.NewReader(raw))
+	if err != nil {
+		return nil, err
 	}
 	return rows, nil
 }

@@ -241,22 +241,50 @@ func (c *Client) send(hc *http.Client, req *http.Request, v any, quote bool) err
 }
 
 // decodeJSON decodes a 2xx answer, refusing HTML error pages from proxies and
-// load balancers that answer 200 in Looker's place.
+// load balancers that answer 200 in Looker's place. A rowSink is fed row by
+// row as the body streams in; anything else is decoded whole.
 func decodeJSON(req *http.Request, resp *http.Response, v any, quote bool) error {
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
-	if err != nil {
-		return fmt.Errorf("%s %s: read response: %w", req.Method, req.URL.Path, err)
-	}
-	if len(body) > maxBody {
-		return fmt.Errorf("%s %s: response larger than %d bytes", req.Method, req.URL.Path, maxBody)
-	}
+	where := req.Method + " " + req.URL.Path
 	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "" && mt != "application/json" && !strings.HasSuffix(mt, "+json") {
-		return fmt.Errorf("%s %s: want a JSON response, got %s%s", req.Method, req.URL.Path, mt, snippet(body, quote))
+		head, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("%s: want a JSON response, got %s%s", where, mt, snippet(head, quote))
 	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return fmt.Errorf("%s %s: decode response: %w%s", req.Method, req.URL.Path, err, snippet(body, quote))
+	body := &capped{r: io.LimitReader(resp.Body, maxBody+1)}
+	var err error
+	if sink, ok := v.(rowSink); ok {
+		err = sink.decode(body)
+	} else {
+		var b []byte
+		if b, err = io.ReadAll(body); err == nil {
+			if err = json.Unmarshal(b, v); err != nil {
+				err = fmt.Errorf("decode response: %w", err)
+			}
+		}
+	}
+	switch {
+	case body.n > maxBody:
+		return fmt.Errorf("%s: response larger than %d bytes", where, maxBody)
+	case err != nil:
+		return fmt.Errorf("%s: %w%s", where, err, snippet(body.head, quote))
 	}
 	return nil
+}
+
+// capped counts what is read through it and keeps the first bytes, to quote
+// in an error.
+type capped struct {
+	r    io.Reader
+	n    int
+	head []byte
+}
+
+func (c *capped) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	if keep := 120 - len(c.head); keep > 0 {
+		c.head = append(c.head, p[:min(n, keep)]...)
+	}
+	return n, err
 }
 
 // snippet quotes the start of a body for an error message.

@@ -158,7 +158,7 @@ func TestAPersistent401IsAnError(t *testing.T) {
 	s := lookertest.NewServer(t)
 	s.Inject(lookertest.Fault{Op: lookertest.OpRunInlineQuery, Status: 401, Times: -1})
 	c := newClient(t, s)
-	_, err := c.RunInlineQuery(context.Background(), looker.Query{Model: "system__activity", View: "scheduled_plan", Fields: []string{"scheduled_plan.id"}})
+	err := c.RunInlineQuery(context.Background(), looker.Query{Model: "system__activity", View: "scheduled_plan", Fields: []string{"scheduled_plan.id"}}, func(looker.Row) error { return nil })
 	var lerr *looker.Error
 	if !errors.As(err, &lerr) || lerr.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("error = %v, want a 401", err)
@@ -183,7 +183,7 @@ func TestRequestsAreDeclaredBySpec(t *testing.T) {
 	if _, err := c.RunLook(ctx, "7"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.RunInlineQuery(ctx, looker.Query{Model: "system__activity", View: "scheduled_plan", Fields: []string{"scheduled_plan.id"}}); err != nil {
+	if err := c.RunInlineQuery(ctx, looker.Query{Model: "system__activity", View: "scheduled_plan", Fields: []string{"scheduled_plan.id"}}, func(looker.Row) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
 	var urls []string
@@ -255,7 +255,9 @@ func TestDecodeRows(t *testing.T) {
 		{in: `{"looker_error":"timeout"}`, wantErr: "query failed"},
 		{in: `{"data":[]}`, wantErr: "want a JSON array of rows"},
 		{in: `[null]`, wantErr: "found null"},
-		{in: `[1,2]`, wantErr: "want a JSON array of rows"},
+		{in: `[1,2]`, wantErr: "row 1"},
+		{in: `[{"a":1}] [{"a":2}]`, wantErr: "data after the rows"},
+		{in: `[{"a":1}`, wantErr: "decode response"},
 		{in: `null`, wantErr: "got null"},
 		{in: ` `, wantErr: "got null or nothing"},
 	}

@@ -52,22 +52,22 @@ type rules struct {
 }
 
 // gather folds the jobs of the candidate plans into one plan each.
-func gather(ids []string, jobs []job, since, until time.Time) []*plan {
+func gather(ids []string, since, until time.Time, jobLists ...[]job) []*plan {
 	plans := make(map[string]*plan, len(ids))
 	for _, id := range ids {
 		plans[id] = &plan{ID: id}
 	}
 	seen := map[string]bool{}
-	for _, j := range jobs {
+	add := func(j *job) {
 		p := plans[j.PlanID]
 		if p == nil {
-			continue
+			return
 		}
 		if p.Name == "" {
 			p.Name, p.OwnerEmail, p.Key, p.RunOnce = j.Name, j.OwnerEmail, j.key(), j.RunOnce
 		}
 		if !j.hasJob() || (j.JobID != "" && seen[j.JobID]) {
-			continue
+			return
 		}
 		seen[j.JobID] = true
 		if j.Status == statusFailure && !j.Created.Before(since) && j.Created.Before(until) {
@@ -76,8 +76,13 @@ func gather(ids []string, jobs []job, since, until time.Time) []*plan {
 				p.LastFailure, p.LastDetail = j.Created, j.Detail
 			}
 		}
-		if later(j, p.Latest) {
-			p.Latest = j
+		if later(*j, p.Latest) {
+			p.Latest = *j
+		}
+	}
+	for _, jobs := range jobLists {
+		for i := range jobs {
+			add(&jobs[i])
 		}
 	}
 	out := make([]*plan, 0, len(ids))

@@ -46,17 +46,35 @@ func systemActivity(fields []string, filters map[string]string, pageSize int) lo
 func (r *runner) queryAll(ctx context.Context, q looker.Query, timeField string, from, to time.Time) ([]job, error) {
 	from, to = from.Truncate(time.Second), ceilSecond(to)
 	q.Filters = cloneWith(q.Filters, timeField, from.Format(lookerFilterTime)+" to "+to.Format(lookerFilterTime))
-	rows, err := r.lk.RunInlineQuery(ctx, q)
+	// Rows are decoded into jobs as they stream in: a full page of 5,000
+	// never sits in memory as JSON.
+	var (
+		jobs          []job
+		rows, skipped int
+	)
+	err := r.lk.RunInlineQuery(ctx, q, func(row looker.Row) error {
+		rows++
+		j, err := decodeJob(row)
+		switch {
+		case errors.Is(err, errNoPlanID):
+			skipped++ // nothing to re-run without a plan
+			return nil
+		case err != nil:
+			return fmt.Errorf("system activity row %d: %w", rows, err)
+		}
+		jobs = append(jobs, j)
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	if len(rows) >= r.opts.PageSize {
+	if rows >= r.opts.PageSize {
 		span := to.Sub(from)
 		if span <= time.Second {
 			return nil, fmt.Errorf("more than %d rows of %s in the second from %s: cannot list them all", r.opts.PageSize, timeField, from.Format(time.RFC3339))
 		}
 		mid := from.Add(span / 2).Truncate(time.Second)
-		r.log.Debug().Str("field", timeField).Time("from", from).Time("mid", mid).Time("to", to).Int("rows", len(rows)).Msg("full page: splitting the time range")
+		r.log.Debug().Str("field", timeField).Time("from", from).Time("mid", mid).Time("to", to).Int("rows", rows).Msg("full page: splitting the time range")
 		left, err := r.queryAll(ctx, q, timeField, from, mid)
 		if err != nil {
 			return nil, err
@@ -66,19 +84,6 @@ func (r *runner) queryAll(ctx context.Context, q looker.Query, timeField string,
 			return nil, err
 		}
 		return append(left, right...), nil
-	}
-	jobs := make([]job, 0, len(rows))
-	skipped := 0
-	for i, row := range rows {
-		j, err := decodeJob(row)
-		switch {
-		case errors.Is(err, errNoPlanID):
-			skipped++ // nothing to re-run without a plan
-			continue
-		case err != nil:
-			return nil, fmt.Errorf("system activity row %d: %w", i+1, err)
-		}
-		jobs = append(jobs, j)
 	}
 	if skipped > 0 {
 		r.log.Warn().Int("rows", skipped).Str("field", fPlanID).Msg("skipped System Activity rows without a plan id")

@@ -77,7 +77,7 @@ func FuzzLookRows(f *testing.F) {
 type lookRows []looker.Row
 
 func (l lookRows) RunLook(ctx context.Context, _ string) ([]looker.Row, error) { return l, nil }
-func (lookRows) RunInlineQuery(context.Context, looker.Query) ([]looker.Row, error) {
+func (lookRows) RunInlineQuery(context.Context, looker.Query, func(looker.Row) error) error {
 	panic("not used")
 }
 func (lookRows) RunOnce(context.Context, string) (looker.ScheduledPlan, error) { panic("not used") }

@@ -22,7 +22,7 @@ import (
 // Looker is the part of *looker.Client that Run uses.
 type Looker interface {
 	RunLook(ctx context.Context, lookID string) ([]looker.Row, error)
-	RunInlineQuery(ctx context.Context, q looker.Query) ([]looker.Row, error)
+	RunInlineQuery(ctx context.Context, q looker.Query, fn func(looker.Row) error) error
 	RunOnce(ctx context.Context, planID string) (looker.ScheduledPlan, error)
 }
 
@@ -187,7 +187,7 @@ func (r *runner) collect(ctx context.Context) ([]*plan, []job, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	plans := gather(ids, append(failed, hist...), r.opts.Since, r.opts.Until)
+	plans := gather(ids, r.opts.Since, r.opts.Until, failed, hist)
 	earliest := time.Time{}
 	for _, p := range plans {
 		if p.Failures > 0 && (earliest.IsZero() || p.LastFailure.Before(earliest)) {

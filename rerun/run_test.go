@@ -418,11 +418,16 @@ type oddRows struct {
 }
 
 func (o *oddRows) RunLook(context.Context, string) ([]looker.Row, error) { return nil, nil }
-func (o *oddRows) RunInlineQuery(_ context.Context, q looker.Query) ([]looker.Row, error) {
+func (o *oddRows) RunInlineQuery(_ context.Context, q looker.Query, fn func(looker.Row) error) error {
 	if q.Filters["scheduled_plan.run_once"] == "Yes" {
-		return nil, nil
+		return nil
 	}
-	return o.rows, nil
+	for _, r := range o.rows {
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 func (o *oddRows) RunOnce(_ context.Context, id string) (looker.ScheduledPlan, error) {
 	return looker.ScheduledPlan{ID: "9" + id, RunOnce: true}, nil
