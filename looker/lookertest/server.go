@@ -9,7 +9,7 @@
 // row limit, run_once copying the plan into a new run-once plan). It differs
 // from Looker in these ways:
 //   - the only explore is system__activity/scheduled_plan, with the fields
-//     listed in fields.go; other fields, models and filter expressions are
+//     listed in query.go; other fields, models and filter expressions are
 //     refused loudly instead of being guessed at;
 //   - filters understand what looker-rerun sends: Yes/No, exact values and
 //     comma lists, NULL and -NULL, and "A to B", "after A", "before A" times;
