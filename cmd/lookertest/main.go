@@ -50,7 +50,9 @@ func main() {
 	}
 	defer l.Close()
 	if *urlFile != "" {
-		if err := os.WriteFile(*urlFile+".tmp", []byte(s.URL+"\n"), 0o644); err == nil {
+		// Written whole, then renamed: a script polling for it never reads half a URL.
+		err := os.WriteFile(*urlFile+".tmp", []byte(s.URL+"\n"), 0o644)
+		if err == nil {
 			err = os.Rename(*urlFile+".tmp", *urlFile)
 		}
 		if err != nil {
