@@ -83,7 +83,21 @@ func loadConfig(now time.Time) (Config, error) {
 	}
 	cfg.retry = defaultRetry
 	_, cfg.resultFileForced = os.LookupEnv("RERUN_RESULT_FILE")
-	return cfg, errors.Join(misspelt(), cfg.validate(now))
+	return cfg, errors.Join(misspelt(), setButEmpty(), cfg.validate(now))
+}
+
+// setButEmpty reports the optional variables without a default that are set
+// to nothing: a template that rendered empty must not quietly become "use
+// the default window". (validate sees the others: empty is not a valid
+// value for any of them.)
+func setButEmpty() error {
+	var errs []error
+	for _, name := range []string{"RERUN_SINCE", "RERUN_UNTIL", "RERUN_LOOK_ID", "RERUN_PERMANENT_PATTERN"} {
+		if v, ok := os.LookupEnv(name); ok && strings.TrimSpace(v) == "" {
+			errs = append(errs, fmt.Errorf("%s is set but empty; unset it to use the default", name))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // envError rewrites envconfig's errors to name the variable plainly.
