@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 )
 
 // Query is the part of Looker's Query body that looker-rerun sends to
@@ -43,9 +44,14 @@ type ScheduledPlan struct {
 var noCache = url.Values{"cache": {"false"}}
 
 // RunLook runs a saved Look and returns its rows (operation run_look, json
-// format, cache=false).
-func (c *Client) RunLook(ctx context.Context, lookID string) ([]Row, error) {
-	req, err := c.newRequest(ctx, http.MethodGet, "looks/"+url.PathEscape(lookID)+"/run/json", noCache, nil)
+// format, cache=false). A limit above 0 replaces the Look's own row limit;
+// Looker cuts the result there silently.
+func (c *Client) RunLook(ctx context.Context, lookID string, limit int) ([]Row, error) {
+	q := url.Values{"cache": {"false"}}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	req, err := c.newRequest(ctx, http.MethodGet, "looks/"+url.PathEscape(lookID)+"/run/json", q, nil)
 	if err != nil {
 		return nil, fmt.Errorf("looker: run look %s: %w", lookID, err)
 	}

@@ -180,17 +180,21 @@ func TestRequestsAreDeclaredBySpec(t *testing.T) {
 	s.AddLook("7", []map[string]any{{"scheduled_plan.id": 1}})
 	c := newClient(t, s)
 	ctx := context.Background()
-	if _, err := c.RunLook(ctx, "7"); err != nil {
+	if _, err := c.RunLook(ctx, "7", 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.RunInlineQuery(ctx, looker.Query{Model: "system__activity", View: "scheduled_plan", Fields: []string{"scheduled_plan.id"}}, func(looker.Row) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.RunLook(ctx, "7", 5000); err != nil {
 		t.Fatal(err)
 	}
 	var urls []string
 	for _, c := range s.Calls() {
 		urls = append(urls, c.Method+" "+c.URL)
 	}
-	want := []string{"POST /api/4.0/login", "GET /api/4.0/looks/7/run/json?cache=false", "POST /api/4.0/queries/run/json?cache=false"}
+	want := []string{"POST /api/4.0/login", "GET /api/4.0/looks/7/run/json?cache=false", "POST /api/4.0/queries/run/json?cache=false",
+		"GET /api/4.0/looks/7/run/json?cache=false&limit=5000"}
 	if diff := cmp.Diff(want, urls); diff != "" {
 		t.Errorf("requests (-want +got):\n%s", diff)
 	}

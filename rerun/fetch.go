@@ -124,9 +124,14 @@ func (r *runner) failures(ctx context.Context) ([]job, error) {
 // lookFailures runs the saved Look and returns the plan ids its rows name, in
 // order of first appearance, and the number of rows.
 func (r *runner) lookFailures(ctx context.Context) ([]string, int, error) {
-	rows, err := r.lk.RunLook(ctx, r.opts.LookID)
+	rows, err := r.lk.RunLook(ctx, r.opts.LookID, r.opts.PageSize)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list failed deliveries: %w", err)
+	}
+	if len(rows) >= r.opts.PageSize {
+		// A Look cannot be split by time like a query: never act on a list
+		// that may be cut.
+		return nil, 0, fmt.Errorf("look %s returned %d rows, Looker's limit: the list may be cut; narrow the Look's filters or leave RERUN_LOOK_ID unset to query System Activity", r.opts.LookID, len(rows))
 	}
 	var ids []string
 	seen := map[string]bool{}

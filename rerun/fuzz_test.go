@@ -55,7 +55,7 @@ func FuzzLookRows(f *testing.F) {
 		if err != nil {
 			return
 		}
-		r := &runner{opts: Options{LookID: "1"}, lk: lookRows(rows)}
+		r := &runner{opts: Options{LookID: "1", PageSize: 5000}, lk: lookRows(rows)}
 		ids, n, err := r.lookFailures(t.Context())
 		if err != nil {
 			return
@@ -76,7 +76,7 @@ func FuzzLookRows(f *testing.F) {
 // lookRows is a Looker whose saved Look answers fixed rows.
 type lookRows []looker.Row
 
-func (l lookRows) RunLook(ctx context.Context, _ string) ([]looker.Row, error) { return l, nil }
+func (l lookRows) RunLook(context.Context, string, int) ([]looker.Row, error) { return l, nil }
 func (lookRows) RunInlineQuery(context.Context, looker.Query, func(looker.Row) error) error {
 	panic("not used")
 }

@@ -21,7 +21,7 @@ import (
 
 // Looker is the part of *looker.Client that Run uses.
 type Looker interface {
-	RunLook(ctx context.Context, lookID string) ([]looker.Row, error)
+	RunLook(ctx context.Context, lookID string, limit int) ([]looker.Row, error)
 	RunInlineQuery(ctx context.Context, q looker.Query, fn func(looker.Row) error) error
 	RunOnce(ctx context.Context, planID string) (looker.ScheduledPlan, error)
 }

@@ -378,6 +378,32 @@ func TestLookWithoutPlanIDColumn(t *testing.T) {
 	}
 }
 
+func TestLookCutAtTheLimitIsAnError(t *testing.T) {
+	t.Parallel()
+	m := newMorning()
+	s := lookertest.NewServer(t)
+	var rows []map[string]any
+	for i := range 12 {
+		s.AddFailure(itoa(500+i), m.at(1), "boom")
+		rows = append(rows, map[string]any{"scheduled_plan.id": 500 + i})
+	}
+	s.AddLook("79", rows)
+	opts := m.opts()
+	opts.LookID, opts.PageSize = "79", 10
+	_, err := rerun.Run(context.Background(), newClient(t, s), opts)
+	if err == nil || !strings.Contains(err.Error(), "may be cut") {
+		t.Fatalf("Run error = %v, want a loud error about the cut", err)
+	}
+	if len(s.Reruns()) != 0 {
+		t.Errorf("re-ran %v from a list that may be cut", s.Reruns())
+	}
+	for _, c := range s.Calls() {
+		if c.Op == lookertest.OpRunLook && c.URL != "/api/4.0/looks/79/run/json?cache=false&limit=10" {
+			t.Errorf("run_look URL %s", c.URL)
+		}
+	}
+}
+
 func TestMissingLook(t *testing.T) {
 	t.Parallel()
 	s := lookertest.NewServer(t)
@@ -417,7 +443,7 @@ type oddRows struct {
 	rows []looker.Row
 }
 
-func (o *oddRows) RunLook(context.Context, string) ([]looker.Row, error) { return nil, nil }
+func (o *oddRows) RunLook(context.Context, string, int) ([]looker.Row, error) { return nil, nil }
 func (o *oddRows) RunInlineQuery(_ context.Context, q looker.Query, fn func(looker.Row) error) error {
 	if q.Filters["scheduled_plan.run_once"] == "Yes" {
 		return nil
