@@ -378,3 +378,28 @@ func TestLookerGoesDownMidway(t *testing.T) {
 		t.Errorf("summary error %q, want it to say Looker could not be reached", sum.Error)
 	}
 }
+
+// TestLostAnswerAfterAFailedRerun: yesterday's re-run of plan 1 failed, so it
+// is re-run again; that call's answer is lost before Looker acted. The old
+// failed copy must not pass for this call's copy: the plan is sent again and
+// delivered once, under its new copy.
+func TestLostAnswerAfterAFailedRerun(t *testing.T) {
+	since, until := window()
+	s := lookertest.NewServer(t)
+	s.AddPlan(lookertest.Plan{ID: "1", Name: "Sales", ContentTypeID: "look::1", Destinations: "#sales"})
+	s.AddFailure("1", since.Add(time.Hour), "Slack API error: ratelimited")
+	s.AddPlan(lookertest.Plan{ID: "801", Name: "Sales", ContentTypeID: "look::1", Destinations: "#sales", RunOnce: true, Created: since.Add(2 * time.Hour)})
+	s.AddJob(lookertest.Job{PlanID: "801", Status: "failure", Detail: "Slack API error: ratelimited", Created: since.Add(2 * time.Hour)})
+	s.Inject(lookertest.Fault{Op: "run_once", Status: 502})
+	r := runWith(t, context.Background(), lookerEnv(s, since, until), 0)
+	if r.code != exitOK {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	if diff := cmp.Diff(map[string]int{"1": 1}, s.Reruns()); diff != "" {
+		t.Errorf("deliveries (-want +got):\n%s", diff)
+	}
+	sum := r.summary(t)
+	if len(sum.Rerun) != 1 || sum.Rerun[0].NewPlanID != s.Copies("1")[0] || sum.Rerun[0].NewPlanID == "801" {
+		t.Errorf("rerun = %+v, want the copy made now (%v), not the old failed one", sum.Rerun, s.Copies("1"))
+	}
+}

@@ -103,6 +103,11 @@ type runner struct {
 	unreachable atomic.Int32
 	giveUp      context.CancelCauseFunc
 
+	// known holds the run-once copies that existed before this run re-ran
+	// anything: after a lost answer, only a copy not among them is one
+	// that this run's call made. Written before the workers start.
+	known map[string]bool
+
 	mu  sync.Mutex
 	sum *Summary
 }
@@ -200,6 +205,10 @@ func (r *runner) collect(ctx context.Context) ([]*plan, []job, error) {
 	copies, err := r.copies(ctx, earliest)
 	if err != nil {
 		return nil, nil, err
+	}
+	r.known = make(map[string]bool, len(copies))
+	for _, c := range copies {
+		r.known[c.PlanID] = true
 	}
 	return plans, copies, nil
 }
@@ -313,15 +322,17 @@ func (r *runner) noteReachability(err error) {
 	}
 }
 
-// findCopy looks for a run-once copy of p made since its latest failure, in
-// any state: after a lost answer even a failed copy means Looker acted.
+// findCopy looks for a run-once copy of p made since its latest failure that
+// did not exist when the run started, in any state: after a lost answer even
+// a failed copy means Looker acted. (An older failed copy, the reason for
+// this re-run, is not one.)
 func (r *runner) findCopy(ctx context.Context, p *plan) (job, bool, error) {
 	copies, err := r.copies(ctx, p.LastFailure)
 	if err != nil {
 		return job{}, false, err
 	}
 	for _, c := range copies {
-		if c.key() == p.Key && c.PlanID != p.ID {
+		if isCopyOf(c, p) && !r.known[c.PlanID] {
 			return c, true, nil
 		}
 	}
