@@ -128,8 +128,7 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	var runErr error
 	start := time.Now()
 	if err := lk.Login(ctx); err != nil {
-		err = fmt.Errorf("could not log in to %s (%d attempts over %s): %w",
-			lk.BaseURL(), cfg.retry.max+1, time.Since(start).Round(time.Millisecond), err)
+		err = loginError(lk.BaseURL(), err, cfg.retry.max+1, time.Since(start))
 		sum, runErr = rerun.Failed(opts, err), &runError{exitNoList, err}
 	} else {
 		sum, err = rerun.Run(ctx, lk, opts)
@@ -159,6 +158,18 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		Int("not_attempted", len(sum.NotAttempted)).Int("needs_person", len(sum.NeedsPerson)).
 		Int("exit_code", exitCode(runErr)).Msg("looker-rerun done")
 	return runErr
+}
+
+// loginError says what a failed login tried, and what to check.
+func loginError(base string, err error, attempts int, took time.Duration) error {
+	var lerr *looker.Error
+	switch {
+	case errors.As(err, &lerr) && lerr.StatusCode == http.StatusNotFound:
+		return fmt.Errorf("could not log in to %s: Looker answers 404 to unknown credentials: check LOOKERSDK_CLIENT_ID, LOOKERSDK_CLIENT_SECRET and that the API key is enabled: %w", base, err)
+	case errors.As(err, &lerr) && lerr.StatusCode < 500 && lerr.StatusCode != http.StatusTooManyRequests:
+		return fmt.Errorf("could not log in to %s: %w", base, err)
+	}
+	return fmt.Errorf("could not log in to %s (tried for %s, up to %d attempts): %w", base, took.Round(time.Millisecond), attempts, err)
 }
 
 // peakRSS reads the process's peak resident memory (VmHWM, KiB) on Linux,

@@ -273,6 +273,9 @@ func TestExitCodes(t *testing.T) {
 				t.Fatalf("exit %d, want %d; stderr:\n%s", r.code, tt.want, r.stderr)
 			}
 			sum := r.summary(t)
+			if tt.name == "wrong credentials" && !strings.Contains(sum.Error, "check LOOKERSDK_CLIENT_ID") {
+				t.Errorf("summary error %q: want it to say what to check", sum.Error)
+			}
 			if tt.want == exitNoList && (sum.Error == "" || len(s.Reruns()) != 0) {
 				t.Errorf("exit 3 with summary error %q and deliveries %v", sum.Error, s.Reruns())
 			}
