@@ -28,7 +28,7 @@ dag-test: image-test
 	scripts/dag-test.sh
 
 bench: ## the README's benchmark figures
-	go test -run '^$$' -bench . -benchmem -benchtime 1x ./rerun/
+	go test -run '^$$' -bench Rerun -benchtime 1x .
 
 fuzz: ## each fuzz target for FUZZTIME (default 1m)
 	for t in $$(go test -list '^Fuzz' ./... | grep '^Fuzz'); do \

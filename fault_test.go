@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -299,7 +298,7 @@ func TestStopLetsCallsInFlightFinish(t *testing.T) {
 	env["RERUN_CONCURRENCY"] = "1"
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
-		for !hasCall(s, lookertest.OpRunOnce) {
+		for len(s.Copies("1")) == 0 { // plan 1's run_once is in flight
 			time.Sleep(time.Millisecond)
 		}
 		cancel()
@@ -326,16 +325,6 @@ func TestStopLetsCallsInFlightFinish(t *testing.T) {
 	}
 }
 
-func hasCall(s *lookertest.Server, op string) bool {
-	for _, c := range s.Calls() {
-		if c.Op == op {
-			return true
-		}
-	}
-	// The call is recorded when answered; a slow one is seen by its copy.
-	return len(s.Copies("1")) > 0
-}
-
 func lastLines(s string, n int) string {
 	lines := strings.Split(s, "\n")
 	if len(lines) > n {
@@ -343,8 +332,6 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
-
-var _ = http.StatusOK
 
 // TestLookerGoesDownMidway: after the listing, every run_once meets a 503
 // (after the transport's retries). The run stops starting new re-runs after

@@ -129,7 +129,7 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	start := time.Now()
 	if err := lk.Login(ctx); err != nil {
 		err = loginError(lk.BaseURL(), err, cfg.retry.max+1, time.Since(start))
-		sum, runErr = rerun.Failed(opts, err), &runError{exitNoList, err}
+		sum, runErr = rerun.NotRun(opts, err), &runError{exitNoList, err}
 	} else {
 		sum, err = rerun.Run(ctx, lk, opts)
 		if err != nil {

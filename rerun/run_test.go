@@ -3,6 +3,7 @@ package rerun_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -411,7 +412,7 @@ func TestMissingLook(t *testing.T) {
 	opts.LookID = "404"
 	_, err := rerun.Run(context.Background(), newClient(t, s), opts)
 	var lerr *looker.Error
-	if !asLookerError(err, &lerr) || lerr.StatusCode != http.StatusNotFound {
+	if !errors.As(err, &lerr) || lerr.StatusCode != http.StatusNotFound {
 		t.Fatalf("Run error = %v, want a *looker.Error 404", err)
 	}
 }

@@ -119,9 +119,9 @@ func newSummary(opts Options) *Summary {
 	}
 }
 
-// Failed returns the summary of a run that could not start, such as when the
+// NotRun returns the summary of a run that could not start, such as when the
 // login failed.
-func Failed(opts Options, err error) *Summary {
+func NotRun(opts Options, err error) *Summary {
 	s := newSummary(opts)
 	s.Error = err.Error()
 	return s

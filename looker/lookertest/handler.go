@@ -379,13 +379,6 @@ func (s *Server) Inject(f Fault) {
 	s.faults = append(s.faults, &f)
 }
 
-// FailCall makes the next request of op (for run_once, of plan planID, or of
-// any plan when it is "") answer status with the Retry-After header
-// retryAfter (none when "").
-func (s *Server) FailCall(op, planID string, status int, retryAfter string) {
-	s.Inject(Fault{Op: op, PlanID: planID, Status: status, RetryAfter: retryAfter})
-}
-
 func (s *Server) takeFault(op, planID string) *Fault {
 	s.mu.Lock()
 	defer s.mu.Unlock()

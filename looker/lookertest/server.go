@@ -175,13 +175,6 @@ func (s *Server) SetCredentials(clientID, secret string) {
 	s.clientID, s.secret = clientID, secret
 }
 
-// SetClock makes the fake read the time from now (for run-once copies).
-func (s *Server) SetClock(now func() time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.now = now
-}
-
 // SetLatency delays every answer by d, as a distant Looker would.
 func (s *Server) SetLatency(d time.Duration) {
 	s.mu.Lock()
