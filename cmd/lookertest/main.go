@@ -4,13 +4,18 @@
 //
 //	lookertest -addr 127.0.0.1:8080 -seed demo
 //
-// GET /lookertest/reruns answers how many times each plan was re-run.
+// Besides Looker's API it answers GET /lookertest/reruns: how many times
+// each plan was re-run, as JSON ({"101": 1}), for scripts that cannot ask
+// the Server itself.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
@@ -43,15 +48,17 @@ func main() {
 		fmt.Fprintf(os.Stderr, "lookertest: unknown -seed %q (demo, empty or failures:N)\n", *seed)
 		os.Exit(2)
 	}
-	l, err := s.Listen(*addr)
+	l, err := net.Listen("tcp", *addr)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "lookertest: %v\n", err)
 		os.Exit(1)
 	}
 	defer l.Close()
+	go http.Serve(l, withReruns(s)) //nolint:errcheck // ends when the listener closes
+	url := "http://" + l.Addr().String()
 	if *urlFile != "" {
 		// Written whole, then renamed: a script polling for it never reads half a URL.
-		err := os.WriteFile(*urlFile+".tmp", []byte(s.URL+"\n"), 0o644)
+		err := os.WriteFile(*urlFile+".tmp", []byte(url+"\n"), 0o644)
 		if err == nil {
 			err = os.Rename(*urlFile+".tmp", *urlFile)
 		}
@@ -60,11 +67,27 @@ func main() {
 			os.Exit(1)
 		}
 	}
-	fmt.Fprintf(os.Stderr, "lookertest: a fake Looker listening on %s (client id %q)\n", s.URL, *clientID)
+	fmt.Fprintf(os.Stderr, "lookertest: a fake Looker listening on %s (client id %q)\n", url, *clientID)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	<-ctx.Done()
 	for _, u := range s.Unexpected() {
 		fmt.Fprintln(os.Stderr, u)
 	}
+}
+
+// withReruns serves GET /lookertest/reruns with s.Reruns() and hands every
+// other request to s. It is a plain handler, not an http.ServeMux, so that
+// the fake sees every other request as sent: a mux would answer unclean
+// paths with redirects and other methods on /lookertest/reruns with 405,
+// where the fake refuses them loudly.
+func withReruns(s *lookertest.Server) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet || r.URL.Path != "/lookertest/reruns" {
+			s.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(s.Reruns())
+	})
 }

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -61,12 +59,9 @@ func route(method, path string) (op string, args []string) {
 	return "", nil
 }
 
-// ServeHTTP answers as Looker would, after any injected fault.
+// ServeHTTP answers as Looker would, after any scripted latency and fault,
+// and records the call. It refuses loudly what it does not serve.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method == http.MethodGet && r.URL.Path == "/lookertest/reruns" {
-		writeJSON(w, http.StatusOK, s.Reruns())
-		return
-	}
 	op, args := route(r.Method, r.URL.Path)
 	if op == "" {
 		s.unknown(w, r, "not an operation of Looker's API 4.0 that the fake serves")
@@ -80,90 +75,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r.Body = io.NopCloser(bytes.NewReader(body))
 
 	call := Call{Op: op, Method: r.Method, URL: r.URL.RequestURI(), Header: r.Header.Clone(), Body: string(body)}
-	status := s.serve(w, r, op, args)
-	call.Status = status
+	call.Status = s.serve(w, r, op, args)
 	s.mu.Lock()
-	s.calls = append(s.calls, call)
+	s.record.calls = append(s.record.calls, call)
 	s.mu.Unlock()
-}
-
-// serve applies latency and faults, then the operation; it returns the status
-// written, 0 for a reset connection.
-func (s *Server) serve(w http.ResponseWriter, r *http.Request, op string, args []string) int {
-	s.mu.Lock()
-	latency := s.latency
-	s.mu.Unlock()
-	if !sleep(r, latency) {
-		return 0
-	}
-	planID := ""
-	if op == OpRunOnce {
-		planID = args[0]
-	}
-	f := s.takeFault(op, planID)
-	if f == nil {
-		return s.handle(w, r, op, args)
-	}
-	if f.ExpireTokens {
-		s.ExpireTokens()
-	}
-	// With AfterAction Looker acts first, then its answer is slow, lost or
-	// replaced; without, the request is held back, and a client that gives
-	// up meanwhile leaves Looker untouched.
-	var acted *httptest.ResponseRecorder
-	if f.AfterAction {
-		acted = httptest.NewRecorder()
-		acted.Code = s.handle(acted, r, op, args)
-	}
-	if !sleep(r, f.Delay) {
-		return 0
-	}
-	switch {
-	case f.Reset:
-		reset(w)
-		return 0
-	case f.Status != 0:
-		return f.write(w)
-	case acted != nil:
-		for k, v := range acted.Header() {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(acted.Code)
-		_, _ = w.Write(acted.Body.Bytes())
-		return acted.Code
-	}
-	return s.handle(w, r, op, args)
-}
-
-// sleep waits d or until the client gives up; it reports whether to go on.
-func sleep(r *http.Request, d time.Duration) bool {
-	if d <= 0 {
-		return true
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-r.Context().Done():
-		return false
-	}
-}
-
-// reset closes the connection without an answer.
-func reset(w http.ResponseWriter) {
-	hj, ok := w.(http.Hijacker)
-	if !ok {
-		panic(http.ErrAbortHandler)
-	}
-	conn, _, err := hj.Hijack()
-	if err != nil {
-		panic(http.ErrAbortHandler)
-	}
-	if tc, ok := conn.(interface{ SetLinger(int) error }); ok {
-		_ = tc.SetLinger(0)
-	}
-	_ = conn.Close()
 }
 
 // checkParams refuses query parameters the spec does not declare for op, and
@@ -198,16 +113,11 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, op string, args 
 	}
 	token, ok := s.authorized(r)
 	if !ok {
-		writeError(w, http.StatusUnauthorized, "Requires authentication.")
-		return http.StatusUnauthorized
+		return writeError(w, http.StatusUnauthorized, "Requires authentication.")
 	}
 	switch op {
 	case OpLogout:
-		s.mu.Lock()
-		delete(s.tokens, token)
-		s.mu.Unlock()
-		w.WriteHeader(http.StatusNoContent)
-		return http.StatusNoContent
+		return s.logout(w, token)
 	case OpRunLook:
 		return s.runLook(w, r, args[0], args[1])
 	case OpRunInlineQuery:
@@ -218,48 +128,16 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, op string, args 
 	panic("unreachable")
 }
 
-func (s *Server) login(w http.ResponseWriter, r *http.Request) int {
-	if err := r.ParseForm(); err != nil {
-		writeError(w, http.StatusBadRequest, "Bad request")
-		return http.StatusBadRequest
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if r.Form.Get("client_id") != s.clientID || r.Form.Get("client_secret") != s.secret {
-		// Looker answers bad credentials with 404, not 401.
-		writeError(w, http.StatusNotFound, "Not found")
-		return http.StatusNotFound
-	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"access_token": s.issueToken(), "token_type": "Bearer", "expires_in": 3600, "refresh_token": nil,
-	})
-	return http.StatusOK
-}
-
-// authorized accepts "Authorization: token T" (and "Bearer T", as Looker does).
-func (s *Server) authorized(r *http.Request) (string, bool) {
-	h := r.Header.Get("Authorization")
-	scheme, token, ok := strings.Cut(h, " ")
-	if !ok || (!strings.EqualFold(scheme, "token") && !strings.EqualFold(scheme, "bearer")) {
-		return "", false
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return token, s.tokens[token]
-}
-
 func (s *Server) runLook(w http.ResponseWriter, r *http.Request, id, format string) int {
 	if format != "json" {
-		s.unknown(w, r, "the fake serves only result_format json")
-		return http.StatusNotFound
+		return s.unknown(w, r, "the fake serves only result_format json")
 	}
 	s.mu.Lock()
-	rows, ok := s.looks[id]
-	limit := s.maxRows
+	rows, ok := s.table.looks[id]
+	limit := s.table.maxRows
 	s.mu.Unlock()
 	if !ok {
-		writeError(w, http.StatusNotFound, "Not found")
-		return http.StatusNotFound
+		return writeError(w, http.StatusNotFound, "Not found")
 	}
 	if v := r.URL.Query().Get("limit"); v != "" {
 		if n, _ := strconv.Atoi(v); n > 0 && n < limit {
@@ -272,49 +150,23 @@ func (s *Server) runLook(w http.ResponseWriter, r *http.Request, id, format stri
 	if rows == nil {
 		rows = []map[string]any{}
 	}
-	writeJSON(w, http.StatusOK, rows)
-	return http.StatusOK
+	return writeJSON(w, http.StatusOK, rows)
 }
 
 func (s *Server) runOnce(w http.ResponseWriter, r *http.Request, id string) int {
-	if len(bytes.TrimSpace([]byte(mustBody(r)))) > 0 {
-		var body map[string]any
-		if err := json.Unmarshal([]byte(mustBody(r)), &body); err != nil {
-			writeError(w, http.StatusBadRequest, "Bad request: body is not a JSON object")
-			return http.StatusBadRequest
+	if body := readBody(r); len(bytes.TrimSpace([]byte(body))) > 0 {
+		var obj map[string]any
+		if err := json.Unmarshal([]byte(body), &obj); err != nil {
+			return writeError(w, http.StatusBadRequest, "Bad request: body is not a JSON object")
 		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	orig, ok := s.plans[id]
-	if !ok || orig.deleted {
-		writeError(w, http.StatusNotFound, "Not found")
-		return http.StatusNotFound
+	cp, ok := s.table.copyPlan(id)
+	if !ok {
+		return writeError(w, http.StatusNotFound, "Not found")
 	}
-	now := s.now()
-	cp := s.addPlanLocked(Plan{
-		Name: orig.Name, UserID: orig.UserID, OwnerEmail: orig.OwnerEmail, OwnerName: orig.OwnerName,
-		ContentTypeID: orig.ContentTypeID, Destinations: orig.Destinations, RunOnce: true, Created: now,
-	})
-	s.reruns[id]++
-	s.copies[id] = append(s.copies[id], cp.ID)
-
-	o := Outcome{Status: "success"}
-	if os := s.outcomes[id]; len(os) > 0 {
-		o = os[0]
-		if len(os) > 1 {
-			s.outcomes[id] = os[1:]
-		}
-	}
-	s.nextJob++
-	j := &Job{ID: strconv.Itoa(s.nextJob), PlanID: cp.ID, Status: o.Status, Detail: o.Detail, Created: now}
-	if o.Status != "" {
-		j.Finalized = now
-	}
-	s.jobs = append(s.jobs, j)
-
-	writeJSON(w, http.StatusOK, planJSON(cp))
-	return http.StatusOK
+	return writeJSON(w, http.StatusOK, planJSON(cp))
 }
 
 // planJSON renders a plan as Looker's ScheduledPlan.
@@ -333,84 +185,9 @@ func planJSON(p *Plan) map[string]any {
 	return out
 }
 
-func mustBody(r *http.Request) string {
+// readBody returns the body ServeHTTP read, and leaves it to read again.
+func readBody(r *http.Request) string {
 	b, _ := io.ReadAll(r.Body)
 	r.Body = io.NopCloser(bytes.NewReader(b))
 	return string(b)
-}
-
-// Fault is a scripted misbehaviour for the next requests of one operation.
-type Fault struct {
-	// Op is the operation id (OpRunOnce and so on; "run_once" also works).
-	Op string
-	// PlanID limits a run_once fault to one plan; "" matches every plan.
-	PlanID string
-	// Times is how many matching requests it applies to; 0 means 1, -1 all.
-	Times int
-	// Delay holds the request back (or until the client gives up, when
-	// nothing is done). With AfterAction, the answer is held back instead.
-	Delay time.Duration
-	// AfterAction performs the operation before the fault: for run_once, the
-	// copy is made and delivered, then the answer is slow, lost or replaced.
-	AfterAction bool
-	// Reset closes the connection without answering.
-	Reset bool
-	// ExpireTokens revokes every access token first, as their expiry
-	// would: the request is then answered 401.
-	ExpireTokens bool
-	// Status, RetryAfter, ContentType and Body make the answer. With Status
-	// set and no Body, the body is Looker's JSON error.
-	Status      int
-	RetryAfter  string
-	ContentType string
-	Body        string
-}
-
-// Inject scripts a fault. Faults apply in the order injected.
-func (s *Server) Inject(f Fault) {
-	if f.Op == "run_once" {
-		f.Op = OpRunOnce
-	}
-	if f.Times == 0 {
-		f.Times = 1
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults = append(s.faults, &f)
-}
-
-func (s *Server) takeFault(op, planID string) *Fault {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for i, f := range s.faults {
-		if f.Op != op || (f.PlanID != "" && f.PlanID != planID) {
-			continue
-		}
-		if f.Times > 0 {
-			f.Times--
-			if f.Times == 0 {
-				s.faults = slices.Delete(s.faults, i, i+1)
-			}
-		}
-		return f
-	}
-	return nil
-}
-
-func (f *Fault) write(w http.ResponseWriter) int {
-	if f.RetryAfter != "" {
-		w.Header().Set("Retry-After", f.RetryAfter)
-	}
-	if f.Body == "" {
-		writeError(w, f.Status, http.StatusText(f.Status))
-		return f.Status
-	}
-	ct := f.ContentType
-	if ct == "" {
-		ct = "text/html; charset=utf-8"
-	}
-	w.Header().Set("Content-Type", ct)
-	w.WriteHeader(f.Status)
-	_, _ = io.WriteString(w, f.Body)
-	return f.Status
 }

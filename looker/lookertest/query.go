@@ -90,125 +90,25 @@ func render(kind string, v any, loc *time.Location) any {
 	return v
 }
 
-// matcher tests a field value against a Looker filter expression.
-type matcher func(v any) bool
-
-// parseFilter understands the subset of Looker's filter expressions listed in
-// the package doc, and refuses the rest.
-func parseFilter(kind, expr string, loc *time.Location) (matcher, error) {
-	e := strings.TrimSpace(expr)
-	switch strings.ToUpper(e) {
-	case "NULL":
-		return func(v any) bool { return isNull(v) }, nil
-	case "-NULL", "NOT NULL":
-		return func(v any) bool { return !isNull(v) }, nil
-	}
-	switch kind {
-	case "yesno":
-		want := strings.ToLower(e)
-		if want != "yes" && want != "no" {
-			return nil, fmt.Errorf("yesno filter %q: want Yes or No", expr)
-		}
-		return func(v any) bool { return strings.EqualFold(fmt.Sprint(v), want) }, nil
-	case "number", "string":
-		if strings.ContainsAny(e, "%^_") && kind == "string" || strings.HasPrefix(e, "-") {
-			return nil, fmt.Errorf("filter %q: patterns, escapes and negation are not supported by the fake", expr)
-		}
-		set := map[string]bool{}
-		for _, part := range strings.Split(e, ",") {
-			part = strings.TrimSpace(part)
-			if kind == "number" {
-				if _, err := strconv.ParseInt(part, 10, 64); err != nil {
-					return nil, fmt.Errorf("number filter %q: %q is not a number", expr, part)
-				}
-			}
-			set[part] = true
-		}
-		return func(v any) bool { return !isNull(v) && set[fmt.Sprint(v)] }, nil
-	case "time":
-		return parseTimeFilter(e, loc)
-	}
-	return nil, fmt.Errorf("filter %q on a %s field", expr, kind)
-}
-
-func isNull(v any) bool {
-	switch x := v.(type) {
-	case nil:
-		return true
-	case string:
-		return x == ""
-	case time.Time:
-		return x.IsZero()
-	}
-	return false
-}
-
-// parseTimeFilter understands "A to B" (A included, B not), "after A" (A
-// included) and "before A" (A not included).
-func parseTimeFilter(e string, loc *time.Location) (matcher, error) {
-	var from, to time.Time
-	var err error
-	lower := strings.ToLower(e)
-	switch {
-	case strings.HasPrefix(lower, "after "):
-		from, err = parseTime(e[len("after "):], loc)
-	case strings.HasPrefix(lower, "before "):
-		to, err = parseTime(e[len("before "):], loc)
-	case strings.Contains(lower, " to "):
-		i := strings.Index(lower, " to ")
-		if from, err = parseTime(e[:i], loc); err == nil {
-			to, err = parseTime(e[i+len(" to "):], loc)
-		}
-	default:
-		err = fmt.Errorf("time filter %q: the fake understands only \"A to B\", \"after A\" and \"before A\"", e)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return func(v any) bool {
-		t, ok := v.(time.Time)
-		if !ok || t.IsZero() {
-			return false
-		}
-		t = t.Truncate(time.Second)
-		return (from.IsZero() || !t.Before(from)) && (to.IsZero() || t.Before(to))
-	}, nil
-}
-
-func parseTime(s string, loc *time.Location) (time.Time, error) {
-	s = strings.TrimSpace(s)
-	for _, layout := range []string{"2006/01/02 15:04:05", "2006-01-02 15:04:05", "2006/01/02 15:04", "2006/01/02", "2006-01-02"} {
-		if t, err := time.ParseInLocation(layout, s, loc); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("time %q: want YYYY/MM/DD HH:MM:SS", s)
-}
-
 // runInlineQuery evaluates a query on System Activity's scheduled_plan explore.
 func (s *Server) runInlineQuery(w http.ResponseWriter, r *http.Request, format string) int {
 	if format != "json" {
-		s.unknown(w, r, "the fake serves only result_format json")
-		return http.StatusNotFound
+		return s.unknown(w, r, "the fake serves only result_format json")
 	}
 	var q looker.Query
-	if err := json.Unmarshal([]byte(mustBody(r)), &q); err != nil {
-		writeError(w, http.StatusBadRequest, "Bad request: "+err.Error())
-		return http.StatusBadRequest
+	if err := json.Unmarshal([]byte(readBody(r)), &q); err != nil {
+		return writeError(w, http.StatusBadRequest, "Bad request: "+err.Error())
 	}
 	if q.Model != "system__activity" || q.View != "scheduled_plan" {
-		s.unknown(w, r, fmt.Sprintf("the fake has only the explore system__activity/scheduled_plan, not %s/%s", q.Model, q.View))
-		return http.StatusNotFound
+		return s.unknown(w, r, fmt.Sprintf("the fake has only the explore system__activity/scheduled_plan, not %s/%s", q.Model, q.View))
 	}
 	rows, err := s.evaluate(q)
 	if err != nil {
 		// Looker reports a query it cannot run inside a 200 json answer.
 		s.complain(r, err.Error())
-		writeJSON(w, http.StatusOK, []map[string]string{{"looker_error": err.Error()}})
-		return http.StatusOK
+		return writeJSON(w, http.StatusOK, []map[string]string{{"looker_error": err.Error()}})
 	}
-	writeJSON(w, http.StatusOK, rows)
-	return http.StatusOK
+	return writeJSON(w, http.StatusOK, rows)
 }
 
 func (s *Server) evaluate(q looker.Query) ([]map[string]any, error) {
@@ -244,15 +144,15 @@ func (s *Server) evaluate(q looker.Query) ([]map[string]any, error) {
 		filters = append(filters, filter{f, m})
 	}
 	s.mu.Lock()
-	limit := s.maxRows
+	limit := s.table.maxRows
 	jobsOf := map[string][]*Job{}
-	for _, j := range s.jobs {
+	for _, j := range s.table.jobs {
 		jobsOf[j.PlanID] = append(jobsOf[j.PlanID], j)
 	}
 	var out []map[string]any
 	seen := map[string]bool{}
-	for _, id := range s.planOrder {
-		p := s.plans[id]
+	for _, id := range s.table.planOrder {
+		p := s.table.plans[id]
 		js := jobsOf[id]
 		if len(js) == 0 {
 			js = []*Job{nil} // the explore joins jobs to plans: a plan without jobs is one row

@@ -1,0 +1,175 @@
+package lookertest
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"time"
+)
+
+// Fault is a scripted misbehaviour for the next requests of one operation.
+type Fault struct {
+	// Op is the operation id (OpRunOnce and so on; "run_once" also works).
+	Op string
+	// PlanID limits a run_once fault to one plan; "" matches every plan.
+	PlanID string
+	// Times is how many matching requests it applies to; 0 means 1, -1 all.
+	Times int
+	// Delay holds the request back (or until the client gives up, when
+	// nothing is done). With AfterAction, the answer is held back instead.
+	Delay time.Duration
+	// AfterAction performs the operation before the fault: for run_once, the
+	// copy is made and delivered, then the answer is slow, lost or replaced.
+	AfterAction bool
+	// Reset closes the connection without answering.
+	Reset bool
+	// ExpireTokens revokes every access token first, as their expiry
+	// would: the request is then answered 401.
+	ExpireTokens bool
+	// Status, RetryAfter, ContentType and Body make the answer. With Status
+	// set and no Body, the body is Looker's JSON error.
+	Status      int
+	RetryAfter  string
+	ContentType string
+	Body        string
+}
+
+// script is the misbehaviour to come. Server.mu guards it.
+type script struct {
+	latency time.Duration // before every answer
+	faults  []Fault       // in the order injected
+}
+
+// Inject scripts a fault. Faults apply in the order injected.
+func (s *Server) Inject(f Fault) {
+	if f.Op == "run_once" {
+		f.Op = OpRunOnce
+	}
+	if f.Times == 0 {
+		f.Times = 1
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.script.faults = append(s.script.faults, f)
+}
+
+// serve answers op after the script: the latency, then the first fault
+// injected for op, if any. It returns the status written, 0 for a reset
+// connection.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, op string, args []string) int {
+	s.mu.Lock()
+	latency := s.script.latency
+	s.mu.Unlock()
+	if !sleep(r, latency) {
+		return 0
+	}
+	planID := ""
+	if op == OpRunOnce {
+		planID = args[0]
+	}
+	f, ok := s.takeFault(op, planID)
+	if !ok {
+		return s.handle(w, r, op, args)
+	}
+	if f.ExpireTokens {
+		s.ExpireTokens()
+	}
+	// With AfterAction Looker acts first, then its answer is slow, lost or
+	// replaced; without, the request is held back, and a client that gives
+	// up meanwhile leaves Looker untouched.
+	var acted *httptest.ResponseRecorder
+	if f.AfterAction {
+		acted = httptest.NewRecorder()
+		acted.Code = s.handle(acted, r, op, args)
+	}
+	if !sleep(r, f.Delay) {
+		return 0
+	}
+	switch {
+	case f.Reset:
+		reset(w)
+		return 0
+	case f.Status != 0:
+		return f.write(w)
+	case acted != nil:
+		for k, v := range acted.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(acted.Code)
+		_, _ = w.Write(acted.Body.Bytes())
+		return acted.Code
+	}
+	return s.handle(w, r, op, args)
+}
+
+// takeFault returns the first fault scripted for op on plan planID, and uses
+// one of its times.
+func (s *Server) takeFault(op, planID string) (Fault, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range s.script.faults {
+		f := &s.script.faults[i]
+		if f.Op != op || (f.PlanID != "" && f.PlanID != planID) {
+			continue
+		}
+		taken := *f
+		if f.Times > 0 {
+			f.Times--
+			if f.Times == 0 {
+				s.script.faults = slices.Delete(s.script.faults, i, i+1)
+			}
+		}
+		return taken, true
+	}
+	return Fault{}, false
+}
+
+// write answers as the fault says.
+func (f *Fault) write(w http.ResponseWriter) int {
+	if f.RetryAfter != "" {
+		w.Header().Set("Retry-After", f.RetryAfter)
+	}
+	if f.Body == "" {
+		return writeError(w, f.Status, http.StatusText(f.Status))
+	}
+	ct := f.ContentType
+	if ct == "" {
+		ct = "text/html; charset=utf-8"
+	}
+	w.Header().Set("Content-Type", ct)
+	w.WriteHeader(f.Status)
+	_, _ = io.WriteString(w, f.Body)
+	return f.Status
+}
+
+// sleep waits d or until the client gives up; it reports whether to go on.
+func sleep(r *http.Request, d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.Context().Done():
+		return false
+	}
+}
+
+// reset closes the connection without an answer.
+func reset(w http.ResponseWriter) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		panic(http.ErrAbortHandler)
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	if tc, ok := conn.(interface{ SetLinger(int) error }); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = conn.Close()
+}
