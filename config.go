@@ -3,12 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"reflect"
-	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
@@ -47,7 +43,7 @@ type Config struct {
 	LogLevel  string `envconfig:"LOG_LEVEL" default:"info" desc:"trace, debug, info, warn or error"`
 	LogFormat string `envconfig:"LOG_FORMAT" default:"json" desc:"json, or console for people"`
 
-	// Derived by load.
+	// Derived by resolve.
 	since, until     time.Time
 	resultFileForced bool
 	level            zerolog.Level
@@ -83,7 +79,7 @@ func loadConfig(now time.Time) (Config, error) {
 	}
 	cfg.retry = defaultRetry
 	_, cfg.resultFileForced = os.LookupEnv("RERUN_RESULT_FILE")
-	return cfg, errors.Join(misspelt(), setButEmpty(), cfg.validate(now))
+	return cfg, errors.Join(misspelt(), setButEmpty(), cfg.check(now))
 }
 
 // setButEmpty reports the optional variables without a default that are set
@@ -112,12 +108,14 @@ func envError(err error) error {
 	return err
 }
 
-// validate checks every value and joins every problem.
-func (c *Config) validate(now time.Time) error {
-	var (
-		errs []error
-		err  error
-	)
+// check validates every value and resolves the settings parsed from them,
+// joining every problem.
+func (c *Config) check(now time.Time) error { return errors.Join(c.validate(), c.resolve(now)) }
+
+// validate checks the values that need no parsing beyond envconfig's, and
+// joins every problem.
+func (c *Config) validate() error {
+	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
 	for _, v := range []struct{ name, value string }{
@@ -139,7 +137,6 @@ func (c *Config) validate(now time.Time) error {
 	if c.TimeoutSec <= 0 {
 		bad("LOOKERSDK_TIMEOUT=%d: must be a positive number of seconds", c.TimeoutSec)
 	}
-	c.timeout = time.Duration(c.TimeoutSec) * time.Second
 	if c.Lookback <= 0 {
 		bad("RERUN_LOOKBACK=%s: must be positive", c.Lookback)
 	}
@@ -155,17 +152,32 @@ func (c *Config) validate(now time.Time) error {
 	if c.MaxAttempts < 0 {
 		bad("RERUN_MAX_ATTEMPTS=%d: must be 0 (no cap) or more", c.MaxAttempts)
 	}
-	if c.permanent, err = rerun.NewClassifier(c.PermanentPattern); err != nil {
-		bad("RERUN_PERMANENT_PATTERN: not a regular expression: %v", err)
-	}
 	if c.LookID != "" && strings.Trim(c.LookID, "0123456789") != "" {
 		bad("RERUN_LOOK_ID=%q: must be a Look id (digits)", c.LookID)
 	}
-	if c.level, err = zerolog.ParseLevel(c.LogLevel); c.LogLevel != "" && (err != nil || c.level == zerolog.NoLevel) {
-		bad("LOG_LEVEL=%q: must be trace, debug, info, warn or error", c.LogLevel)
-	}
 	if c.LogFormat != "" && c.LogFormat != "json" && c.LogFormat != "console" {
 		bad("LOG_FORMAT=%q: must be json or console", c.LogFormat)
+	}
+	return errors.Join(errs...)
+}
+
+// resolve computes the settings that are parsed from the raw values (the
+// window, the log level, the permanent-failure patterns, the request
+// timeout) and reports every value that does not parse. now ends the default
+// window.
+func (c *Config) resolve(now time.Time) error {
+	var (
+		errs []error
+		err  error
+	)
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	c.timeout = time.Duration(c.TimeoutSec) * time.Second
+	if c.permanent, err = rerun.NewClassifier(c.PermanentPattern); err != nil {
+		bad("RERUN_PERMANENT_PATTERN: not a regular expression: %v", err)
+	}
+	if c.level, err = zerolog.ParseLevel(c.LogLevel); c.LogLevel != "" && (err != nil || c.level == zerolog.NoLevel) {
+		bad("LOG_LEVEL=%q: must be trace, debug, info, warn or error", c.LogLevel)
 	}
 
 	c.until = now.UTC()
@@ -188,90 +200,6 @@ func (c *Config) validate(now time.Time) error {
 	}
 	c.since, c.until = c.since.UTC(), c.until.UTC()
 	return errors.Join(errs...)
-}
-
-// misspelt reports RERUN_ variables this tool does not read.
-func misspelt() error {
-	known := knownVars()
-	var errs []error
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(name, knownPrefix) && !slices.Contains(known, name) {
-			msg := fmt.Sprintf("%s is not a setting of looker-rerun", name)
-			if near := nearest(name, known); near != "" {
-				msg += "; did you mean " + near + "?"
-			}
-			errs = append(errs, errors.New(msg))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// knownVars lists the variables Config reads, from its envconfig tags.
-func knownVars() []string {
-	var names []string
-	t := reflect.TypeFor[Config]()
-	for i := range t.NumField() {
-		if key := t.Field(i).Tag.Get("envconfig"); key != "" {
-			names = append(names, key)
-		}
-	}
-	return names
-}
-
-// nearest returns the known name closest to name, if it is close.
-func nearest(name string, known []string) string {
-	best, bestD := "", 4
-	for _, k := range known {
-		if d := distance(name, k); d < bestD {
-			best, bestD = k, d
-		}
-	}
-	return best
-}
-
-// distance is the Levenshtein distance between a and b.
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
-
-// usage prints every setting with its default and meaning.
-func usage(w io.Writer) {
-	fmt.Fprintf(w, `looker-rerun re-runs, once each, the Looker scheduled deliveries that failed in a time window.
-
-Usage: looker-rerun [-h] [--version]
-
-Settings come from the environment:
-
-`)
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	_ = envconfig.Usagef("", &Config{}, tw, "{{range .}}{{usage_key .}}\t{{if usage_required .}}required{{else}}{{usage_default .}}{{end}}\t{{usage_description .}}\n{{end}}")
-	_ = tw.Flush()
-	fmt.Fprint(w, `
-Exit codes: 0 every plan that needed a re-run got one (or none needed one);
-1 some re-runs failed, were not attempted, failed again or were still
-running at the end of RERUN_WAIT, or a failure needs a person; 2 bad
-settings; 3 could not log in or list the failed deliveries (nothing was
-re-run).
-
-The summary is the last line of stdout, and is written to RERUN_RESULT_FILE.
-`)
 }
 
 // logValue is the effective config for the first log line, secret masked.

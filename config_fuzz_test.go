@@ -22,14 +22,14 @@ func FuzzValidate(f *testing.F) {
 		}
 		now := time.Date(2026, 11, 28, 1, 0, 0, 0, time.UTC)
 		other := c
-		err := c.validate(now)
+		err := c.check(now)
 		if err != nil {
 			// The secret must not be printed: the error shows it no more
 			// often than the error for another secret does.
 			const stand = "<another secret>"
 			if len(secret) >= 4 && !strings.Contains(stand, secret) {
 				other.ClientSecret = stand
-				if otherErr := other.validate(now); otherErr == nil || strings.Count(err.Error(), secret) > strings.Count(otherErr.Error(), secret) {
+				if otherErr := other.check(now); otherErr == nil || strings.Count(err.Error(), secret) > strings.Count(otherErr.Error(), secret) {
 					t.Errorf("error shows the secret %q: %v", secret, err)
 				}
 			}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -121,7 +122,7 @@ func TestFaults(t *testing.T) {
 			},
 			wantDeliveries: map[string]int{"2": 1},
 			wantFailed:     []string{"1"},
-			wantCode:       exitFailures,
+			wantCode:       exitPersonNeeded,
 			wantLog:        "gave up after 3 attempts",
 		},
 		{
@@ -135,7 +136,7 @@ func TestFaults(t *testing.T) {
 			},
 			wantDeliveries: map[string]int{"1": 1},
 			wantFailed:     []string{"1"},
-			wantCode:       exitFailures,
+			wantCode:       exitPersonNeeded,
 			wantLog:        "not sent again, to avoid a second delivery",
 		},
 		{
@@ -154,14 +155,14 @@ func TestFaults(t *testing.T) {
 			faults:         []lookertest.Fault{{Op: "run_once", PlanID: "1", Status: 404}},
 			wantDeliveries: map[string]int{"2": 1},
 			wantFailed:     []string{"1"},
-			wantCode:       exitFailures,
+			wantCode:       exitPersonNeeded,
 		},
 		{
 			name:           "Looker down at login",
 			plans:          []string{"1"},
 			faults:         []lookertest.Fault{{Op: lookertest.OpLogin, Status: 503, Times: -1}},
 			wantDeliveries: map[string]int{},
-			wantCode:       exitNoList,
+			wantCode:       exitCannotStart,
 			wantLog:        "could not log in to",
 		},
 		{
@@ -170,7 +171,7 @@ func TestFaults(t *testing.T) {
 			faults: []lookertest.Fault{{Op: lookertest.OpRunInlineQuery, Status: 200,
 				Body: "<html><body>Sign in with SSO</body></html>"}},
 			wantDeliveries: map[string]int{},
-			wantCode:       exitNoList,
+			wantCode:       exitCannotStart,
 			wantLog:        "want a JSON response, got text/html",
 		},
 		{
@@ -179,7 +180,7 @@ func TestFaults(t *testing.T) {
 			faults: []lookertest.Fault{{Op: lookertest.OpLogin, Status: 502, Times: -1,
 				Body: "<html><h1>502 Bad Gateway</h1></html>"}},
 			wantDeliveries: map[string]int{},
-			wantCode:       exitNoList,
+			wantCode:       exitCannotStart,
 			wantLog:        "502 Bad Gateway",
 		},
 		{
@@ -188,7 +189,7 @@ func TestFaults(t *testing.T) {
 			faults: []lookertest.Fault{{Op: lookertest.OpRunInlineQuery, Status: 200, ContentType: "application/json",
 				Body: `{"data": []}`}},
 			wantDeliveries: map[string]int{},
-			wantCode:       exitNoList,
+			wantCode:       exitCannotStart,
 			wantLog:        "want a JSON array of rows",
 		},
 		{
@@ -197,7 +198,7 @@ func TestFaults(t *testing.T) {
 			faults: []lookertest.Fault{{Op: lookertest.OpRunInlineQuery, Status: 200, ContentType: "application/json",
 				Body: `[{"scheduled_plan.id": {"value": 1}}]`}},
 			wantDeliveries: map[string]int{},
-			wantCode:       exitNoList,
+			wantCode:       exitCannotStart,
 			wantLog:        "scheduled_plan.id",
 		},
 		{
@@ -206,7 +207,7 @@ func TestFaults(t *testing.T) {
 			faults: []lookertest.Fault{{Op: lookertest.OpRunInlineQuery, Status: 200, ContentType: "application/json",
 				Body: `[{"scheduled_plan.id": 1`}},
 			wantDeliveries: map[string]int{},
-			wantCode:       exitNoList,
+			wantCode:       exitCannotStart,
 			wantLog:        "decode response",
 		},
 	}
@@ -258,11 +259,11 @@ func TestManyFailuresAtOnce(t *testing.T) {
 	s := lookertest.NewServer(t)
 	const n = 1500
 	for i := range n {
-		s.AddFailure(itoa(10000+i), since.Add(time.Duration(i)*time.Second), "Slack API error: ratelimited")
+		s.AddFailure(strconv.Itoa(10000+i), since.Add(time.Duration(i)*time.Second), "Slack API error: ratelimited")
 	}
 	// Some of them fail twice, and Looker pushes back now and then.
 	for i := 0; i < n; i += 7 {
-		s.AddFailure(itoa(10000+i), since.Add(5*time.Hour), "again")
+		s.AddFailure(strconv.Itoa(10000+i), since.Add(5*time.Hour), "again")
 	}
 	s.Inject(lookertest.Fault{Op: "run_once", Status: 429, RetryAfter: "1", Times: 20})
 	s.Inject(lookertest.Fault{Op: "run_once", Status: 500, AfterAction: true, Times: 10})
@@ -304,7 +305,7 @@ func TestStopLetsCallsInFlightFinish(t *testing.T) {
 		cancel()
 	}()
 	r := runWith(t, ctx, env, 0)
-	if r.code != exitFailures {
+	if r.code != exitPersonNeeded {
 		t.Errorf("exit %d, want 1 after a stop\n%s", r.code, r.stderr)
 	}
 	if diff := cmp.Diff(map[string]int{"1": 1}, s.Reruns()); diff != "" {
@@ -342,13 +343,13 @@ func TestLookerGoesDownMidway(t *testing.T) {
 	s := lookertest.NewServer(t)
 	const n = 40
 	for i := range n {
-		s.AddFailure(itoa(100+i), since.Add(time.Hour), "boom")
+		s.AddFailure(strconv.Itoa(100+i), since.Add(time.Hour), "boom")
 	}
 	s.Inject(lookertest.Fault{Op: "run_once", Status: 503, Times: -1})
 	env := lookerEnv(s, since, until)
 	env["RERUN_CONCURRENCY"] = "2"
 	r := runWith(t, context.Background(), env, 0)
-	if r.code != exitFailures {
+	if r.code != exitPersonNeeded {
 		t.Fatalf("exit %d, want 1\n%s", r.code, lastLines(r.stderr, 10))
 	}
 	sum := r.summary(t)

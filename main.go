@@ -5,8 +5,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,14 +12,10 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime/debug"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
-	"github.com/hashicorp/go-retryablehttp"
 	"github.com/rs/zerolog"
 
 	"github.com/looker-rerun/looker-rerun/looker"
@@ -36,10 +30,10 @@ var (
 
 // Exit codes: a public interface, documented in the README.
 const (
-	exitOK       = 0
-	exitFailures = 1
-	exitConfig   = 2
-	exitNoList   = 3
+	exitOK           = 0
+	exitPersonNeeded = 1
+	exitConfig       = 2
+	exitCannotStart  = 3
 )
 
 // memoryLimit is the soft limit the Go runtime keeps its memory under unless
@@ -104,7 +98,7 @@ func exitCode(err error) int {
 	case errors.As(err, &re):
 		return re.code
 	}
-	return exitFailures
+	return exitPersonNeeded
 }
 
 // run does the job with a checked config: log in, list, re-run, report.
@@ -120,7 +114,7 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	opts := rerun.Options{
 		Since: cfg.since, Until: cfg.until, LookID: cfg.LookID, DryRun: cfg.DryRun,
 		Concurrency: cfg.Concurrency, Pacer: pacer, Grace: cfg.retry.grace, Log: log,
-		MaxAttempts: cfg.MaxAttempts, Permanent: cfg.permanent, RetryPermanent: cfg.RetryPermanent,
+		MaxFailedReruns: cfg.MaxAttempts, Permanent: cfg.permanent, RetryPermanent: cfg.RetryPermanent,
 		Wait: cfg.Wait, PollMin: cfg.retry.pollMin, PollMax: cfg.retry.pollMax,
 	}
 
@@ -129,22 +123,22 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	start := time.Now()
 	if err := lk.Login(ctx); err != nil {
 		err = loginError(lk.BaseURL(), err, cfg.retry.max+1, time.Since(start))
-		sum, runErr = rerun.NotRun(opts, err), &runError{exitNoList, err}
+		sum, runErr = rerun.NotRun(opts, err), &runError{exitCannotStart, err}
 	} else {
 		sum, err = rerun.Run(ctx, lk, opts)
 		if err != nil {
-			runErr = &runError{exitNoList, err}
+			runErr = &runError{exitCannotStart, err}
 		}
 		logout(ctx, lk, log)
 	}
 	if runErr == nil && !sum.OK() {
-		runErr = &runError{exitFailures, fmt.Errorf("%d re-runs failed, %d not attempted, %d plans need a person, %d re-runs not delivered",
+		runErr = &runError{exitPersonNeeded, fmt.Errorf("%d re-runs failed, %d not attempted, %d plans need a person, %d re-runs not delivered",
 			len(sum.Failed), len(sum.NotAttempted), len(sum.NeedsPerson), undelivered(sum))}
 	}
 	if err := report(cfg, sum, stdout); err != nil {
 		log.Error().Err(err).Msg("could not write the summary")
 		if runErr == nil {
-			runErr = &runError{exitFailures, err}
+			runErr = &runError{exitPersonNeeded, err}
 		}
 	}
 	ev := log.Info()
@@ -172,33 +166,6 @@ func loginError(base string, err error, attempts int, took time.Duration) error 
 	return fmt.Errorf("could not log in to %s (tried for %s, up to %d attempts): %w", base, took.Round(time.Millisecond), attempts, err)
 }
 
-// peakRSS reads the process's peak resident memory (VmHWM, KiB) on Linux,
-// for sizing the pod's memory request from the real footprint.
-func peakRSS() (int, bool) {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0, false
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kib, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
-			return kib, err == nil
-		}
-	}
-	return 0, false
-}
-
-// undelivered counts the re-runs waited for that failed again or still run.
-func undelivered(sum *rerun.Summary) int {
-	n := 0
-	for _, r := range sum.Rerun {
-		if r.Outcome == rerun.OutcomeFailedAgain || r.Outcome == rerun.OutcomeRunning {
-			n++
-		}
-	}
-	return n
-}
-
 // logout revokes the token even when the run was stopped, within a short
 // deadline of its own.
 func logout(ctx context.Context, lk *looker.Client, log zerolog.Logger) {
@@ -209,47 +176,6 @@ func logout(ctx context.Context, lk *looker.Client, log zerolog.Logger) {
 	}
 }
 
-// report prints the summary as the last line of stdout and writes it to the
-// result file when its folder exists or RERUN_RESULT_FILE was set.
-func report(cfg Config, sum *rerun.Summary, stdout io.Writer) error {
-	line, err := json.Marshal(sum)
-	if err != nil {
-		return err
-	}
-	line = append(line, '\n')
-	_, werr := stdout.Write(line)
-	dir := filepath.Dir(cfg.ResultFile)
-	if _, err := os.Stat(dir); err != nil && !cfg.resultFileForced {
-		return werr
-	}
-	return errors.Join(werr, writeFileAtomic(cfg.ResultFile, line))
-}
-
-// writeFileAtomic writes through a temporary file in the same folder, so a
-// reader (Airflow's XCom sidecar) never sees half a summary.
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".looker-rerun-*")
-	if err != nil {
-		return fmt.Errorf("result file: %w", err)
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("result file: %w", err)
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return fmt.Errorf("result file: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("result file: %w", err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("result file: %w", err)
-	}
-	return nil
-}
-
 // newLogger logs to stderr; workers log at once, so writes are serialised.
 func newLogger(cfg Config, stderr io.Writer) zerolog.Logger {
 	w := zerolog.SyncWriter(stderr)
@@ -258,36 +184,4 @@ func newLogger(cfg Config, stderr io.Writer) zerolog.Logger {
 		w = zerolog.SyncWriter(zerolog.ConsoleWriter{Out: stderr, NoColor: true, TimeFormat: time.RFC3339})
 	}
 	return zerolog.New(w).Level(cfg.level).With().Timestamp().Logger()
-}
-
-// newLookerClient wires the Looker client: one retrying HTTP client for the
-// calls that are safe to repeat, a careful one for run_once.
-func newLookerClient(cfg Config, pacer *rerun.Pacer, log zerolog.Logger) (*looker.Client, error) {
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	if !cfg.VerifySSL {
-		transport.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the user asked, as Looker's SDKs allow
-	}
-	newClient := func(check retryablehttp.CheckRetry) *http.Client {
-		c := retryablehttp.NewClient()
-		c.HTTPClient = &http.Client{
-			Transport: transport,
-			Timeout:   cfg.timeout,
-			// A redirect would turn POST /login into a GET and lose the
-			// form; report it instead.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
-		c.RetryMax, c.RetryWaitMin, c.RetryWaitMax = cfg.retry.max, cfg.retry.waitMin, cfg.retry.waitMax
-		c.CheckRetry, c.Backoff = check, rerun.Backoff
-		// Keep the last answer, so the caller sees Looker's status and message.
-		c.ErrorHandler = retryablehttp.PassthroughErrorHandler
-		c.Logger = rerun.RetryLogger{Log: log, RetryMax: cfg.retry.max}
-		c.ResponseLogHook = pacer.ResponseHook
-		return c.StandardClient()
-	}
-	return looker.NewClient(cfg.BaseURL,
-		looker.WithHTTPClient(newClient(rerun.RetrySafe)),
-		looker.WithRunOnceHTTPClient(newClient(rerun.RetryRunOnce)),
-		looker.WithCredentials(cfg.ClientID, cfg.ClientSecret),
-		looker.WithUserAgent("looker-rerun/"+version),
-	)
 }

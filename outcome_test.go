@@ -54,7 +54,7 @@ func TestWaitReportsEachOutcome(t *testing.T) {
 				"3": {Status: ""},
 			},
 			want:     map[string]string{"1": "delivered", "2": "failed_again: Slack API error: ratelimited", "3": "running"},
-			wantCode: exitFailures,
+			wantCode: exitPersonNeeded,
 		},
 		{
 			name:     "running at first, delivered before the wait ends",
@@ -188,7 +188,7 @@ func TestPermanentFailuresNeedAPerson(t *testing.T) {
 			}
 			wantCode := exitOK
 			if len(tt.wantPerson) > 0 {
-				wantCode = exitFailures
+				wantCode = exitPersonNeeded
 			}
 			if r.code != wantCode {
 				t.Errorf("exit %d, want %d", r.code, wantCode)
@@ -245,7 +245,7 @@ func TestAttemptCapAcrossRuns(t *testing.T) {
 			if diff := cmp.Diff(map[string]string{"1": "attempts_exhausted (ana@example.com)"}, attention(last)); diff != "" {
 				t.Errorf("needs_person in the last run (-want +got):\n%s", diff)
 			}
-			if codes[len(codes)-1] != exitFailures {
+			if codes[len(codes)-1] != exitPersonNeeded {
 				t.Errorf("exit codes %v: the last run must exit 1, a person is needed", codes)
 			}
 		})

@@ -50,7 +50,7 @@ func TestSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := cmd.Wait()
-	if code := cmd.ProcessState.ExitCode(); code != exitFailures {
+	if code := cmd.ProcessState.ExitCode(); code != exitPersonNeeded {
 		t.Fatalf("exit %d (%v), want 1\n%s", code, err, stderr.String())
 	}
 	if diff := cmp.Diff(map[string]int{"1": 1}, s.Reruns()); diff != "" {

@@ -1,12 +1,9 @@
 package looker
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -76,77 +73,6 @@ func (c *Client) RunInlineQuery(ctx context.Context, q Query, fn func(Row) error
 		return fmt.Errorf("looker: run inline query on %s/%s: %w", q.Model, q.View, err)
 	}
 	return nil
-}
-
-// rowSink receives the rows of a json result one by one.
-type rowSink func(Row) error
-
-// decode reads a json result: an array of objects. A query that fails in the
-// database still answers 200, with the error as a row (or an object) holding
-// looker_error; that is an error, and so is null or anything but rows: never
-// read as "no rows".
-func (sink rowSink) decode(r io.Reader) error {
-	dec := json.NewDecoder(r)
-	tok, err := dec.Token()
-	switch {
-	case errors.Is(err, io.EOF) || (err == nil && tok == nil):
-		return errors.New("want a JSON array of rows, got null or nothing")
-	case err != nil:
-		return fmt.Errorf("decode response: %w", err)
-	case tok == json.Delim('{'):
-		obj := Row{}
-		for dec.More() {
-			key, err := dec.Token()
-			if err != nil {
-				return fmt.Errorf("decode response: %w", err)
-			}
-			var v json.RawMessage
-			if err := dec.Decode(&v); err != nil {
-				return fmt.Errorf("decode response: %w", err)
-			}
-			if k, ok := key.(string); ok {
-				obj[k] = v
-			}
-		}
-		if msg, ok := obj["looker_error"]; ok {
-			return fmt.Errorf("query failed: %s", bytes.TrimSpace(msg))
-		}
-		return errors.New("want a JSON array of rows, got an object")
-	case tok != json.Delim('['):
-		return fmt.Errorf("want a JSON array of rows, got %v", tok)
-	}
-	for i := 1; dec.More(); i++ {
-		var row Row
-		if err := dec.Decode(&row); err != nil {
-			return fmt.Errorf("decode response: row %d: %w", i, err)
-		}
-		if row == nil {
-			return errors.New("want a JSON array of rows: found null")
-		}
-		if msg, ok := row["looker_error"]; ok {
-			return fmt.Errorf("query failed: %s", bytes.TrimSpace(msg))
-		}
-		if err := sink(row); err != nil {
-			return err
-		}
-	}
-	if _, err := dec.Token(); err != nil { // the closing bracket
-		return fmt.Errorf("decode response: %w", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return errors.New("decode response: data after the rows")
-	}
-	return nil
-}
-
-// DecodeRows decodes a whole json result, as RunLook and RunInlineQuery do.
-func DecodeRows(raw []byte) ([]Row, error) {
-	var rows []Row
-	err := rowSink(func(r Row) error { rows = append(rows, r); return nil }).decode(bytes.NewReader(raw))
-	if err != nil {
-		return nil, err
-	}
-	return rows, nil
 }
 
 // RunOnce runs a scheduled plan now (operation scheduled_plan_run_once_by_id):

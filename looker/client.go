@@ -1,11 +1,15 @@
 // Package looker is a client for the few Looker API 4.0 operations that
 // looker-rerun needs: login and logout, running a saved Look or an inline
-// query, and running a scheduled plan once.
+// query, and running a scheduled plan once. It also owns what is known about
+// repeating those calls (retry.go): which answers mean Looker did not act,
+// how long to back off, what a Retry-After may cost.
 //
-// It imports only the standard library. Retries are the caller's business:
-// pass an *http.Client whose transport retries (for example
-// go-retryablehttp's StandardClient) with WithHTTPClient, and a more careful
-// one for the non-idempotent run_once call with WithRunOnceHTTPClient.
+// It imports only the standard library, and never reads the environment,
+// logs or exits. It does not retry by itself: the caller passes an
+// *http.Client whose transport retries (for example go-retryablehttp's
+// StandardClient with RetrySafe and Backoff) with WithHTTPClient, and a more
+// careful one (RetryRunOnce) for the non-idempotent run_once call with
+// WithRunOnceHTTPClient.
 package looker
 
 import (
@@ -15,7 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"net/url"
 	"strings"
@@ -25,14 +28,6 @@ import (
 // APIVersion is the only Looker API version this client speaks. API 3.0 and
 // 3.1 were removed in Looker 23.18.
 const APIVersion = "4.0"
-
-const (
-	// maxErrorBody caps how much of an error response is read for its message.
-	maxErrorBody = 64 << 10
-	// maxBody caps a successful response. A 5,000-row System Activity result
-	// is a few MiB; anything near this cap is not the JSON we asked for.
-	maxBody = 64 << 20
-)
 
 // Client talks to one Looker instance. It is safe for concurrent use: one
 // login serves every call, and a call answered with 401 logs in again once
@@ -238,66 +233,6 @@ func (c *Client) send(hc *http.Client, req *http.Request, v any, quote bool) err
 		return nil
 	}
 	return decodeJSON(req, resp, v, quote)
-}
-
-// decodeJSON decodes a 2xx answer, refusing HTML error pages from proxies and
-// load balancers that answer 200 in Looker's place. A rowSink is fed row by
-// row as the body streams in; anything else is decoded whole.
-func decodeJSON(req *http.Request, resp *http.Response, v any, quote bool) error {
-	where := req.Method + " " + req.URL.Path
-	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "" && mt != "application/json" && !strings.HasSuffix(mt, "+json") {
-		head, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("%s: want a JSON response, got %s%s", where, mt, snippet(head, quote))
-	}
-	body := &capped{r: io.LimitReader(resp.Body, maxBody+1)}
-	var err error
-	if sink, ok := v.(rowSink); ok {
-		err = sink.decode(body)
-	} else {
-		var b []byte
-		if b, err = io.ReadAll(body); err == nil {
-			if err = json.Unmarshal(b, v); err != nil {
-				err = fmt.Errorf("decode response: %w", err)
-			}
-		}
-	}
-	switch {
-	case body.n > maxBody:
-		return fmt.Errorf("%s: response larger than %d bytes", where, maxBody)
-	case err != nil:
-		return fmt.Errorf("%s: %w%s", where, err, snippet(body.head, quote))
-	}
-	return nil
-}
-
-// capped counts what is read through it and keeps the first bytes, to quote
-// in an error.
-type capped struct {
-	r    io.Reader
-	n    int
-	head []byte
-}
-
-func (c *capped) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += n
-	if keep := 120 - len(c.head); keep > 0 {
-		c.head = append(c.head, p[:min(n, keep)]...)
-	}
-	return n, err
-}
-
-// snippet quotes the start of a body for an error message.
-func snippet(b []byte, quote bool) string {
-	const n = 120
-	if !quote {
-		return fmt.Sprintf(" (%d bytes, not shown)", len(b))
-	}
-	s := strings.ToValidUTF8(string(b), "?")
-	if len(s) > n {
-		s = s[:n] + "..."
-	}
-	return fmt.Sprintf(": %q", s)
 }
 
 func (c *Client) currentToken() string {

@@ -6,35 +6,35 @@ import (
 )
 
 // await polls System Activity until the delivery of every re-run made in
-// this run has finished, or opts.Wait is over, and records each outcome.
-// One query per poll covers every copy; the interval doubles from PollMin to
+// this run has finished, or opts.Wait is over, and records each outcome in
+// sum. One query per poll covers every copy; the interval doubles from PollMin to
 // PollMax, and the last poll lands on the deadline.
-func (r *runner) await(ctx context.Context) {
-	pending := map[string]int{} // copy plan id -> index in r.sum.Rerun
-	for i, rr := range r.sum.Rerun {
+func await(ctx context.Context, sa *activity, opts Options, sum *Summary) {
+	pending := map[string]int{} // copy plan id -> index in sum.Rerun
+	for i, rr := range sum.Rerun {
 		if rr.NewPlanID != "" {
 			pending[rr.NewPlanID] = i
-			r.sum.Rerun[i].Outcome = OutcomeRunning
+			sum.Rerun[i].Outcome = OutcomeRunning
 		}
 	}
 	if len(pending) == 0 {
 		return
 	}
-	deadline := r.opts.Now().Add(r.opts.Wait)
-	interval := r.opts.PollMin
-	r.log.Info().Int("re-runs", len(pending)).Dur("wait", r.opts.Wait).Msg("waiting for the re-runs to be delivered")
+	deadline := opts.Now().Add(opts.Wait)
+	interval := opts.PollMin
+	opts.Log.Info().Int("re-runs", len(pending)).Dur("wait", opts.Wait).Msg("waiting for the re-runs to be delivered")
 	for len(pending) > 0 {
-		left := deadline.Sub(r.opts.Now())
+		left := deadline.Sub(opts.Now())
 		if left <= 0 {
 			break
 		}
 		if !sleepCtx(ctx, min(interval, left)) {
 			return
 		}
-		interval = min(interval*2, r.opts.PollMax)
-		copies, err := r.copies(ctx, r.opts.Since)
+		interval = min(interval*2, opts.PollMax)
+		copies, err := sa.copies(ctx, opts.Since)
 		if err != nil {
-			r.log.Warn().Err(err).Msg("could not poll System Activity; trying again")
+			opts.Log.Warn().Err(err).Msg("could not poll System Activity; trying again")
 			continue
 		}
 		for _, c := range copies {
@@ -42,18 +42,18 @@ func (r *runner) await(ctx context.Context) {
 			if !ok || !c.hasJob() || c.Status == "" {
 				continue
 			}
-			rr := &r.sum.Rerun[i]
+			rr := &sum.Rerun[i]
 			if c.Status == statusSuccess {
 				rr.Outcome = OutcomeDelivered
 			} else {
 				rr.Outcome, rr.OutcomeDetail = OutcomeFailedAgain, orUnknown(c.Detail)
 			}
-			r.log.Info().Str("plan_id", rr.PlanID).Str("new_plan_id", c.PlanID).Str("outcome", rr.Outcome).Str("detail", c.Detail).Msg("re-run finished")
+			opts.Log.Info().Str("plan_id", rr.PlanID).Str("new_plan_id", c.PlanID).Str("outcome", rr.Outcome).Str("detail", c.Detail).Msg("re-run finished")
 			delete(pending, c.PlanID)
 		}
 	}
 	for id, i := range pending {
-		r.log.Warn().Str("plan_id", r.sum.Rerun[i].PlanID).Str("new_plan_id", id).Msg("re-run still running at the end of the wait")
+		opts.Log.Warn().Str("plan_id", sum.Rerun[i].PlanID).Str("new_plan_id", id).Msg("re-run still running at the end of the wait")
 	}
 }
 

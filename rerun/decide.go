@@ -46,9 +46,9 @@ type decision struct {
 
 // rules are the settings decide applies beyond the fixed rules.
 type rules struct {
-	maxAttempts    int // 0: no cap
-	permanent      *Classifier
-	retryPermanent bool
+	maxFailedReruns int // 0: no cap
+	permanent       *Classifier
+	retryPermanent  bool
 }
 
 // gather folds the jobs of the candidate plans into one plan each.
@@ -135,7 +135,7 @@ func decide(p *plan, copies []job, rl rules) decision {
 		return decision{plan: p, reason: ReasonAlreadyRerun, detail: "run-once copy " + c.PlanID + " made at " + c.PlanCreated.Format(time.RFC3339) + " " + state}
 	}
 	failed := failedCopies(p, copies)
-	if rl.maxAttempts > 0 && len(failed) >= rl.maxAttempts {
+	if rl.maxFailedReruns > 0 && len(failed) >= rl.maxFailedReruns {
 		last := failed[len(failed)-1]
 		return decision{plan: p, person: true, reason: ReasonAttemptsExhausted,
 			detail: fmt.Sprintf("%d re-runs of the failure at %s failed; the last: %s",

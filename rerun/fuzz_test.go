@@ -3,6 +3,7 @@ package rerun
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -51,12 +52,12 @@ func FuzzLookRows(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		rows, err := looker.DecodeRows(raw)
-		if err != nil {
+		var rows []looker.Row
+		if json.Unmarshal(raw, &rows) != nil || slices.ContainsFunc(rows, func(r looker.Row) bool { return r == nil }) {
 			return
 		}
-		r := &runner{opts: Options{LookID: "1", PageSize: 5000}, lk: lookRows(rows)}
-		ids, n, err := r.lookFailures(t.Context())
+		a := newActivity(lookRows(rows), Options{PageSize: 5000, Concurrency: 1})
+		ids, n, err := a.lookFailures(t.Context(), "1")
 		if err != nil {
 			return
 		}

@@ -3,11 +3,9 @@ package rerun
 import (
 	"context"
 	"math"
-	"net/http"
 	"sync"
 	"time"
 
-	"github.com/hashicorp/go-retryablehttp"
 	"github.com/rs/zerolog"
 	"golang.org/x/time/rate"
 )
@@ -88,7 +86,8 @@ func (p *Pacer) Throttled(retryAfter time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.now()
-	if until := now.Add(clamp(retryAfter, 0, p.maxPause)); until.After(p.pauseUntil) {
+	pause := min(max(retryAfter, 0), p.maxPause)
+	if until := now.Add(pause); until.After(p.pauseUntil) {
 		p.pauseUntil = until
 	}
 	if now.Sub(p.lastThrottle) < time.Second {
@@ -101,14 +100,5 @@ func (p *Pacer) Throttled(retryAfter time.Duration) {
 		p.log.Warn().Float64("rate", float64(next)).Msg("Looker answered 429: slowing run_once calls")
 		return
 	}
-	p.log.Warn().Dur("pause", clamp(retryAfter, 0, p.maxPause)).Msg("Looker answered 429: pausing run_once calls")
-}
-
-// ResponseHook is a retryablehttp.ResponseLogHook that tells the pacer of
-// every 429 the transport sees, retried or not.
-func (p *Pacer) ResponseHook(_ retryablehttp.Logger, resp *http.Response) {
-	if resp.StatusCode == http.StatusTooManyRequests {
-		d, _ := retryAfter(resp.Header.Get("Retry-After"), time.Now())
-		p.Throttled(d)
-	}
+	p.log.Warn().Dur("pause", pause).Msg("Looker answered 429: pausing run_once calls")
 }

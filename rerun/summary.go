@@ -1,6 +1,9 @@
 package rerun
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Summary is the one-line JSON report of a run: the last line of stdout and
 // the result file. Its field names are a public interface.
@@ -125,4 +128,13 @@ func NotRun(opts Options, err error) *Summary {
 	s := newSummary(opts)
 	s.Error = err.Error()
 	return s
+}
+
+// sort orders every list by plan id, so summaries compare line by line.
+func (s *Summary) sort() {
+	slices.SortFunc(s.Rerun, func(a, b Rerun) int { return compareIDs(a.PlanID, b.PlanID) })
+	slices.SortFunc(s.Skipped, func(a, b Skip) int { return compareIDs(a.PlanID, b.PlanID) })
+	slices.SortFunc(s.Failed, func(a, b Failure) int { return compareIDs(a.PlanID, b.PlanID) })
+	slices.SortFunc(s.NotAttempted, compareIDs)
+	slices.SortFunc(s.NeedsPerson, func(a, b Attention) int { return compareIDs(a.PlanID, b.PlanID) })
 }

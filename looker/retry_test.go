@@ -1,26 +1,19 @@
-package rerun_test
+package looker_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"net/http"
 	"net/url"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
-	"github.com/rs/zerolog"
-
 	"github.com/looker-rerun/looker-rerun/looker"
-	"github.com/looker-rerun/looker-rerun/rerun"
 )
 
 var (
@@ -59,8 +52,8 @@ func TestRetryPolicies(t *testing.T) {
 		{"200", status(200), nil, false, false},
 	}
 	for _, tt := range tests {
-		safe, _ := rerun.RetrySafe(context.Background(), tt.resp, tt.err)
-		once, _ := rerun.RetryRunOnce(context.Background(), tt.resp, tt.err)
+		safe, _ := looker.RetrySafe(context.Background(), tt.resp, tt.err)
+		once, _ := looker.RetryRunOnce(context.Background(), tt.resp, tt.err)
 		if safe != tt.wantSafe || once != tt.wantOnce {
 			t.Errorf("%s: RetrySafe %v RetryRunOnce %v, want %v %v", tt.name, safe, once, tt.wantSafe, tt.wantOnce)
 		}
@@ -68,7 +61,7 @@ func TestRetryPolicies(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	for name, policy := range map[string]func(context.Context, *http.Response, error) (bool, error){
-		"RetrySafe": rerun.RetrySafe, "RetryRunOnce": rerun.RetryRunOnce,
+		"RetrySafe": looker.RetrySafe, "RetryRunOnce": looker.RetryRunOnce,
 	} {
 		if retry, err := policy(ctx, status(503), nil); retry || !errors.Is(err, context.Canceled) {
 			t.Errorf("%s after cancel: %v %v, want no retry and the context's error", name, retry, err)
@@ -92,8 +85,27 @@ func TestNotActed(t *testing.T) {
 		{context.DeadlineExceeded, false}, {errors.New("something"), false},
 	}
 	for _, tt := range tests {
-		if got := rerun.NotActed(tt.err); got != tt.want {
+		if got := looker.NotActed(tt.err); got != tt.want {
 			t.Errorf("NotActed(%v) = %v, want %v", tt.err, got, tt.want)
+		}
+	}
+}
+
+func TestUnreachable(t *testing.T) {
+	t.Parallel()
+	lerr := func(code int) error {
+		return fmt.Errorf("looker: run scheduled plan 1: %w", &looker.Error{StatusCode: code, Method: "POST", Path: "/p"})
+	}
+	tests := []struct {
+		err  error
+		want bool
+	}{
+		{nil, false}, {dialErr, true}, {lerr(503), true}, {lerr(429), true},
+		{lerr(404), false}, {lerr(403), false}, {lerr(500), false}, {resetErr, false}, {timeout, false},
+	}
+	for _, tt := range tests {
+		if got := looker.Unreachable(tt.err); got != tt.want {
+			t.Errorf("Unreachable(%v) = %v, want %v", tt.err, got, tt.want)
 		}
 	}
 }
@@ -117,91 +129,17 @@ func TestBackoff(t *testing.T) {
 		{"a far HTTP date is capped", withRetryAfter(429, time.Now().Add(time.Hour).UTC().Format(http.TimeFormat)), hi},
 		{"a past HTTP date waits the minimum", withRetryAfter(429, "Mon, 02 Jan 2006 15:04:05 GMT"), lo},
 	} {
-		if got := rerun.Backoff(lo, hi, 0, tt.resp); got != tt.want {
+		if got := looker.Backoff(lo, hi, 0, tt.resp); got != tt.want {
 			t.Errorf("%s: %s, want %s", tt.name, got, tt.want)
 		}
 	}
 	for attempt := range 40 {
 		for range 20 {
-			got := rerun.Backoff(lo, hi, attempt, status(500))
+			got := looker.Backoff(lo, hi, attempt, status(500))
 			ceiling := min(hi, lo<<min(attempt, 30))
 			if got < lo || got > ceiling {
 				t.Fatalf("attempt %d: %s, want within [%s, %s]", attempt, got, lo, ceiling)
 			}
-		}
-	}
-}
-
-func TestPacer(t *testing.T) {
-	t.Parallel()
-	clock := time.Date(2026, 11, 28, 1, 0, 0, 0, time.UTC)
-	p := rerun.NewPacer(4, time.Minute, zerolog.Nop())
-	rerun.SetPacerClock(p, func() time.Time { return clock })
-	var rates []float64
-	for range 6 {
-		p.Throttled(0)
-		p.Throttled(0) // the same burst: counted once
-		rates = append(rates, p.Rate())
-		clock = clock.Add(time.Second)
-	}
-	if diff := cmp.Diff([]float64{2, 1, 0.5, 0.5, 0.5, 0.5}, rates); diff != "" {
-		t.Errorf("rates after each burst of 429s (-want +got):\n%s", diff)
-	}
-	p.ResponseHook(nil, status(500))
-	if p.Rate() != 0.5 {
-		t.Errorf("a 500 changed the rate to %v", p.Rate())
-	}
-	// Quiet for long enough, it climbs back to the configured rate, no further.
-	for range 5 {
-		clock = clock.Add(11 * time.Second)
-		if err := p.Wait(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if p.Rate() != 4 {
-		t.Errorf("after a quiet minute the rate is %v, want 4", p.Rate())
-	}
-
-	uncapped := rerun.NewPacer(0, time.Minute, zerolog.Nop())
-	uncapped.Throttled(time.Second)
-	if !math.IsInf(uncapped.Rate(), 1) {
-		t.Errorf("an uncapped pacer after a 429 runs at %v, want it to pause, not cap", uncapped.Rate())
-	}
-	var none *rerun.Pacer
-	if err := none.Wait(context.Background()); err != nil {
-		t.Errorf("nil pacer: %v", err)
-	}
-}
-
-func TestPacerPausesEveryWorkerAfterA429(t *testing.T) {
-	t.Parallel()
-	p := rerun.NewPacer(0, 50*time.Millisecond, zerolog.Nop())
-	r := status(429)
-	r.Header.Set("Retry-After", "3600") // capped at 50ms
-	p.ResponseHook(nil, r)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
-	defer cancel()
-	if err := p.Wait(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("Wait during the pause = %v, want it to block", err)
-	}
-	if err := p.Wait(context.Background()); err != nil {
-		t.Errorf("Wait after the pause: %v", err)
-	}
-}
-
-func TestRetryLoggerLogsRetriesAtInfo(t *testing.T) {
-	t.Parallel()
-	var buf bytes.Buffer
-	l := rerun.RetryLogger{Log: zerolog.New(&buf).Level(zerolog.InfoLevel), RetryMax: 5}
-	l.Debug("performing request", "method", "POST", "url", "https://x")
-	l.Debug("retrying request", "request", "POST https://x/api/4.0/login (status: 503)", "timeout", 2*time.Second, "remaining", 5)
-	out := buf.String()
-	if strings.Contains(out, "performing request") {
-		t.Errorf("debug noise at info: %s", out)
-	}
-	for _, want := range []string{`"level":"info"`, `"message":"retrying request"`, `"attempt":2`, `"wait":2000`, `(status: 503)`} {
-		if !strings.Contains(out, want) {
-			t.Errorf("retry log %s lacks %s", out, want)
 		}
 	}
 }

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/looker-rerun/looker-rerun/looker/lookertest"
+)
+
+func TestHelpListsEverySetting(t *testing.T) {
+	for _, flag := range []string{"-h", "--help"} {
+		r := runMain(t, context.Background(), nil, flag)
+		if r.code != exitOK {
+			t.Errorf("%s: exit %d, want 0", flag, r.code)
+		}
+		for _, name := range knownVars() {
+			if !strings.Contains(r.stdout, name) {
+				t.Errorf("%s does not list %s:\n%s", flag, name, r.stdout)
+			}
+		}
+		for _, want := range []string{"/airflow/xcom/return.json", "10h", "120", "Exit codes"} {
+			if !strings.Contains(r.stdout, want) {
+				t.Errorf("%s does not show %q", flag, want)
+			}
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	version, revision = "1.2.3", "abc123"
+	t.Cleanup(func() { version, revision = "dev", "unknown" })
+	r := runMain(t, context.Background(), nil, "--version")
+	if r.code != exitOK || !strings.Contains(r.stdout, "1.2.3") || !strings.Contains(r.stdout, "abc123") {
+		t.Errorf("--version: exit %d, stdout %q", r.code, r.stdout)
+	}
+}
+
+func TestBadSettingsExit2BeforeAnyCall(t *testing.T) {
+	s := lookertest.NewServer(t)
+	since, until := window()
+	tests := []struct {
+		name string
+		set  map[string]string
+		drop []string
+		args []string
+		want string // named in the message
+	}{
+		{name: "base url missing", drop: []string{"LOOKERSDK_BASE_URL"}, want: "LOOKERSDK_BASE_URL is required"},
+		{name: "base url empty", set: map[string]string{"LOOKERSDK_BASE_URL": ""}, want: "LOOKERSDK_BASE_URL is set but empty"},
+		{name: "base url not http", set: map[string]string{"LOOKERSDK_BASE_URL": "ftp://looker.example.com"}, want: "LOOKERSDK_BASE_URL"},
+		{name: "base url of api 3.1", set: map[string]string{"LOOKERSDK_BASE_URL": "https://looker.example.com/api/3.1"}, want: "LOOKERSDK_BASE_URL"},
+		{name: "base url with credentials", set: map[string]string{"LOOKERSDK_BASE_URL": "https://u:pw@looker.example.com"}, want: "LOOKERSDK_BASE_URL"},
+		{name: "client id missing", drop: []string{"LOOKERSDK_CLIENT_ID"}, want: "LOOKERSDK_CLIENT_ID is required"},
+		{name: "client id empty", set: map[string]string{"LOOKERSDK_CLIENT_ID": " "}, want: "LOOKERSDK_CLIENT_ID is set but empty"},
+		{name: "secret missing", drop: []string{"LOOKERSDK_CLIENT_SECRET"}, want: "LOOKERSDK_CLIENT_SECRET is required"},
+		{name: "secret empty", set: map[string]string{"LOOKERSDK_CLIENT_SECRET": ""}, want: "LOOKERSDK_CLIENT_SECRET is set but empty"},
+		{name: "api 3.1", set: map[string]string{"LOOKERSDK_API_VERSION": "3.1"}, want: "LOOKERSDK_API_VERSION"},
+		{name: "api version empty", set: map[string]string{"LOOKERSDK_API_VERSION": ""}, want: "LOOKERSDK_API_VERSION"},
+		{name: "verify ssl", set: map[string]string{"LOOKERSDK_VERIFY_SSL": "maybe"}, want: "LOOKERSDK_VERIFY_SSL"},
+		{name: "verify ssl empty", set: map[string]string{"LOOKERSDK_VERIFY_SSL": ""}, want: "LOOKERSDK_VERIFY_SSL"},
+		{name: "timeout text", set: map[string]string{"LOOKERSDK_TIMEOUT": "2m"}, want: "LOOKERSDK_TIMEOUT"},
+		{name: "timeout zero", set: map[string]string{"LOOKERSDK_TIMEOUT": "0"}, want: "LOOKERSDK_TIMEOUT"},
+		{name: "since unparsable", set: map[string]string{"RERUN_SINCE": "yesterday"}, want: "RERUN_SINCE"},
+		{name: "since empty", set: map[string]string{"RERUN_SINCE": ""}, want: "RERUN_SINCE is set but empty"},
+		{name: "until empty", set: map[string]string{"RERUN_UNTIL": " "}, want: "RERUN_UNTIL is set but empty"},
+		{name: "look id empty", set: map[string]string{"RERUN_LOOK_ID": ""}, want: "RERUN_LOOK_ID is set but empty"},
+		{name: "permanent pattern empty", set: map[string]string{"RERUN_PERMANENT_PATTERN": ""}, want: "RERUN_PERMANENT_PATTERN is set but empty"},
+		{name: "wait negative", set: map[string]string{"RERUN_WAIT": "-1m"}, want: "RERUN_WAIT"},
+		{name: "wait unparsable", set: map[string]string{"RERUN_WAIT": "soon"}, want: "RERUN_WAIT"},
+		{name: "max attempts negative", set: map[string]string{"RERUN_MAX_ATTEMPTS": "-1"}, want: "RERUN_MAX_ATTEMPTS"},
+		{name: "retry permanent", set: map[string]string{"RERUN_RETRY_PERMANENT": "sometimes"}, want: "RERUN_RETRY_PERMANENT"},
+		{name: "since without zone", set: map[string]string{"RERUN_SINCE": "2026-11-27T16:00:00"}, want: "RERUN_SINCE"},
+		{name: "until unparsable", set: map[string]string{"RERUN_UNTIL": "2026-13-01T00:00:00Z"}, want: "RERUN_UNTIL"},
+		{name: "since after until", set: map[string]string{"RERUN_SINCE": until.Format(time.RFC3339), "RERUN_UNTIL": since.Format(time.RFC3339)}, want: "RERUN_SINCE"},
+		{name: "since equals until", set: map[string]string{"RERUN_SINCE": since.Format(time.RFC3339), "RERUN_UNTIL": since.Format(time.RFC3339)}, want: "the window is empty"},
+		{name: "lookback negative", set: map[string]string{"RERUN_LOOKBACK": "-1h"}, want: "RERUN_LOOKBACK"},
+		{name: "lookback unparsable", set: map[string]string{"RERUN_LOOKBACK": "ten hours"}, want: "RERUN_LOOKBACK"},
+		{name: "look id", set: map[string]string{"RERUN_LOOK_ID": "sales"}, want: "RERUN_LOOK_ID"},
+		{name: "dry run", set: map[string]string{"RERUN_DRY_RUN": "perhaps"}, want: "RERUN_DRY_RUN"},
+		{name: "concurrency zero", set: map[string]string{"RERUN_CONCURRENCY": "0"}, want: "RERUN_CONCURRENCY"},
+		{name: "concurrency text", set: map[string]string{"RERUN_CONCURRENCY": "many"}, want: "RERUN_CONCURRENCY"},
+		{name: "rate negative", set: map[string]string{"RERUN_RATE": "-1"}, want: "RERUN_RATE"},
+		{name: "rate NaN", set: map[string]string{"RERUN_RATE": "NaN"}, want: "RERUN_RATE"},
+		{name: "rate text", set: map[string]string{"RERUN_RATE": "fast"}, want: "RERUN_RATE"},
+		{name: "result file empty", set: map[string]string{"RERUN_RESULT_FILE": ""}, want: "RERUN_RESULT_FILE"},
+		{name: "log level empty", set: map[string]string{"LOG_LEVEL": ""}, want: "LOG_LEVEL"},
+		{name: "log level unknown", set: map[string]string{"LOG_LEVEL": "loud"}, want: "LOG_LEVEL"},
+		{name: "log format", set: map[string]string{"LOG_FORMAT": "xml"}, want: "LOG_FORMAT"},
+		{name: "misspelt variable", set: map[string]string{"RERUN_DRYRUN": "true"}, want: "RERUN_DRYRUN is not a setting of looker-rerun; did you mean RERUN_DRY_RUN?"},
+		{name: "arguments", args: []string{"now"}, want: "settings come from the environment"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := lookerEnv(s, since, until)
+			for _, k := range tt.drop {
+				delete(env, k)
+			}
+			for k, v := range tt.set {
+				env[k] = v
+			}
+			before := len(s.Calls())
+			r := runMain(t, context.Background(), env, tt.args...)
+			if r.code != exitConfig {
+				t.Errorf("exit %d, want %d; stderr:\n%s", r.code, exitConfig, r.stderr)
+			}
+			if !strings.Contains(r.stderr, tt.want) {
+				t.Errorf("stderr does not name the problem %q:\n%s", tt.want, r.stderr)
+			}
+			if n := len(s.Calls()) - before; n != 0 {
+				t.Errorf("%d calls to Looker with bad settings, want none", n)
+			}
+			if strings.Contains(r.stderr, lookertest.ClientSecret) || strings.Contains(r.stderr, ":pw@") {
+				t.Errorf("a secret appears in the error:\n%s", r.stderr)
+			}
+		})
+	}
+}
+
+func TestEveryProblemIsReportedAtOnce(t *testing.T) {
+	s := lookertest.NewServer(t)
+	since, until := window()
+	env := lookerEnv(s, since, until)
+	env["RERUN_RATE"] = "-2"
+	env["LOG_FORMAT"] = "yaml"
+	env["RERUN_LOOKBAK"] = "2h"
+	r := runMain(t, context.Background(), env)
+	for _, want := range []string{"RERUN_RATE", "LOG_FORMAT", "RERUN_LOOKBAK"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr does not report %s:\n%s", want, r.stderr)
+		}
+	}
+}
+
+func TestBaseURLForms(t *testing.T) {
+	s := lookertest.NewServer(t)
+	since, until := window()
+	s.AddFailure("1", since.Add(time.Hour), "boom")
+	for i, base := range []string{s.URL, s.URL + "/", s.URL + "/api/4.0", s.URL + "/api/4.0/"} {
+		env := lookerEnv(s, since, until)
+		env["LOOKERSDK_BASE_URL"] = base
+		env["RERUN_DRY_RUN"] = "true"
+		if r := runMain(t, context.Background(), env); r.code != exitOK || len(r.summary(t).Rerun) != 1 {
+			t.Errorf("case %d, base url %q: exit %d\n%s", i, base, r.code, r.stderr)
+		}
+	}
+}

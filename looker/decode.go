@@ -1,0 +1,144 @@
+package looker
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+)
+
+// This file reads Looker's answers: JSON bodies whole or row by row, within
+// size caps, and never an HTML page taken for data.
+
+const (
+	// maxErrorBody caps how much of an error response is read for its message.
+	maxErrorBody = 64 << 10
+	// maxBody caps a successful response. A 5,000-row System Activity result
+	// is a few MiB; anything near this cap is not the JSON we asked for.
+	maxBody = 64 << 20
+)
+
+// decodeJSON decodes a 2xx answer, refusing HTML error pages from proxies and
+// load balancers that answer 200 in Looker's place. A rowSink is fed row by
+// row as the body streams in; anything else is decoded whole.
+func decodeJSON(req *http.Request, resp *http.Response, v any, quote bool) error {
+	where := req.Method + " " + req.URL.Path
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "" && mt != "application/json" && !strings.HasSuffix(mt, "+json") {
+		head, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("%s: want a JSON response, got %s%s", where, mt, snippet(head, quote))
+	}
+	body := &capped{r: io.LimitReader(resp.Body, maxBody+1)}
+	var err error
+	if sink, ok := v.(rowSink); ok {
+		err = sink.decode(body)
+	} else {
+		var b []byte
+		if b, err = io.ReadAll(body); err == nil {
+			if err = json.Unmarshal(b, v); err != nil {
+				err = fmt.Errorf("decode response: %w", err)
+			}
+		}
+	}
+	switch {
+	case body.n > maxBody:
+		return fmt.Errorf("%s: response larger than %d bytes", where, maxBody)
+	case err != nil:
+		return fmt.Errorf("%s: %w%s", where, err, snippet(body.head, quote))
+	}
+	return nil
+}
+
+// capped counts what is read through it and keeps the first bytes, to quote
+// in an error.
+type capped struct {
+	r    io.Reader
+	n    int
+	head []byte
+}
+
+func (c *capped) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	if keep := 120 - len(c.head); keep > 0 {
+		c.head = append(c.head, p[:min(n, keep)]...)
+	}
+	return n, err
+}
+
+// snippet quotes the start of a body for an error message.
+func snippet(b []byte, quote bool) string {
+	const n = 120
+	if !quote {
+		return fmt.Sprintf(" (%d bytes, not shown)", len(b))
+	}
+	s := strings.ToValidUTF8(string(b), "?")
+	if len(s) > n {
+		s = s[:n] + "..."
+	}
+	return fmt.Sprintf(": %q", s)
+}
+
+// rowSink receives the rows of a json result one by one.
+type rowSink func(Row) error
+
+// decode reads a json result: an array of objects. A query that fails in the
+// database still answers 200, with the error as a row (or an object) holding
+// looker_error; that is an error, and so is null or anything but rows: never
+// read as "no rows".
+func (sink rowSink) decode(r io.Reader) error {
+	dec := json.NewDecoder(r)
+	tok, err := dec.Token()
+	switch {
+	case errors.Is(err, io.EOF) || (err == nil && tok == nil):
+		return errors.New("want a JSON array of rows, got null or nothing")
+	case err != nil:
+		return fmt.Errorf("decode response: %w", err)
+	case tok == json.Delim('{'):
+		obj := Row{}
+		for dec.More() {
+			key, err := dec.Token()
+			if err != nil {
+				return fmt.Errorf("decode response: %w", err)
+			}
+			var v json.RawMessage
+			if err := dec.Decode(&v); err != nil {
+				return fmt.Errorf("decode response: %w", err)
+			}
+			if k, ok := key.(string); ok {
+				obj[k] = v
+			}
+		}
+		if msg, ok := obj["looker_error"]; ok {
+			return fmt.Errorf("query failed: %s", bytes.TrimSpace(msg))
+		}
+		return errors.New("want a JSON array of rows, got an object")
+	case tok != json.Delim('['):
+		return fmt.Errorf("want a JSON array of rows, got %v", tok)
+	}
+	for i := 1; dec.More(); i++ {
+		var row Row
+		if err := dec.Decode(&row); err != nil {
+			return fmt.Errorf("decode response: row %d: %w", i, err)
+		}
+		if row == nil {
+			return errors.New("want a JSON array of rows: found null")
+		}
+		if msg, ok := row["looker_error"]; ok {
+			return fmt.Errorf("query failed: %s", bytes.TrimSpace(msg))
+		}
+		if err := sink(row); err != nil {
+			return err
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing bracket
+		return fmt.Errorf("decode response: %w", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("decode response: data after the rows")
+	}
+	return nil
+}

@@ -1,0 +1,140 @@
+package looker
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// This file is what the client knows about repeating a call: which answers
+// mean Looker did not act, how long to wait, and what a Retry-After may cost.
+// The policies have the signatures of go-retryablehttp's CheckRetry and
+// Backoff, built from standard-library types only, so the caller can wire them
+// into that library (or any other) without this package importing it.
+
+// RetrySafe is the retry policy of the calls that are safe to repeat: login,
+// logout and the System Activity and Look queries. It retries connection
+// errors, 429 and 5xx except 501, and nothing once ctx has ended or the
+// server's certificate is not trusted.
+func RetrySafe(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	if ctx.Err() != nil {
+		return false, ctx.Err()
+	}
+	if err != nil {
+		return !untrusted(err), nil
+	}
+	return resp.StatusCode == http.StatusTooManyRequests ||
+		(resp.StatusCode >= 500 && resp.StatusCode != http.StatusNotImplemented), nil
+}
+
+// RetryRunOnce is the retry policy of scheduled_plan_run_once_by_id (RunOnce),
+// which delivers the report again each time Looker acts on it. It repeats the
+// call only when Looker certainly did not act: a 429 or a 503, or a
+// connection that was never made. Every other failure is left to the caller,
+// which must look for the copy before sending again.
+func RetryRunOnce(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	if ctx.Err() != nil {
+		return false, ctx.Err()
+	}
+	if err != nil {
+		return neverConnected(err) && !untrusted(err), nil
+	}
+	return resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable, nil
+}
+
+// NotActed reports whether a failed call certainly left Looker unchanged: it
+// was never sent, or Looker refused it (4xx other than 408, 501, 503). After
+// any other failure (another 5xx, a timeout, a connection lost after
+// sending) Looker may have acted.
+func NotActed(err error) bool {
+	var lerr *Error
+	if errors.As(err, &lerr) {
+		s := lerr.StatusCode
+		return (s >= 400 && s < 500 && s != http.StatusRequestTimeout) ||
+			s == http.StatusNotImplemented || s == http.StatusServiceUnavailable
+	}
+	return neverConnected(err)
+}
+
+// Unreachable reports whether a call failed because Looker could not be
+// reached or would not take calls (no connection, or 429 or 503 after every
+// retry), as opposed to refusing this one call.
+func Unreachable(err error) bool {
+	if err == nil || !NotActed(err) {
+		return false
+	}
+	var lerr *Error
+	return !errors.As(err, &lerr) ||
+		lerr.StatusCode == http.StatusServiceUnavailable || lerr.StatusCode == http.StatusTooManyRequests
+}
+
+// neverConnected reports whether a transport error happened before the
+// request left: the connection could not be made or its TLS handshake failed.
+func neverConnected(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	var dns *net.DNSError
+	return errors.As(err, &dns) || untrusted(err)
+}
+
+// untrusted reports a certificate the client does not trust: no retry can
+// mend it.
+func untrusted(err error) bool {
+	var (
+		unknownAuthority x509.UnknownAuthorityError
+		hostname         x509.HostnameError
+		invalid          x509.CertificateInvalidError
+		verify           *tls.CertificateVerificationError
+	)
+	return errors.As(err, &unknownAuthority) || errors.As(err, &hostname) ||
+		errors.As(err, &invalid) || errors.As(err, &verify)
+}
+
+// Backoff is the wait before retry attempt+1: exponential from minWait with
+// full jitter, at most maxWait. A Retry-After header on a 429 or 503 is
+// honoured, capped at maxWait too, so a Looker asking for an hour cannot
+// stall the task past its timeout.
+func Backoff(minWait, maxWait time.Duration, attempt int, resp *http.Response) time.Duration {
+	if resp != nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
+		if d, ok := RetryAfter(resp, time.Now()); ok {
+			return max(minWait, min(d, maxWait))
+		}
+	}
+	ceiling := minWait << min(attempt, 30)
+	if ceiling <= 0 || ceiling > maxWait {
+		ceiling = maxWait
+	}
+	if ceiling <= minWait {
+		return minWait
+	}
+	return minWait + rand.N(ceiling-minWait+1)
+}
+
+// RetryAfter reads the Retry-After header of resp: seconds, or an HTTP date
+// (relative to now). ok is false when there is none or it cannot be read. A
+// wait over a day is read as a day.
+func RetryAfter(resp *http.Response, now time.Time) (d time.Duration, ok bool) {
+	v := resp.Header.Get("Retry-After")
+	if v == "" {
+		return 0, false
+	}
+	if s, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if s < 0 {
+			return 0, false
+		}
+		const day = int64(24 * time.Hour / time.Second)
+		return time.Duration(min(s, day)) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0), true
+	}
+	return 0, false
+}

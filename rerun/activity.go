@@ -1,0 +1,313 @@
+package rerun
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/looker-rerun/looker-rerun/looker"
+)
+
+// This file reads the ledger: System Activity's scheduled_plan explore, which
+// joins every scheduled plan (run-once copies included) to its jobs.
+
+// System Activity fields of the scheduled_plan explore that the rules read.
+const (
+	fPlanID       = "scheduled_plan.id"
+	fPlanName     = "scheduled_plan.name"
+	fPlanUserID   = "scheduled_plan.user_id"
+	fPlanRunOnce  = "scheduled_plan.run_once"
+	fPlanContent  = "scheduled_plan.content_type_id"
+	fPlanDests    = "scheduled_plan.destination_addresses"
+	fPlanCreated  = "scheduled_plan.created_time"
+	fJobID        = "scheduled_job.id"
+	fJobStatus    = "scheduled_job.status"
+	fJobDetail    = "scheduled_job.status_detail"
+	fJobCreated   = "scheduled_job.created_time"
+	fOwnerEmail   = "user.email"
+	statusSuccess = "success"
+	statusFailure = "failure"
+)
+
+var (
+	planFields = []string{fPlanID, fPlanName, fPlanUserID, fPlanRunOnce, fPlanContent, fPlanDests, fOwnerEmail}
+	jobFields  = []string{fJobID, fJobStatus, fJobDetail, fJobCreated}
+)
+
+// job is one row of the scheduled_plan explore: a plan and, when the plan has
+// run, one of its jobs.
+type job struct {
+	PlanID      string
+	Name        string
+	Owner       string // user id
+	OwnerEmail  string
+	Content     string
+	Dests       string
+	PlanCreated time.Time
+	RunOnce     bool
+
+	JobID   string
+	Status  string // success, failure, or "" while running
+	Detail  string
+	Created time.Time
+}
+
+// hasJob reports whether the row carries a job (the explore joins plans to
+// jobs, so a plan that has not run yet comes without one).
+func (j job) hasJob() bool { return j.JobID != "" || !j.Created.IsZero() }
+
+// copyKey is what a run-once copy shares with the plan it was copied from, as
+// far as System Activity shows: scheduled_plan_run_once_by_id copies the
+// name, owner, content and destinations.
+type copyKey struct{ name, owner, content, dests string }
+
+func (j job) key() copyKey { return copyKey{j.Name, j.Owner, j.Content, j.Dests} }
+
+// lookerFilterTime is how a time is written in a Looker filter expression; the
+// query's time zone is UTC.
+const lookerFilterTime = "2006/01/02 15:04:05"
+
+// idsPerQuery bounds the plan ids in one filter, to keep each query small.
+const idsPerQuery = 500
+
+// horizon is how far past the local clock "up to now" reaches, so a Looker
+// clock running ahead of ours cannot hide a job.
+const horizon = 24 * time.Hour
+
+// activity runs the System Activity queries of a run. The queries of one
+// kind (the batches of a history, the halves of a split page) run
+// concurrently, at most concurrency requests at a time.
+type activity struct {
+	lk       Looker
+	pageSize int // row limit asked of each query
+	now      func() time.Time
+	log      zerolog.Logger
+	// slots holds a token per query in flight.
+	slots chan struct{}
+}
+
+func newActivity(lk Looker, opts Options) *activity {
+	return &activity{lk: lk, pageSize: opts.PageSize, now: opts.Now, log: opts.Log, slots: make(chan struct{}, opts.Concurrency)}
+}
+
+// failures lists the failed jobs of scheduled (not run-once) plans that
+// started in [since, until).
+func (a *activity) failures(ctx context.Context, since, until time.Time) ([]job, error) {
+	q := a.query(slices.Concat(planFields, jobFields), map[string]string{
+		fPlanRunOnce: "No",
+		fJobStatus:   statusFailure,
+	})
+	jobs, err := a.queryAll(ctx, q, fJobCreated, since, until)
+	if err != nil {
+		return nil, fmt.Errorf("list failed deliveries: %w", err)
+	}
+	return jobs, nil
+}
+
+// lookFailures runs the saved Look and returns the plan ids its rows name, in
+// order of first appearance, and the number of rows.
+func (a *activity) lookFailures(ctx context.Context, lookID string) ([]string, int, error) {
+	rows, err := a.lk.RunLook(ctx, lookID, a.pageSize)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list failed deliveries: %w", err)
+	}
+	if len(rows) >= a.pageSize {
+		// A Look cannot be split by time like a query: never act on a list
+		// that may be cut.
+		return nil, 0, fmt.Errorf("look %s returned %d rows, Looker's limit: the list may be cut; narrow the Look's filters or leave RERUN_LOOK_ID unset to query System Activity", lookID, len(rows))
+	}
+	var ids []string
+	seen := map[string]bool{}
+	for i, row := range rows {
+		id, ok, err := rowID(row, fPlanID)
+		if err != nil {
+			return nil, 0, fmt.Errorf("look %s row %d: %w", lookID, i+1, err)
+		}
+		if !ok {
+			if _, present := row[fPlanID]; present {
+				continue // a null id: a job whose plan was deleted
+			}
+			return nil, 0, fmt.Errorf("look %s: its rows have no %s column (columns: %s); add the field Scheduled Plan > ID to the Look",
+				lookID, fPlanID, strings.Join(slices.Sorted(maps.Keys(row)), ", "))
+		}
+		if !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	return ids, len(rows), nil
+}
+
+// history lists every job of the given plans that started since since, up to
+// now: later successes and the failures to re-run. The plans are asked for
+// idsPerQuery at a time, those queries concurrently.
+func (a *activity) history(ctx context.Context, planIDs []string, since time.Time) ([]job, error) {
+	batches := slices.Collect(slices.Chunk(planIDs, idsPerQuery))
+	results := make([][]job, len(batches))
+	until := a.now().Add(horizon)
+	g, gctx := errgroup.WithContext(ctx)
+	for i, batch := range batches {
+		g.Go(func() error {
+			q := a.query(slices.Concat(planFields, jobFields), map[string]string{
+				fPlanID: strings.Join(batch, ","),
+			})
+			var err error
+			results[i], err = a.queryAll(gctx, q, fJobCreated, since, until)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, fmt.Errorf("list the deliveries of the failed plans: %w", err)
+	}
+	return slices.Concat(results...), nil
+}
+
+// copies lists the run-once plans created since from, with their jobs: the
+// re-runs already made, by this tool, by an earlier run of it, or by a person.
+func (a *activity) copies(ctx context.Context, from time.Time) ([]job, error) {
+	q := a.query(slices.Concat(planFields, []string{fPlanCreated}, jobFields), map[string]string{
+		fPlanRunOnce: "Yes",
+	})
+	jobs, err := a.queryAll(ctx, q, fPlanCreated, from, a.now().Add(horizon))
+	if err != nil {
+		return nil, fmt.Errorf("list run-once copies: %w", err)
+	}
+	return jobs, nil
+}
+
+// query is an inline query on the scheduled_plan explore, in UTC, sorted on
+// its first field, asking for a page of rows.
+func (a *activity) query(fields []string, filters map[string]string) looker.Query {
+	return looker.Query{
+		Model:         "system__activity",
+		View:          "scheduled_plan",
+		Fields:        fields,
+		Filters:       filters,
+		Sorts:         []string{fields[0]},
+		Limit:         fmt.Sprint(a.pageSize),
+		QueryTimezone: "UTC",
+	}
+}
+
+// queryAll runs q with timeField limited to [from, to) and returns every row:
+// when a result fills the page (Looker would have cut it silently), the range
+// is split in two and each half asked again. A single second holding a full
+// page is an error, never a silent cut.
+func (a *activity) queryAll(ctx context.Context, q looker.Query, timeField string, from, to time.Time) ([]job, error) {
+	from, to = from.Truncate(time.Second), ceilSecond(to)
+	q.Filters = cloneWith(q.Filters, timeField, from.Format(lookerFilterTime)+" to "+to.Format(lookerFilterTime))
+	// Rows are decoded into jobs as they stream in: a full page of 5,000
+	// never sits in memory as JSON.
+	var (
+		jobs          []job
+		rows, skipped int
+	)
+	select {
+	case a.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	err := a.lk.RunInlineQuery(ctx, q, func(row looker.Row) error {
+		rows++
+		j, err := decodeJob(row)
+		switch {
+		case errors.Is(err, errNoPlanID):
+			skipped++ // nothing to re-run without a plan
+			return nil
+		case err != nil:
+			return fmt.Errorf("system activity row %d: %w", rows, err)
+		}
+		jobs = append(jobs, j)
+		return nil
+	})
+	<-a.slots
+	if err != nil {
+		return nil, err
+	}
+	if rows >= a.pageSize {
+		span := to.Sub(from)
+		if span <= time.Second {
+			return nil, fmt.Errorf("more than %d rows of %s in the second from %s: cannot list them all", a.pageSize, timeField, from.Format(time.RFC3339))
+		}
+		mid := from.Add(span / 2).Truncate(time.Second)
+		a.log.Debug().Str("field", timeField).Time("from", from).Time("mid", mid).Time("to", to).Int("rows", rows).Msg("full page: splitting the time range")
+		var left, right []job
+		g, gctx := errgroup.WithContext(ctx)
+		g.Go(func() (err error) { left, err = a.queryAll(gctx, q, timeField, from, mid); return err })
+		g.Go(func() (err error) { right, err = a.queryAll(gctx, q, timeField, mid, to); return err })
+		if err := g.Wait(); err != nil {
+			return nil, err
+		}
+		return append(left, right...), nil
+	}
+	if skipped > 0 {
+		a.log.Warn().Int("rows", skipped).Str("field", fPlanID).Msg("skipped System Activity rows without a plan id")
+	}
+	return jobs, nil
+}
+
+func ceilSecond(t time.Time) time.Time {
+	if tt := t.Truncate(time.Second); !tt.Equal(t) {
+		return tt.Add(time.Second)
+	}
+	return t
+}
+
+func cloneWith(m map[string]string, k, v string) map[string]string {
+	out := make(map[string]string, len(m)+1)
+	for mk, mv := range m {
+		out[mk] = mv
+	}
+	out[k] = v
+	return out
+}
+
+// decodeJob reads the fields of a row that are present. The plan id is
+// required; a field the query selected but a cell cannot be read is an error.
+func decodeJob(r looker.Row) (job, error) {
+	var (
+		j   job
+		ok  bool
+		err error
+	)
+	if j.PlanID, ok, err = rowID(r, fPlanID); err != nil {
+		return j, err
+	} else if !ok {
+		return j, errNoPlanID
+	}
+	strs := []struct {
+		field string
+		dst   *string
+	}{
+		{fPlanName, &j.Name}, {fPlanUserID, &j.Owner}, {fOwnerEmail, &j.OwnerEmail}, {fPlanContent, &j.Content},
+		{fPlanDests, &j.Dests}, {fJobStatus, &j.Status}, {fJobDetail, &j.Detail},
+	}
+	for _, s := range strs {
+		if *s.dst, _, err = rowString(r, s.field); err != nil {
+			return j, err
+		}
+	}
+	if j.JobID, _, err = rowID(r, fJobID); err != nil {
+		return j, err
+	}
+	if j.Created, _, err = rowTime(r, fJobCreated); err != nil {
+		return j, err
+	}
+	if j.PlanCreated, _, err = rowTime(r, fPlanCreated); err != nil {
+		return j, err
+	}
+	var runOnce string
+	if runOnce, _, err = rowString(r, fPlanRunOnce); err != nil {
+		return j, err
+	}
+	j.RunOnce = strings.EqualFold(runOnce, "yes") || runOnce == "true"
+	j.Status = strings.ToLower(strings.TrimSpace(j.Status))
+	return j, nil
+}
