@@ -21,8 +21,8 @@ const benchLatency = 20 * time.Millisecond
 // as its own process with 20 ms of latency per request, RERUN_RATE=0 and the
 // default concurrency of 4. It reports:
 //
-//   - x-floor: wall time over the latency floor
-//     (login + fetch + ceil(N/concurrency) + logout) x latency;
+//   - x-floor: wall time over the latency floor, the requests a run must
+//     make one after another (floorRounds) x latency;
 //
 //   - B/op and allocs/op of the run (in process);
 //
@@ -39,7 +39,7 @@ func BenchmarkRerun(b *testing.B) {
 	for _, n := range []int{200, 5000} {
 		b.Run(fmt.Sprintf("plans=%d", n), func(b *testing.B) {
 			const concurrency = 4
-			floor := time.Duration(1+1+(n+concurrency-1)/concurrency+1) * benchLatency
+			floor := time.Duration(floorRounds(n, concurrency)) * benchLatency
 			var elapsed time.Duration
 			b.ReportAllocs()
 			for b.Loop() {
@@ -86,6 +86,22 @@ func BenchmarkRerun(b *testing.B) {
 			b.ReportMetric(done.PeakRSS, "peak-RSS-MiB")
 		})
 	}
+}
+
+// floorRounds counts the requests a run over n failed plans (each failed
+// once, as the stand-in's failures:N seed makes them) must make one after
+// another at the given concurrency: login; the failed jobs (a page of 5,000
+// or more is asked again as two halves, at once); their history, 500 plans
+// a query, concurrency queries at once; the run-once copies; the run_once
+// calls, concurrency at once; logout.
+func floorRounds(n, concurrency int) int {
+	const pageSize, idsPerQuery = 5000, 500
+	ceil := func(a, b int) int { return (a + b - 1) / b }
+	failures := 1
+	if n >= pageSize {
+		failures = 2
+	}
+	return 1 + failures + ceil(ceil(n, idsPerQuery), concurrency) + 1 + ceil(n, concurrency) + 1
 }
 
 func benchEnv(url string) []string {

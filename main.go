@@ -1,6 +1,11 @@
 // Command looker-rerun re-runs, exactly once each, the Looker scheduled
 // deliveries that failed in a time window, and reports what it did so that
 // Airflow can alert. Settings come from the environment; run it with -h.
+//
+// The main package only wires: settings (config.go), HTTP clients
+// (transport.go), the run (package rerun) and its report (report.go). It
+// alone reads the environment, writes stdout and exits; the rules live in
+// rerun and the HTTP knowledge in looker.
 package main
 
 import (
