@@ -69,11 +69,13 @@ func TestRetryPolicies(t *testing.T) {
 	}
 }
 
+// lerr is Looker's answer code to a run_once, as the client returns it.
+func lerr(code int) error {
+	return fmt.Errorf("looker: run scheduled plan 1: %w", &looker.Error{StatusCode: code, Method: "POST", Path: "/p"})
+}
+
 func TestNotActed(t *testing.T) {
 	t.Parallel()
-	lerr := func(code int) error {
-		return fmt.Errorf("looker: run scheduled plan 1: %w", &looker.Error{StatusCode: code, Method: "POST", Path: "/p"})
-	}
 	tests := []struct {
 		err  error
 		want bool
@@ -93,9 +95,6 @@ func TestNotActed(t *testing.T) {
 
 func TestUnreachable(t *testing.T) {
 	t.Parallel()
-	lerr := func(code int) error {
-		return fmt.Errorf("looker: run scheduled plan 1: %w", &looker.Error{StatusCode: code, Method: "POST", Path: "/p"})
-	}
 	tests := []struct {
 		err  error
 		want bool
