@@ -24,7 +24,8 @@ type record struct {
 	unexpected []string // the requests it refused as not Looker's API
 }
 
-// Calls returns every request received so far.
+// Calls returns every request to a known operation received so far; requests
+// the fake refused as not Looker's API are in Unexpected instead.
 func (s *Server) Calls() []Call {
 	s.mu.Lock()
 	defer s.mu.Unlock()
