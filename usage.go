@@ -31,14 +31,34 @@ func misspelt() error {
 	return errors.Join(errs...)
 }
 
-// knownVars lists the variables Config reads, from its envconfig tags.
-func knownVars() []string {
-	var names []string
+// setting is one variable Config reads, as its struct tags describe it.
+type setting struct{ key, def, desc string }
+
+// settings lists the variables Config reads, in the order of its fields; a
+// required one has the default "required".
+func settings() []setting {
+	var out []setting
 	t := reflect.TypeFor[Config]()
 	for i := range t.NumField() {
-		if key := t.Field(i).Tag.Get("envconfig"); key != "" {
-			names = append(names, key)
+		tag := t.Field(i).Tag
+		key := tag.Get("envconfig")
+		if key == "" {
+			continue
 		}
+		def := tag.Get("default")
+		if tag.Get("required") == "true" {
+			def = "required"
+		}
+		out = append(out, setting{key, def, tag.Get("desc")})
+	}
+	return out
+}
+
+// knownVars lists the names of the variables Config reads.
+func knownVars() []string {
+	var names []string
+	for _, s := range settings() {
+		names = append(names, s.key)
 	}
 	return names
 }
@@ -88,18 +108,8 @@ Settings come from the environment:
 	// text/template, whose reflection keeps every exported method of every
 	// type in the binary (1.7 MB of the image for this one table).
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	t := reflect.TypeFor[Config]()
-	for i := range t.NumField() {
-		tag := t.Field(i).Tag
-		key := tag.Get("envconfig")
-		if key == "" {
-			continue
-		}
-		def := tag.Get("default")
-		if tag.Get("required") == "true" {
-			def = "required"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", key, def, tag.Get("desc"))
+	for _, v := range settings() {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", v.key, v.def, v.desc)
 	}
 	_ = tw.Flush()
 	fmt.Fprint(w, `

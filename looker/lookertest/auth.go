@@ -39,20 +39,17 @@ func (s *Server) Issued() []string {
 
 func (s *Server) login(w http.ResponseWriter, r *http.Request) int {
 	if err := r.ParseForm(); err != nil {
-		writeError(w, http.StatusBadRequest, "Bad request")
-		return http.StatusBadRequest
+		return writeError(w, http.StatusBadRequest, "Bad request")
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if r.Form.Get("client_id") != s.auth.clientID || r.Form.Get("client_secret") != s.auth.secret {
 		// Looker answers bad credentials with 404, not 401.
-		writeError(w, http.StatusNotFound, "Not found")
-		return http.StatusNotFound
+		return writeError(w, http.StatusNotFound, "Not found")
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	return writeJSON(w, http.StatusOK, map[string]any{
 		"access_token": s.auth.issueToken(), "token_type": "Bearer", "expires_in": 3600, "refresh_token": nil,
 	})
-	return http.StatusOK
 }
 
 func (s *Server) logout(w http.ResponseWriter, token string) int {
