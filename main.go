@@ -140,7 +140,14 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		runErr = &runError{exitPersonNeeded, fmt.Errorf("%d re-runs failed, %d not attempted, %d plans need a person, %d re-runs not delivered",
 			len(sum.Failed), len(sum.NotAttempted), len(sum.NeedsPerson), undelivered(sum))}
 	}
-	if err := report(cfg, sum, stdout); err != nil {
+	// The result file first, then the last log line, then the summary: the
+	// summary is the last line of stdout and stderr together, which is the
+	// line DockerOperator keeps as the task's XCom.
+	line, err := summaryLine(sum)
+	if err == nil {
+		err = writeResult(cfg, line)
+	}
+	if err != nil {
 		log.Error().Err(err).Msg("could not write the summary")
 		if runErr == nil {
 			runErr = &runError{exitPersonNeeded, err}
@@ -156,6 +163,11 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	ev.Int("rerun", len(sum.Rerun)).Int("skipped", len(sum.Skipped)).Int("failed", len(sum.Failed)).
 		Int("not_attempted", len(sum.NotAttempted)).Int("needs_person", len(sum.NeedsPerson)).
 		Int("exit_code", exitCode(runErr)).Msg("looker-rerun done")
+	if _, err := stdout.Write(line); err != nil && runErr == nil {
+		// Nothing may follow the summary, not even this complaint: the
+		// exit code tells it.
+		runErr = &runError{exitPersonNeeded, err}
+	}
 	return runErr
 }
 

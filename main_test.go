@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -273,5 +274,49 @@ func TestSecretsNeverAppear(t *testing.T) {
 	}
 	if s.LiveTokens() != 0 {
 		t.Errorf("%d tokens still live after the run: no logout", s.LiveTokens())
+	}
+}
+
+// TestSummaryIsTheLastLine checks what DockerOperator keeps as XCom: the last
+// line of stdout and stderr read together. The final log line comes before
+// the summary, whatever the outcome and the log format.
+func TestSummaryIsTheLastLine(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		format string
+		fail   bool
+		want   int
+	}{
+		{"clean run, json logs", "json", false, exitOK},
+		{"clean run, console logs", "console", false, exitOK},
+		{"a re-run refused", "json", true, exitPersonNeeded},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := lookertest.NewServer(t)
+			since, until := window()
+			s.AddFailure("1", since.Add(time.Hour), "boom")
+			if tt.fail {
+				s.Inject(lookertest.Fault{Op: "run_once", PlanID: "1", Status: http.StatusForbidden})
+			}
+			env := lookerEnv(s, since, until)
+			env["LOG_FORMAT"] = tt.format
+			clearEnv(t)
+			for k, v := range env {
+				t.Setenv(k, v)
+			}
+			var both bytes.Buffer // one writer, as a container's log is
+			code := realMain(context.Background(), nil, &both, &both)
+			if code != tt.want {
+				t.Fatalf("exit %d, want %d\n%s", code, tt.want, both.String())
+			}
+			lines := strings.Split(strings.TrimRight(both.String(), "\n"), "\n")
+			var sum rerun.Summary
+			if err := json.Unmarshal([]byte(lines[len(lines)-1]), &sum); err != nil || sum.Window.Until.IsZero() {
+				t.Fatalf("last line is not the summary (%v): %q", err, lines[len(lines)-1])
+			}
+			if prev := lines[len(lines)-2]; !strings.Contains(prev, "looker-rerun done") {
+				t.Errorf("line before the summary = %q, want the final log line", prev)
+			}
+		})
 	}
 }

@@ -2,9 +2,7 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,20 +14,22 @@ import (
 // This file writes what a run leaves behind for Airflow: the one-line summary
 // on stdout and in the result file, and the figures of the last log line.
 
-// report prints the summary as the last line of stdout and writes it to the
-// result file when its folder exists or RERUN_RESULT_FILE was set.
-func report(cfg Config, sum *rerun.Summary, stdout io.Writer) error {
+// summaryLine is the summary as one line of JSON.
+func summaryLine(sum *rerun.Summary) ([]byte, error) {
 	line, err := json.Marshal(sum)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	line = append(line, '\n')
-	_, werr := stdout.Write(line)
-	dir := filepath.Dir(cfg.ResultFile)
-	if _, err := os.Stat(dir); err != nil && !cfg.resultFileForced {
-		return werr
+	return append(line, '\n'), nil
+}
+
+// writeResult writes the summary line to the result file when its folder
+// exists or RERUN_RESULT_FILE was set.
+func writeResult(cfg Config, line []byte) error {
+	if _, err := os.Stat(filepath.Dir(cfg.ResultFile)); err != nil && !cfg.resultFileForced {
+		return nil
 	}
-	return errors.Join(werr, writeFileAtomic(cfg.ResultFile, line))
+	return writeFileAtomic(cfg.ResultFile, line)
 }
 
 // writeFileAtomic writes through a temporary file in the same folder, so a
