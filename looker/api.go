@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
+	"time"
 )
 
 // Query is the part of Looker's Query body that looker-rerun sends to
@@ -31,9 +33,31 @@ type ScheduledPlan struct {
 	Name              string `json:"name"`
 	UserID            string `json:"user_id"`
 	RunOnce           bool   `json:"run_once"`
+	Enabled           bool   `json:"enabled"`
 	LookID            string `json:"look_id"`
 	DashboardID       string `json:"dashboard_id"`
 	LookMLDashboardID string `json:"lookml_dashboard_id"`
+	// CreatedAt is an absolute time (RFC 3339 with its offset), whatever
+	// time zone Looker's queries answer in. Zero when Looker gave none.
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// ScheduledPlan returns a scheduled plan (operation scheduled_plan), with
+// only the given fields when any are named.
+func (c *Client) ScheduledPlan(ctx context.Context, planID string, fields ...string) (ScheduledPlan, error) {
+	var p ScheduledPlan
+	var q url.Values
+	if len(fields) > 0 {
+		q = url.Values{"fields": {strings.Join(fields, ",")}}
+	}
+	req, err := c.newRequest(ctx, http.MethodGet, "scheduled_plans/"+url.PathEscape(planID), q, nil)
+	if err != nil {
+		return p, fmt.Errorf("looker: get scheduled plan %s: %w", planID, err)
+	}
+	if err := c.do(c.hc, req, &p); err != nil {
+		return p, fmt.Errorf("looker: get scheduled plan %s: %w", planID, err)
+	}
+	return p, nil
 }
 
 // noCache asks Looker to run the query rather than answer from its cache:

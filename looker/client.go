@@ -120,28 +120,55 @@ func NewClient(baseURL string, opts ...Option) (*Client, error) {
 func NormalizeBaseURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(strings.TrimSpace(raw))
 	if err != nil {
-		return nil, fmt.Errorf("base url: %w", err)
+		// url.Parse quotes the URL whole, password included.
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		return nil, fmt.Errorf("base url %q: %w", redactUserinfo(strings.TrimSpace(raw)), err)
 	}
+	// No error quotes the user info, name or password.
+	userinfo := u.User != nil
+	u.User = nil
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, fmt.Errorf("base url %q: scheme must be https or http", u.Redacted())
+		return nil, fmt.Errorf("base url %q: scheme must be https or http", u)
 	case u.Host == "":
-		return nil, fmt.Errorf("base url %q: no host", u.Redacted())
-	case u.User != nil:
-		return nil, fmt.Errorf("base url %q: must not carry credentials", u.Redacted())
+		return nil, fmt.Errorf("base url %q: no host", u)
+	case userinfo:
+		return nil, fmt.Errorf("base url %q: must not carry credentials (user info left out here): the API key goes in LOOKERSDK_CLIENT_ID and LOOKERSDK_CLIENT_SECRET", u)
 	case u.RawQuery != "" || u.Fragment != "":
-		return nil, fmt.Errorf("base url %q: must not have a query or fragment", u.Redacted())
+		return nil, fmt.Errorf("base url %q: must not have a query or fragment", u)
 	}
 	p := strings.TrimRight(u.Path, "/")
 	if i := strings.LastIndex(p, "/api/"); i >= 0 {
 		if v := p[i+len("/api/"):]; v != APIVersion {
-			return nil, fmt.Errorf("base url %q: API version %q is not supported, only %s", u.Redacted(), v, APIVersion)
+			return nil, fmt.Errorf("base url %q: API version %q is not supported, only %s", u, v, APIVersion)
 		}
 		p = p[:i]
 	}
 	u.Path = p + "/api/" + APIVersion + "/"
 	u.RawPath = ""
 	return u, nil
+}
+
+// redactUserinfo cuts anything between "://" and the last "@" of the
+// authority from a URL that did not parse, so an error can quote the rest.
+func redactUserinfo(raw string) string {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		scheme, rest = "", raw
+	} else {
+		scheme += "://"
+	}
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	if at := strings.LastIndex(rest[:end], "@"); at >= 0 {
+		rest = "REDACTED@" + rest[at+1:]
+	}
+	return scheme + rest
 }
 
 // BaseURL returns the API root every request is sent under.

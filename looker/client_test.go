@@ -30,6 +30,9 @@ func TestNormalizeBaseURL(t *testing.T) {
 		{in: "example.looker.com", wantErr: "scheme must be https or http"},
 		{in: "https://", wantErr: "no host"},
 		{in: "https://id:secret@example.looker.com", wantErr: "must not carry credentials"},
+		{in: "https://looker-admin:secret@example.looker.com", wantErr: "must not carry credentials"},
+		{in: "https://id:s%zzsecret@example.looker.com", wantErr: `"https://REDACTED@example.looker.com"`},
+		{in: "https://id:sec ret@exa mple.looker.com/x", wantErr: `"https://REDACTED@exa mple.looker.com/x"`},
 		{in: "https://example.looker.com/?client_id=x", wantErr: "must not have a query"},
 	}
 	for _, tt := range tests {
@@ -40,8 +43,10 @@ func TestNormalizeBaseURL(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("error = %v, want %q", err, tt.wantErr)
 				}
-				if strings.Contains(err.Error(), "secret@") {
-					t.Errorf("error shows the credentials: %v", err)
+				for _, secret := range []string{"secret", "sec ret", "looker-admin", "id:"} {
+					if strings.Contains(err.Error(), secret) {
+						t.Errorf("error shows the user info %q: %v", secret, err)
+					}
 				}
 				return
 			}
@@ -223,7 +228,7 @@ func TestErrorsCarryLookersMessage(t *testing.T) {
 		t.Fatalf("error = %v, want *looker.Error", err)
 	}
 	want := &looker.Error{StatusCode: 422, Method: "POST", Path: "/api/4.0/scheduled_plans/42/run_once",
-		Message: "Validation Failed; scheduled_plan_destination: Slack channel is archived"}
+		Message: "Validation Failed; scheduled_plan_destination: Slack channel is archived", FromLooker: true}
 	if diff := cmp.Diff(want, lerr); diff != "" {
 		t.Errorf("error (-want +got):\n%s", diff)
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strings"
 )
@@ -17,6 +18,10 @@ type Error struct {
 	// Message is Looker's own message, or the start of the body when the
 	// answer was not Looker's JSON error.
 	Message string
+	// FromLooker reports that the answer was Looker's own JSON error
+	// (application/json with a message), not a page from a proxy or load
+	// balancer in front of it, which may have forwarded the call first.
+	FromLooker bool
 }
 
 func (e *Error) Error() string {
@@ -31,15 +36,8 @@ func (e *Error) Error() string {
 func newError(req *http.Request, resp *http.Response) *Error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	e := &Error{StatusCode: resp.StatusCode, Method: req.Method, Path: req.URL.Path}
-	var le struct {
-		Message string `json:"message"`
-		Errors  []struct {
-			Field   string `json:"field"`
-			Message string `json:"message"`
-		} `json:"errors"`
-	}
-	if json.Unmarshal(body, &le) == nil && le.Message != "" {
-		e.Message = le.Message
+	if le, ok := lookerError(resp.Header, body); ok {
+		e.Message, e.FromLooker = le.Message, true
 		for _, d := range le.Errors {
 			e.Message += fmt.Sprintf("; %s: %s", d.Field, d.Message)
 		}
@@ -52,4 +50,24 @@ func newError(req *http.Request, resp *http.Response) *Error {
 		e.Message = fmt.Sprintf("%q", s)
 	}
 	return e
+}
+
+// lookerErrorBody is Looker's error answer.
+type lookerErrorBody struct {
+	Message string `json:"message"`
+	Errors  []struct {
+		Field   string `json:"field"`
+		Message string `json:"message"`
+	} `json:"errors"`
+}
+
+// lookerError reads body as Looker's own error: JSON, declared as JSON, with
+// a message. A proxy's page, even one in JSON without a message, is not.
+func lookerError(h http.Header, body []byte) (lookerErrorBody, bool) {
+	var le lookerErrorBody
+	mt, _, _ := mime.ParseMediaType(h.Get("Content-Type"))
+	if mt != "application/json" && !strings.HasSuffix(mt, "+json") {
+		return le, false
+	}
+	return le, json.Unmarshal(body, &le) == nil && le.Message != ""
 }

@@ -1,10 +1,12 @@
 package looker
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -35,9 +37,12 @@ func RetrySafe(ctx context.Context, resp *http.Response, err error) (bool, error
 
 // RetryRunOnce is the retry policy of scheduled_plan_run_once_by_id (RunOnce),
 // which delivers the report again each time Looker acts on it. It repeats the
-// call only when Looker certainly did not act: a 429 or a 503, or a
-// connection that was never made. Every other failure is left to the caller,
-// which must look for the copy before sending again.
+// call only when Looker certainly did not act: a connection that was never
+// made, or a 429 or 503 that is Looker's own JSON error. A proxy in front of
+// Looker answers 503 in its own words after it may have forwarded the call,
+// so any other answer is left to the caller, which must look for the copy
+// before sending again. To tell Looker's error from a proxy's it reads the
+// start of the body and puts it back.
 func RetryRunOnce(ctx context.Context, resp *http.Response, err error) (bool, error) {
 	if ctx.Err() != nil {
 		return false, ctx.Err()
@@ -45,19 +50,47 @@ func RetryRunOnce(ctx context.Context, resp *http.Response, err error) (bool, er
 	if err != nil {
 		return neverConnected(err) && !untrusted(err), nil
 	}
-	return resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable, nil
+	if resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusServiceUnavailable {
+		return false, nil
+	}
+	return fromLooker(resp), nil
+}
+
+// fromLooker reports whether resp carries Looker's own JSON error. It reads
+// at most maxErrorBody bytes of the body and leaves them to read again.
+func fromLooker(resp *http.Response) bool {
+	if resp.Body == nil {
+		return false
+	}
+	head, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	resp.Body = rereadBody{io.MultiReader(bytes.NewReader(head), resp.Body), resp.Body}
+	_, ok := lookerError(resp.Header, head)
+	return ok
+}
+
+// rereadBody is a body whose start was read ahead: it reads the start again,
+// then the rest, and closes the original.
+type rereadBody struct {
+	io.Reader
+	io.Closer
 }
 
 // NotActed reports whether a failed call certainly left Looker unchanged: it
-// was never sent, or Looker refused it (4xx other than 408, 501, 503). After
-// any other failure (another 5xx, a timeout, a connection lost after
+// was never sent, or Looker refused it (4xx other than 408, and a 429 or
+// 503 only when it is Looker's own JSON error). After any other failure (a
+// 5xx, a proxy's 429 or 503 page, a timeout, a connection lost after
 // sending) Looker may have acted.
 func NotActed(err error) bool {
 	var lerr *Error
 	if errors.As(err, &lerr) {
-		s := lerr.StatusCode
-		return (s >= 400 && s < 500 && s != http.StatusRequestTimeout) ||
-			s == http.StatusNotImplemented || s == http.StatusServiceUnavailable
+		switch s := lerr.StatusCode; {
+		case s == http.StatusTooManyRequests || s == http.StatusServiceUnavailable:
+			return lerr.FromLooker
+		case s == http.StatusRequestTimeout:
+			return false
+		default:
+			return s >= 400 && s < 500
+		}
 	}
 	return neverConnected(err)
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -25,8 +26,21 @@ var (
 )
 
 func status(code int) *http.Response {
-	return &http.Response{StatusCode: code, Header: http.Header{}}
+	return &http.Response{StatusCode: code, Header: http.Header{}, Body: http.NoBody}
 }
+
+// answer is a response with a body of the given content type.
+func answer(code int, contentType, body string) *http.Response {
+	r := status(code)
+	r.Header.Set("Content-Type", contentType)
+	r.Body = io.NopCloser(strings.NewReader(body))
+	return r
+}
+
+const (
+	lookerJSON = `{"message":"Service Unavailable","documentation_url":"https://cloud.google.com/looker/docs/r/api/support"}`
+	proxyPage  = `<html><head><title>503 Service Temporarily Unavailable</title></head><body>upstream connect error</body></html>`
+)
 
 func TestRetryPolicies(t *testing.T) {
 	t.Parallel()
@@ -41,8 +55,13 @@ func TestRetryPolicies(t *testing.T) {
 		{"closed without an answer", nil, eofErr, true, false},
 		{"timeout", nil, timeout, true, false},
 		{"untrusted certificate", nil, certErr, false, false},
-		{"429", status(429), nil, true, true},
-		{"503", status(503), nil, true, true},
+		{"429 from Looker", answer(429, "application/json", lookerJSON), nil, true, true},
+		{"503 from Looker", answer(503, "application/json; charset=utf-8", lookerJSON), nil, true, true},
+		{"503 from a proxy, in HTML", answer(503, "text/html", proxyPage), nil, true, false},
+		{"429 from a proxy, in HTML", answer(429, "text/html", proxyPage), nil, true, false},
+		{"503 in JSON without a message", answer(503, "application/json", `{"error":"upstream"}`), nil, true, false},
+		{"503 JSON body declared as text", answer(503, "text/plain", lookerJSON), nil, true, false},
+		{"503 without a body", status(503), nil, true, false},
 		{"500", status(500), nil, true, false},
 		{"502", status(502), nil, true, false},
 		{"504", status(504), nil, true, false},
@@ -52,10 +71,22 @@ func TestRetryPolicies(t *testing.T) {
 		{"200", status(200), nil, false, false},
 	}
 	for _, tt := range tests {
+		var before string
+		if tt.resp != nil && tt.resp.Body != http.NoBody {
+			b, _ := io.ReadAll(tt.resp.Body)
+			before, tt.resp.Body = string(b), io.NopCloser(strings.NewReader(string(b)))
+		}
 		safe, _ := looker.RetrySafe(context.Background(), tt.resp, tt.err)
 		once, _ := looker.RetryRunOnce(context.Background(), tt.resp, tt.err)
 		if safe != tt.wantSafe || once != tt.wantOnce {
 			t.Errorf("%s: RetrySafe %v RetryRunOnce %v, want %v %v", tt.name, safe, once, tt.wantSafe, tt.wantOnce)
+		}
+		if tt.resp != nil && before != "" {
+			// The policy reads the body to tell Looker's error from a
+			// proxy's: the caller must still find it whole.
+			if after, _ := io.ReadAll(tt.resp.Body); string(after) != before {
+				t.Errorf("%s: body after RetryRunOnce = %q, want %q", tt.name, after, before)
+			}
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -69,9 +100,15 @@ func TestRetryPolicies(t *testing.T) {
 	}
 }
 
-// lerr is Looker's answer code to a run_once, as the client returns it.
+// lerr is Looker's own error answer to a run_once, as the client returns it.
 func lerr(code int) error {
-	return fmt.Errorf("looker: run scheduled plan 1: %w", &looker.Error{StatusCode: code, Method: "POST", Path: "/p"})
+	return fmt.Errorf("looker: run scheduled plan 1: %w", &looker.Error{StatusCode: code, Method: "POST", Path: "/p", FromLooker: true})
+}
+
+// proxyErr is the same status from a proxy in front of Looker, in its own
+// words.
+func proxyErr(code int) error {
+	return fmt.Errorf("looker: run scheduled plan 1: %w", &looker.Error{StatusCode: code, Method: "POST", Path: "/p", Message: "<html>"})
 }
 
 func TestNotActed(t *testing.T) {
@@ -81,8 +118,9 @@ func TestNotActed(t *testing.T) {
 		want bool
 	}{
 		{lerr(400), true}, {lerr(403), true}, {lerr(404), true}, {lerr(409), true}, {lerr(422), true},
-		{lerr(429), true}, {lerr(501), true}, {lerr(503), true},
-		{lerr(408), false}, {lerr(500), false}, {lerr(502), false}, {lerr(504), false},
+		{lerr(429), true}, {lerr(503), true}, {proxyErr(404), true},
+		{proxyErr(429), false}, {proxyErr(503), false},
+		{lerr(408), false}, {lerr(500), false}, {lerr(501), false}, {lerr(502), false}, {lerr(504), false},
 		{dialErr, true}, {resetErr, false}, {eofErr, false}, {timeout, false},
 		{context.DeadlineExceeded, false}, {errors.New("something"), false},
 	}
@@ -99,7 +137,7 @@ func TestUnreachable(t *testing.T) {
 		err  error
 		want bool
 	}{
-		{nil, false}, {dialErr, true}, {lerr(503), true}, {lerr(429), true},
+		{nil, false}, {dialErr, true}, {lerr(503), true}, {lerr(429), true}, {proxyErr(503), false},
 		{lerr(404), false}, {lerr(403), false}, {lerr(500), false}, {resetErr, false}, {timeout, false},
 	}
 	for _, tt := range tests {
