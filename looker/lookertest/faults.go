@@ -12,7 +12,8 @@ import (
 type Fault struct {
 	// Op is the operation id (OpRunOnce and so on; "run_once" also works).
 	Op string
-	// PlanID limits a run_once fault to one plan; "" matches every plan.
+	// PlanID limits a fault of run_once or scheduled_plan to one plan; ""
+	// matches every plan.
 	PlanID string
 	// Times is how many matching requests it applies to; 0 means 1, -1 all.
 	Times int
@@ -22,6 +23,15 @@ type Fault struct {
 	// AfterAction performs the operation before the fault: for run_once, the
 	// copy is made and delivered, then the answer is slow, lost or replaced.
 	AfterAction bool
+	// LateAction has Looker perform the operation this long after the
+	// request arrived, in the background, whatever becomes of the answer:
+	// for run_once, the copy is made then (and lags like any copy), even if
+	// the client gave up or the connection was reset long before. The
+	// answer follows the rest of the fault: held back by Delay, lost by
+	// Reset, replaced by Status; with none of these, Looker answers once it
+	// has acted, if the client is still waiting. It overrides AfterAction.
+	// A request without a live token is refused at once and never acted on.
+	LateAction time.Duration
 	// Reset closes the connection without answering.
 	Reset bool
 	// ExpireTokens revokes every access token first, as their expiry
@@ -65,7 +75,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, op string, args [
 		return 0
 	}
 	planID := ""
-	if op == OpRunOnce {
+	if op == OpRunOnce || op == OpScheduledPlan {
 		planID = args[0]
 	}
 	f, ok := s.takeFault(op, planID)
@@ -78,8 +88,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, op string, args [
 	// With AfterAction Looker acts first, then its answer is slow, lost or
 	// replaced; without, the request is held back, and a client that gives
 	// up meanwhile leaves Looker untouched.
+	// With LateAction Looker acts in the background, on its own time.
 	var acted *httptest.ResponseRecorder
-	if f.AfterAction {
+	var lateAnswer <-chan *httptest.ResponseRecorder
+	switch {
+	case f.LateAction > 0:
+		lateAnswer = s.actLate(r, op, args, f.LateAction)
+	case f.AfterAction:
 		acted = httptest.NewRecorder()
 		acted.Code = s.handle(acted, r, op, args)
 	}
@@ -92,6 +107,17 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, op string, args [
 		return 0
 	case f.Status != 0:
 		return f.write(w)
+	case lateAnswer != nil:
+		select {
+		case acted = <-lateAnswer:
+		case <-r.Context().Done():
+			return 0
+		}
+		if acted == nil { // dropped: the fake closed before Looker acted
+			reset(w)
+			return 0
+		}
+		fallthrough
 	case acted != nil:
 		for k, v := range acted.Header() {
 			w.Header()[k] = v
@@ -125,7 +151,25 @@ func (s *Server) takeFault(op, planID string) (Fault, bool) {
 	return Fault{}, false
 }
 
-// write answers as the fault says.
+// ProxyPage is the HTML a reverse proxy or load balancer in front of Looker
+// answers with when it gives up on Looker, as nginx does. Looker may have
+// acted all the same:
+//
+//	Fault{Op: OpRunOnce, AfterAction: true, Status: 503, Body: lookertest.ProxyPage}
+//
+// is a run_once that reached Looker, made its copy, and whose answer the
+// proxy replaced with a 503 in text/html.
+const ProxyPage = `<html>
+<head><title>503 Service Temporarily Unavailable</title></head>
+<body>
+<center><h1>503 Service Temporarily Unavailable</h1></center>
+<hr><center>nginx</center>
+</body>
+</html>
+`
+
+// write answers as the fault says: Looker's JSON error without a Body, the
+// Body as text/html unless ContentType says otherwise.
 func (f *Fault) write(w http.ResponseWriter) int {
 	if f.RetryAfter != "" {
 		w.Header().Set("Retry-After", f.RetryAfter)

@@ -19,6 +19,7 @@ const (
 	OpRunLook        = "run_look"
 	OpRunInlineQuery = "run_inline_query"
 	OpRunOnce        = "scheduled_plan_run_once_by_id"
+	OpScheduledPlan  = "scheduled_plan"
 )
 
 // Query parameters the 4.0 spec declares for each operation, and their types.
@@ -35,6 +36,7 @@ var declaredParams = map[string]map[string]string{
 	OpRunLook:        runParams,
 	OpRunInlineQuery: runParams,
 	OpRunOnce:        {},
+	OpScheduledPlan:  {"fields": "string"},
 }
 
 // route matches a request to an operation, or returns "".
@@ -55,6 +57,8 @@ func route(method, path string) (op string, args []string) {
 		return OpRunInlineQuery, []string{parts[2]}
 	case method == http.MethodPost && len(parts) == 3 && parts[0] == "scheduled_plans" && parts[2] == "run_once":
 		return OpRunOnce, []string{parts[1]}
+	case method == http.MethodGet && len(parts) == 2 && parts[0] == "scheduled_plans":
+		return OpScheduledPlan, []string{parts[1]}
 	}
 	return "", nil
 }
@@ -106,16 +110,31 @@ func checkParams(op string, r *http.Request) string {
 	return ""
 }
 
-// handle performs op and returns the status written.
+// handle checks the request's token and performs op, and returns the status
+// written.
 func (s *Server) handle(w http.ResponseWriter, r *http.Request, op string, args []string) int {
-	if op == OpLogin {
-		return s.login(w, r)
-	}
-	token, ok := s.authorized(r)
+	token, ok := s.admit(r, op)
 	if !ok {
 		return writeError(w, http.StatusUnauthorized, "Requires authentication.")
 	}
+	return s.perform(w, r, op, args, token)
+}
+
+// admit returns the request's access token, and whether Looker lets it in:
+// login needs no token, every other operation a live one.
+func (s *Server) admit(r *http.Request, op string) (token string, ok bool) {
+	if op == OpLogin {
+		return "", true
+	}
+	return s.authorized(r)
+}
+
+// perform does op for a request already admitted with token, and returns
+// the status written.
+func (s *Server) perform(w http.ResponseWriter, r *http.Request, op string, args []string, token string) int {
 	switch op {
+	case OpLogin:
+		return s.login(w, r)
 	case OpLogout:
 		return s.logout(w, token)
 	case OpRunLook:
@@ -124,6 +143,8 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, op string, args 
 		return s.runInlineQuery(w, r, args[0])
 	case OpRunOnce:
 		return s.runOnce(w, r, args[0])
+	case OpScheduledPlan:
+		return s.scheduledPlan(w, r, args[0])
 	}
 	panic("unreachable")
 }
@@ -162,19 +183,49 @@ func (s *Server) runOnce(w http.ResponseWriter, r *http.Request, id string) int 
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cp, ok := s.table.copyPlan(id)
+	cp, ok := s.table.copyPlan(id, time.Now().UTC(), s.lag.draw)
 	if !ok {
 		return writeError(w, http.StatusNotFound, "Not found")
 	}
 	return writeJSON(w, http.StatusOK, planJSON(cp))
 }
 
-// planJSON renders a plan as Looker's ScheduledPlan.
+// scheduledPlan answers GET scheduled_plans/{id}: the plan as Looker's API
+// sees it, at once, whatever System Activity's lag, with only the keys that
+// fields lists when it is given.
+func (s *Server) scheduledPlan(w http.ResponseWriter, r *http.Request, id string) int {
+	s.mu.Lock()
+	var out map[string]any
+	if p, ok := s.table.plans[id]; ok && !p.deleted {
+		out = planJSON(p)
+	}
+	s.mu.Unlock()
+	if out == nil {
+		return writeError(w, http.StatusNotFound, "Not found")
+	}
+	if fields := r.URL.Query().Get("fields"); fields != "" {
+		only := map[string]any{}
+		for _, name := range strings.Split(fields, ",") {
+			if v, ok := out[strings.TrimSpace(name)]; ok {
+				only[strings.TrimSpace(name)] = v
+			}
+		}
+		out = only
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// planJSON renders a plan as Looker's ScheduledPlan, its times in UTC.
 func planJSON(p *Plan) map[string]any {
+	updated := p.updated
+	if updated.IsZero() {
+		updated = p.Created
+	}
 	out := map[string]any{
-		"id": p.ID, "name": p.Name, "user_id": p.UserID, "run_once": p.RunOnce, "enabled": true,
+		"id": p.ID, "name": p.Name, "user_id": p.UserID, "run_once": p.RunOnce, "enabled": !p.Disabled,
 		"look_id": nil, "dashboard_id": nil, "lookml_dashboard_id": nil,
-		"created_at": p.Created.Format(time.RFC3339), "crontab": nil,
+		"created_at": p.Created.UTC().Format(time.RFC3339), "updated_at": updated.UTC().Format(time.RFC3339),
+		"crontab": nil, "datagroup": nil, "timezone": nil,
 	}
 	if kind, id, ok := strings.Cut(p.ContentTypeID, "::"); ok {
 		out[kind+"_id"] = id

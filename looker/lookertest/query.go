@@ -49,6 +49,7 @@ var fields = map[string]field{
 	"scheduled_plan.name":                  {"string", func(p *Plan, _ *Job) any { return p.Name }},
 	"scheduled_plan.user_id":               {"number", func(p *Plan, _ *Job) any { return p.UserID }},
 	"scheduled_plan.run_once":              {"yesno", func(p *Plan, _ *Job) any { return yesNo(p.RunOnce) }},
+	"scheduled_plan.enabled":               {"yesno", func(p *Plan, _ *Job) any { return yesNo(!p.Disabled) }},
 	"scheduled_plan.content_type_id":       {"string", func(p *Plan, _ *Job) any { return p.ContentTypeID }},
 	"scheduled_plan.destination_addresses": {"string", func(p *Plan, _ *Job) any { return p.Destinations }},
 	"scheduled_plan.created_time":          {"time", func(p *Plan, _ *Job) any { return p.Created }},
@@ -111,6 +112,17 @@ func (s *Server) runInlineQuery(w http.ResponseWriter, r *http.Request, format s
 	return writeJSON(w, http.StatusOK, rows)
 }
 
+// SetQueryTimezone sets the Query Time Zone of a Looker whose user-specific
+// time zones are off: every query then runs in loc whatever its
+// query_timezone says, its filter times read and its time cells shown in
+// loc. Nil, the default, honours each query's query_timezone (UTC when it
+// has none).
+func (s *Server) SetQueryTimezone(loc *time.Location) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.table.queryZone = loc
+}
+
 func (s *Server) evaluate(q looker.Query) ([]map[string]any, error) {
 	loc := time.UTC
 	if q.QueryTimezone != "" {
@@ -119,6 +131,11 @@ func (s *Server) evaluate(q looker.Query) ([]map[string]any, error) {
 			return nil, fmt.Errorf("query_timezone %q: %v", q.QueryTimezone, err)
 		}
 	}
+	s.mu.Lock()
+	if s.table.queryZone != nil {
+		loc = s.table.queryZone
+	}
+	s.mu.Unlock()
 	if len(q.Fields) == 0 {
 		return nil, fmt.Errorf("a query needs fields")
 	}
@@ -144,15 +161,23 @@ func (s *Server) evaluate(q looker.Query) ([]map[string]any, error) {
 		filters = append(filters, filter{f, m})
 	}
 	s.mu.Lock()
+	now := time.Now()
 	limit := s.table.maxRows
+	// System Activity at now: rows not yet visible left out, running jobs
+	// without their status.
 	jobsOf := map[string][]*Job{}
 	for _, j := range s.table.jobs {
-		jobsOf[j.PlanID] = append(jobsOf[j.PlanID], j)
+		if shows(j.Visible, now) {
+			jobsOf[j.PlanID] = append(jobsOf[j.PlanID], j.asOf(now))
+		}
 	}
 	var out []map[string]any
 	seen := map[string]bool{}
 	for _, id := range s.table.planOrder {
 		p := s.table.plans[id]
+		if !shows(p.Visible, now) {
+			continue
+		}
 		js := jobsOf[id]
 		if len(js) == 0 {
 			js = []*Job{nil} // the explore joins jobs to plans: a plan without jobs is one row

@@ -1,7 +1,8 @@
 // Package lookertest is a fake Looker API 4.0 server for tests, after
 // net/http/httptest: it serves login, logout, run_look, run_inline_query on
-// System Activity's scheduled_plan explore, and scheduled_plan_run_once_by_id,
-// from an in-memory System Activity table that the test fills.
+// System Activity's scheduled_plan explore, scheduled_plan and
+// scheduled_plan_run_once_by_id, from an in-memory System Activity table
+// that the test fills.
 //
 // It is a fake, not Looker. It answers as Looker's 4.0 spec says (paths,
 // declared parameters only, status codes, error bodies, a 404 for bad
@@ -14,12 +15,33 @@
 //   - filters understand what looker-rerun sends: Yes/No, exact values and
 //     comma lists, NULL and -NULL, and "A to B", "after A", "before A" times;
 //   - a saved Look answers the rows given to AddLook, whatever its query;
-//   - a run-once copy's job finishes the moment it is created, with the status
-//     set by RunOnceOutcome (success by default), unless told otherwise;
+//   - a run-once copy's job ends the moment it is created, with the status
+//     set by RunOnceOutcome (success by default), unless its Outcome says to
+//     run a while (After) or until FinishCopies (no Status);
+//   - System Activity shows a run-once copy the moment run_once makes it,
+//     unless SetActivityLag is on; Looker's trails by seconds or more;
+//   - a scheduled plan's JSON carries only the keys planJSON in handler.go
+//     lists, with no destinations, and crontab "0 6 * * *" for every plan
+//     that is not run-once;
 //   - access tokens never expire by themselves: only logout, ExpireTokens or
 //     an injected fault revokes them;
 //   - there is no cache, no permissions model and no rate limit unless a
 //     fault is injected.
+//
+// Production Looker is slow and messy, and so can the fake be:
+//   - SetLatency delays every answer; SetActivityLag makes System Activity
+//     show each run-once copy, plan and job, a random while after Looker
+//     made it (seeded by SetSeed: the same lags every run by default);
+//   - a job runs with no status, detail or finalized time until its
+//     Finalized time (Outcome.After for a copy's job);
+//   - Inject scripts faults: an answer delayed, lost (Reset) or replaced
+//     (Status, Body; ProxyPage is a proxy's HTML 503), with Looker acting
+//     before it (AfterAction), or later in the background whatever becomes
+//     of the answer (LateAction, seen in LateActions);
+//   - SetQueryTimezone runs every query in one zone, as Looker does with
+//     user-specific time zones off, whatever query_timezone says;
+//   - DisablePlan and RenamePlan change a plan as its owner would; a
+//     disabled plan still runs once, and its copy is enabled.
 //
 // It may not stand in for Looker anywhere but tests and demos: it keeps
 // everything in memory, serves plain HTTP, and accepts one API key.
@@ -61,11 +83,15 @@ type Server struct {
 	record record
 	// script is the misbehaviour to come: latency and faults.
 	script script
+	// lag is how far System Activity trails run_once.
+	lag lag
+	// late is the work Looker does after a request's answer is decided.
+	late late
 }
 
 // New returns a fake that is not started: serve it with net/http.
 func New() *Server {
-	return &Server{
+	s := &Server{
 		table: table{
 			plans:    map[string]*Plan{},
 			looks:    map[string][]map[string]any{},
@@ -80,7 +106,10 @@ func New() *Server {
 			secret:   ClientSecret,
 			tokens:   map[string]bool{},
 		},
+		lag: newLag(defaultSeed),
 	}
+	s.late.stop = make(chan struct{})
+	return s
 }
 
 // NewServer starts a fake on loopback for the test t and closes it when the
@@ -95,8 +124,12 @@ func NewServer(t testing.TB) *Server {
 	return s
 }
 
-// Close stops a server started by NewServer.
+// Close drops the late actions still pending (LateActions reports them
+// Dropped), waits for those under way, and stops a server started by
+// NewServer. A fake served some other way should be closed too, before the
+// test that owns it ends.
 func (s *Server) Close() {
+	s.stopLate()
 	if s.hts != nil {
 		s.hts.CloseClientConnections()
 		s.hts.Close()

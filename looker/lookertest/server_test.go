@@ -22,7 +22,22 @@ func fake(t *testing.T) (*lookertest.Server, string) {
 	s := lookertest.New()
 	hts := httptest.NewServer(s)
 	t.Cleanup(hts.Close)
+	t.Cleanup(s.Close) // first: drops late actions, so none outlives the test
 	return s, hts.URL + "/api/4.0/"
+}
+
+// query runs an inline query on System Activity and returns its rows.
+func query(t *testing.T, base, token string, fields []string, filters map[string]string) []any {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{
+		"model": "system__activity", "view": "scheduled_plan", "query_timezone": "UTC",
+		"fields": fields, "filters": filters, "sorts": []string{fields[0]},
+	})
+	status, _, rows := call(t, "POST", base+"queries/run/json?cache=false", token, "application/json", string(body))
+	if status != 200 {
+		t.Fatalf("query: %d", status)
+	}
+	return rows
 }
 
 func call(t *testing.T, method, u, token, contentType, body string) (int, map[string]any, []any) {

@@ -18,9 +18,16 @@ type Plan struct {
 	// Destinations is the comma-separated list of destination addresses.
 	Destinations string
 	RunOnce      bool
-	Created      time.Time
+	// Disabled is a plan whose schedule is switched off; run_once still
+	// runs it, and its copy is enabled.
+	Disabled bool
+	Created  time.Time
+	// Visible is when System Activity starts showing the plan; zero, at once.
+	// The fake sets it on run-once copies when SetActivityLag is on.
+	Visible time.Time
 
 	deleted bool
+	updated time.Time // the last DisablePlan or RenamePlan; zero, never
 }
 
 // Job is a row of Looker's scheduled_job table: one delivery attempt of a plan.
@@ -28,16 +35,25 @@ type Job struct {
 	ID     string
 	PlanID string
 	// Status is "success", "failure", or "" while the job runs.
-	Status    string
-	Detail    string
-	Created   time.Time
-	Finalized time.Time // zero while the job runs
+	Status  string
+	Detail  string
+	Created time.Time
+	// Finalized is when the job ended: zero, or in the future, while it
+	// runs. Until then System Activity shows no status, detail or
+	// finalized time, whatever Status says.
+	Finalized time.Time
+	// Visible is when System Activity starts showing the job; zero, at once.
+	// The fake sets it on run-once copies' jobs when SetActivityLag is on.
+	Visible time.Time
 }
 
 // Outcome is what the job of a run-once copy ends with.
 type Outcome struct {
-	Status string // "success", "failure", or "" for still running
+	Status string // "success", "failure", or "" for running until FinishCopies
 	Detail string
+	// After is how long the job runs, showing no status, before it ends
+	// with Status; zero ends it the moment it starts.
+	After time.Duration
 }
 
 // table is what the fake serves: System Activity's scheduled plans and their
@@ -50,6 +66,7 @@ type table struct {
 	// nextPlan and nextJob are the last ids handed out.
 	nextPlan, nextJob int
 	maxRows           int                  // the most rows a query answers
+	queryZone         *time.Location       // the Query Time Zone; nil honours query_timezone
 	outcomes          map[string][]Outcome // per plan, how its next copies' jobs end
 	copies            map[string][]string  // per plan, its run-once copies, oldest first
 }
@@ -62,7 +79,8 @@ func (s *Server) AddPlan(p Plan) Plan {
 }
 
 // AddJob adds a delivery attempt of an existing plan and returns it with its
-// ID set. A job with a status and no Finalized time finishes when it starts.
+// ID set. A job with a status and no Finalized time finishes when it starts;
+// one with a Finalized time in the future runs, with no status, until then.
 func (s *Server) AddJob(j Job) Job {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -103,6 +121,27 @@ func (s *Server) DeletePlan(id string) {
 	}
 }
 
+// DisablePlan switches a plan's schedule off, as a user pausing it does.
+// System Activity shows it as scheduled_plan.enabled "No"; run_once still
+// runs it.
+func (s *Server) DisablePlan(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p, ok := s.table.plans[id]; ok {
+		p.Disabled, p.updated = true, time.Now().UTC()
+	}
+}
+
+// RenamePlan renames a plan, as a user editing a schedule does; its jobs
+// show the new name from then on, and its later copies carry it.
+func (s *Server) RenamePlan(id, name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p, ok := s.table.plans[id]; ok {
+		p.Name, p.updated = name, time.Now().UTC()
+	}
+}
+
 // AddLook adds a saved Look whose run answers rows.
 func (s *Server) AddLook(id string, rows []map[string]any) {
 	s.mu.Lock()
@@ -118,14 +157,17 @@ func (s *Server) RunOnceOutcome(planID string, outcomes ...Outcome) {
 	s.table.outcomes[planID] = outcomes
 }
 
-// FinishCopies ends every still-running run-once job of plan with o.
+// FinishCopies ends now, with o's Status and Detail, every run-once job of
+// plan that is still running: those with no status and those whose
+// Outcome.After has not yet passed.
 func (s *Server) FinishCopies(planID string, o Outcome) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := time.Now().UTC()
 	for _, cp := range s.table.copies[planID] {
 		for _, j := range s.table.jobs {
-			if j.PlanID == cp && j.Status == "" {
-				j.Status, j.Detail, j.Finalized = o.Status, o.Detail, time.Now().UTC()
+			if j.PlanID == cp && j.running(now) {
+				j.Status, j.Detail, j.Finalized = o.Status, o.Detail, now
 			}
 		}
 	}
@@ -192,19 +234,21 @@ func (t *table) addJob(j Job) *Job {
 	return &j
 }
 
-// copyPlan does what Looker's run_once does to the table: it copies plan id
-// into a new run-once plan and starts the copy's job, which ends with the
-// plan's next outcome. It reports false for a plan that does not exist or
-// was deleted.
-func (t *table) copyPlan(id string) (*Plan, bool) {
+// copyPlan does what Looker's run_once does to the table at now: it copies
+// plan id into a new run-once plan, enabled whatever the original is, and
+// starts the copy's job, which ends with the plan's next outcome. System
+// Activity shows the copy lag() after now, and its job no earlier. It
+// reports false for a plan that does not exist or was deleted.
+func (t *table) copyPlan(id string, now time.Time, lag func() time.Duration) (*Plan, bool) {
 	orig, ok := t.plans[id]
 	if !ok || orig.deleted {
 		return nil, false
 	}
-	now := time.Now().UTC()
+	planVisible := visibleAfter(now, lag())
 	cp := t.addPlan(Plan{
 		Name: orig.Name, UserID: orig.UserID, OwnerEmail: orig.OwnerEmail, OwnerName: orig.OwnerName,
 		ContentTypeID: orig.ContentTypeID, Destinations: orig.Destinations, RunOnce: true, Created: now,
+		Visible: planVisible,
 	})
 	t.copies[id] = append(t.copies[id], cp.ID)
 
@@ -215,6 +259,13 @@ func (t *table) copyPlan(id string) (*Plan, bool) {
 			t.outcomes[id] = next[1:]
 		}
 	}
-	t.addJob(Job{PlanID: cp.ID, Status: o.Status, Detail: o.Detail, Created: now})
+	j := Job{PlanID: cp.ID, Status: o.Status, Detail: o.Detail, Created: now, Visible: visibleAfter(now, lag())}
+	if j.Visible.Before(planVisible) {
+		j.Visible = planVisible // the explore joins jobs to plans: no job shows before its plan
+	}
+	if o.Status != "" {
+		j.Finalized = now.Add(o.After)
+	}
+	t.addJob(j)
 	return cp, true
 }
