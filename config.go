@@ -32,6 +32,8 @@ type Config struct {
 	DryRun   bool          `envconfig:"RERUN_DRY_RUN" default:"false" desc:"decide and report everything, re-run nothing"`
 
 	Wait             time.Duration `envconfig:"RERUN_WAIT" default:"0" desc:"wait this long for the re-runs to be delivered and report each outcome; 0 = do not wait"`
+	Confirm          time.Duration `envconfig:"RERUN_CONFIRM" default:"2m" desc:"after a lost run_once answer, look this long for its copy in System Activity before sending again; every copy made must show there within it"`
+	LookerTimezone   string        `envconfig:"RERUN_LOOKER_TIMEZONE" desc:"IANA time zone Looker's queries answer in, when not UTC (its Query Time Zone, with user-specific time zones off), e.g. Asia/Tokyo"`
 	PermanentPattern string        `envconfig:"RERUN_PERMANENT_PATTERN" desc:"regular expression of more failure details (status_detail) that a re-run cannot fix"`
 	RetryPermanent   bool          `envconfig:"RERUN_RETRY_PERMANENT" default:"false" desc:"re-run permanent failures anyway"`
 	MaxAttempts      int           `envconfig:"RERUN_MAX_ATTEMPTS" default:"2" desc:"failed re-runs of one failure before it is left to a person; 0 = no cap"`
@@ -49,6 +51,7 @@ type Config struct {
 	level            zerolog.Level
 	timeout          time.Duration // per request; tests shorten it
 	permanent        *rerun.Classifier
+	location         *time.Location // RERUN_LOOKER_TIMEZONE, UTC by default
 
 	retry retryTiming
 }
@@ -60,12 +63,13 @@ type retryTiming struct {
 	waitMin, waitMax time.Duration
 	grace            time.Duration
 	pollMin, pollMax time.Duration // RERUN_WAIT's polls
+	confirmPoll      time.Duration // RERUN_CONFIRM's first interval
 }
 
 // defaultRetry bounds a login against an unreachable Looker to about a
 // minute of backoff (plus the request timeouts), then exit 3.
 var defaultRetry = retryTiming{max: 5, waitMin: time.Second, waitMax: 30 * time.Second, grace: 5 * time.Second,
-	pollMin: 5 * time.Second, pollMax: time.Minute}
+	pollMin: 5 * time.Second, pollMax: time.Minute, confirmPoll: time.Second}
 
 // knownPrefix is the prefix of this tool's own variables: any other variable
 // with it is a misspelling, reported rather than ignored.
@@ -88,7 +92,7 @@ func loadConfig(now time.Time) (Config, error) {
 // value for any of them.)
 func setButEmpty() error {
 	var errs []error
-	for _, name := range []string{"RERUN_SINCE", "RERUN_UNTIL", "RERUN_LOOK_ID", "RERUN_PERMANENT_PATTERN"} {
+	for _, name := range []string{"RERUN_SINCE", "RERUN_UNTIL", "RERUN_LOOK_ID", "RERUN_PERMANENT_PATTERN", "RERUN_LOOKER_TIMEZONE"} {
 		if v, ok := os.LookupEnv(name); ok && strings.TrimSpace(v) == "" {
 			errs = append(errs, fmt.Errorf("%s is set but empty; unset it to use the default", name))
 		}
@@ -149,6 +153,9 @@ func (c *Config) validate() error {
 	if c.Wait < 0 {
 		bad("RERUN_WAIT=%s: must be 0 (do not wait) or more", c.Wait)
 	}
+	if c.Confirm <= 0 {
+		bad("RERUN_CONFIRM=%s: must be positive, such as 2m: it is how long System Activity may take to show a copy", c.Confirm)
+	}
 	if c.MaxAttempts < 0 {
 		bad("RERUN_MAX_ATTEMPTS=%d: must be 0 (no cap) or more", c.MaxAttempts)
 	}
@@ -178,6 +185,14 @@ func (c *Config) resolve(now time.Time) error {
 	}
 	if c.level, err = zerolog.ParseLevel(c.LogLevel); c.LogLevel != "" && (err != nil || c.level == zerolog.NoLevel) {
 		bad("LOG_LEVEL=%q: must be trace, debug, info, warn or error", c.LogLevel)
+	}
+
+	c.location = time.UTC
+	if c.LookerTimezone != "" {
+		if c.location, err = time.LoadLocation(c.LookerTimezone); err != nil || c.LookerTimezone == "Local" {
+			c.location = time.UTC
+			bad("RERUN_LOOKER_TIMEZONE=%q: not an IANA time zone such as Asia/Tokyo or America/New_York", c.LookerTimezone)
+		}
 	}
 
 	c.until = now.UTC()
@@ -212,7 +227,8 @@ func (c Config) logValue(e *zerolog.Event) *zerolog.Event {
 		Bool("verify_ssl", c.VerifySSL).Int("timeout_s", c.TimeoutSec).
 		Time("since", c.since).Time("until", c.until).Str("look_id", c.LookID).Bool("dry_run", c.DryRun).
 		Int("concurrency", c.Concurrency).Float64("rate", c.Rate).Str("result_file", c.ResultFile).
-		Dur("wait", c.Wait).Int("max_attempts", c.MaxAttempts).Bool("retry_permanent", c.RetryPermanent).
+		Dur("wait", c.Wait).Dur("confirm", c.Confirm).Str("looker_timezone", c.location.String()).
+		Int("max_attempts", c.MaxAttempts).Bool("retry_permanent", c.RetryPermanent).
 		Str("permanent_pattern", c.PermanentPattern).
 		Str("log_level", c.LogLevel)
 }

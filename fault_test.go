@@ -72,7 +72,7 @@ func TestFaults(t *testing.T) {
 			faults:         []lookertest.Fault{{Op: "run_once", PlanID: "1", Status: 500}},
 			wantDeliveries: map[string]int{"1": 1, "2": 1},
 			wantCode:       exitOK,
-			wantLog:        "checking System Activity",
+			wantLog:        "looking for its copy in System Activity",
 		},
 		{
 			name:           "500 after the copy was made: found, not sent again",
@@ -80,7 +80,7 @@ func TestFaults(t *testing.T) {
 			faults:         []lookertest.Fault{{Op: "run_once", PlanID: "1", Status: 500, AfterAction: true}},
 			wantDeliveries: map[string]int{"1": 1, "2": 1},
 			wantCode:       exitOK,
-			wantLog:        "confirmed in System Activity",
+			wantLog:        "its copy found in System Activity after a lost answer",
 		},
 		{
 			name:           "connection reset before Looker acted",
@@ -95,7 +95,7 @@ func TestFaults(t *testing.T) {
 			faults:         []lookertest.Fault{{Op: "run_once", Reset: true, AfterAction: true}},
 			wantDeliveries: map[string]int{"1": 1},
 			wantCode:       exitOK,
-			wantLog:        "confirmed in System Activity",
+			wantLog:        "its copy found in System Activity after a lost answer",
 		},
 		{
 			name:           "answer slower than the timeout, after acting",
@@ -104,7 +104,7 @@ func TestFaults(t *testing.T) {
 			timeout:        500 * time.Millisecond,
 			wantDeliveries: map[string]int{"1": 1},
 			wantCode:       exitOK,
-			wantLog:        "confirmed in System Activity",
+			wantLog:        "its copy found in System Activity after a lost answer",
 		},
 		{
 			name:           "request held past the timeout, never acted on",
@@ -130,8 +130,10 @@ func TestFaults(t *testing.T) {
 			plans: []string{"1"},
 			faults: []lookertest.Fault{
 				{Op: "run_once", Status: 502, AfterAction: true},
-				// The listing's three queries succeed; the check after the 502 fails.
-				{Op: lookertest.OpRunInlineQuery, Times: 3},
+				// The listing's five queries succeed (the time zone's proof,
+				// failures, running deliveries, history, copies); the look
+				// for the copy after the 502 fails.
+				{Op: lookertest.OpRunInlineQuery, Times: 5},
 				{Op: lookertest.OpRunInlineQuery, Status: 500, Times: -1},
 			},
 			wantDeliveries: map[string]int{"1": 1},

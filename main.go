@@ -20,6 +20,7 @@ import (
 	"runtime/debug"
 	"syscall"
 	"time"
+	_ "time/tzdata" // RERUN_LOOKER_TIMEZONE: the image has no zoneinfo
 
 	"github.com/rs/zerolog"
 
@@ -121,6 +122,7 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		Concurrency: cfg.Concurrency, Pacer: pacer, Grace: cfg.retry.grace, Log: log,
 		MaxFailedReruns: cfg.MaxAttempts, Permanent: cfg.permanent, RetryPermanent: cfg.RetryPermanent,
 		Wait: cfg.Wait, PollMin: cfg.retry.pollMin, PollMax: cfg.retry.pollMax,
+		Confirm: cfg.Confirm, ConfirmPoll: cfg.retry.confirmPoll, Location: cfg.location,
 	}
 
 	var sum *rerun.Summary
@@ -135,6 +137,12 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 			runErr = &runError{exitCannotStart, err}
 		}
 		logout(ctx, lk, log)
+	}
+	if runErr != nil && ctx.Err() != nil {
+		// Stopped (SIGTERM) while logging in or listing: not a Looker that
+		// cannot be reached, a run cut short.
+		err := fmt.Errorf("stopped before the end: %w: %w", context.Cause(ctx), errors.Unwrap(runErr))
+		sum.Error, runErr = err.Error(), &runError{exitPersonNeeded, err}
 	}
 	if runErr == nil && !sum.OK() {
 		runErr = &runError{exitPersonNeeded, fmt.Errorf("%d re-runs failed, %d not attempted, %d plans need a person, %d re-runs not delivered",

@@ -22,7 +22,7 @@ import (
 func TestMain(m *testing.M) {
 	// Millisecond backoffs: no real sleeps in tests.
 	defaultRetry = retryTiming{max: 4, waitMin: time.Millisecond, waitMax: 20 * time.Millisecond, grace: 2 * time.Second,
-		pollMin: 5 * time.Millisecond, pollMax: 40 * time.Millisecond}
+		pollMin: 5 * time.Millisecond, pollMax: 40 * time.Millisecond, confirmPoll: 5 * time.Millisecond}
 	os.Exit(m.Run())
 }
 
@@ -82,6 +82,8 @@ func lookerEnv(s *lookertest.Server, since, until time.Time) map[string]string {
 		"RERUN_SINCE":             since.Format(time.RFC3339),
 		"RERUN_UNTIL":             until.Format(time.RFC3339),
 		"RERUN_RATE":              "0",
+		// Six times the stand-in's System Activity lag.
+		"RERUN_CONFIRM": "3s",
 	}
 }
 
@@ -168,7 +170,7 @@ func TestSummaryOnStdoutAndInResultFile(t *testing.T) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	want := []string{"dry_run", "failed", "failed_jobs", "failed_plans", "needs_person", "not_attempted", "rerun", "skipped", "source", "window"}
+	want := []string{"dry_run", "failed", "failed_jobs", "failed_plans", "in_progress", "needs_person", "not_attempted", "rerun", "skipped", "source", "window"}
 	if diff := cmp.Diff(want, keys); diff != "" {
 		t.Errorf("summary fields (-want +got):\n%s", diff)
 	}

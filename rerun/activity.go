@@ -24,6 +24,7 @@ const (
 	fPlanName     = "scheduled_plan.name"
 	fPlanUserID   = "scheduled_plan.user_id"
 	fPlanRunOnce  = "scheduled_plan.run_once"
+	fPlanEnabled  = "scheduled_plan.enabled"
 	fPlanContent  = "scheduled_plan.content_type_id"
 	fPlanDests    = "scheduled_plan.destination_addresses"
 	fPlanCreated  = "scheduled_plan.created_time"
@@ -37,7 +38,7 @@ const (
 )
 
 var (
-	planFields = []string{fPlanID, fPlanName, fPlanUserID, fPlanRunOnce, fPlanContent, fPlanDests, fOwnerEmail}
+	planFields = []string{fPlanID, fPlanName, fPlanUserID, fPlanRunOnce, fPlanEnabled, fPlanContent, fPlanDests, fOwnerEmail}
 	jobFields  = []string{fJobID, fJobStatus, fJobDetail, fJobCreated}
 )
 
@@ -52,6 +53,7 @@ type job struct {
 	Dests       string
 	PlanCreated time.Time
 	RunOnce     bool
+	Disabled    bool
 
 	JobID   string
 	Status  string // success, failure, or "" while running
@@ -63,15 +65,8 @@ type job struct {
 // jobs, so a plan that has not run yet comes without one).
 func (j job) hasJob() bool { return j.JobID != "" || !j.Created.IsZero() }
 
-// copyKey is what a run-once copy shares with the plan it was copied from, as
-// far as System Activity shows: scheduled_plan_run_once_by_id copies the
-// name, owner, content and destinations.
-type copyKey struct{ name, owner, content, dests string }
-
-func (j job) key() copyKey { return copyKey{j.Name, j.Owner, j.Content, j.Dests} }
-
-// lookerFilterTime is how a time is written in a Looker filter expression; the
-// query's time zone is UTC.
+// lookerFilterTime is how a time is written in a Looker filter expression, in
+// the time zone the query runs in.
 const lookerFilterTime = "2006/01/02 15:04:05"
 
 // idsPerQuery bounds the plan ids in one filter, to keep each query small.
@@ -89,12 +84,16 @@ type activity struct {
 	pageSize int // row limit asked of each query
 	now      func() time.Time
 	log      zerolog.Logger
+	// loc is the time zone System Activity answers in: filters are written
+	// and times read in it (proveZone checks it).
+	loc *time.Location
 	// slots holds a token per query in flight.
 	slots chan struct{}
 }
 
 func newActivity(lk Looker, opts Options) *activity {
-	return &activity{lk: lk, pageSize: opts.PageSize, now: opts.Now, log: opts.Log, slots: make(chan struct{}, opts.Concurrency)}
+	return &activity{lk: lk, pageSize: opts.PageSize, now: opts.Now, log: opts.Log, loc: opts.Location,
+		slots: make(chan struct{}, opts.Concurrency)}
 }
 
 // failures lists the failed jobs of scheduled (not run-once) plans that
@@ -107,6 +106,21 @@ func (a *activity) failures(ctx context.Context, since, until time.Time) ([]job,
 	jobs, err := a.queryAll(ctx, q, fJobCreated, since, until)
 	if err != nil {
 		return nil, fmt.Errorf("list failed deliveries: %w", err)
+	}
+	return jobs, nil
+}
+
+// running lists the jobs of scheduled (not run-once) plans that started in
+// [since, until) and have no status yet: deliveries still running, which
+// may yet fail.
+func (a *activity) running(ctx context.Context, since, until time.Time) ([]job, error) {
+	q := a.query(slices.Concat(planFields, jobFields), map[string]string{
+		fPlanRunOnce: "No",
+		fJobStatus:   "NULL",
+	})
+	jobs, err := a.queryAll(ctx, q, fJobCreated, since, until)
+	if err != nil {
+		return nil, fmt.Errorf("list running deliveries: %w", err)
 	}
 	return jobs, nil
 }
@@ -149,22 +163,42 @@ func (a *activity) lookFailures(ctx context.Context, lookID string) ([]string, i
 // now: later successes and the failures to re-run. The plans are asked for
 // idsPerQuery at a time, those queries concurrently.
 func (a *activity) history(ctx context.Context, planIDs []string, since time.Time) ([]job, error) {
-	batches := slices.Collect(slices.Chunk(planIDs, idsPerQuery))
+	jobs, err := a.byPlanID(ctx, planIDs, slices.Concat(planFields, jobFields), fJobCreated, since, idsPerQuery)
+	if err != nil {
+		return nil, fmt.Errorf("list the deliveries of the failed plans: %w", err)
+	}
+	return jobs, nil
+}
+
+// copiesByID lists the given run-once copies made since from, with their
+// jobs, as far as System Activity shows them yet. A copy runs once, so a
+// query for n copies answers n rows at most: batches of half a page never
+// fill one, however close together the copies were made.
+func (a *activity) copiesByID(ctx context.Context, ids []string, from time.Time) ([]job, error) {
+	jobs, err := a.byPlanID(ctx, ids, slices.Concat(planFields, []string{fPlanCreated}, jobFields), fPlanCreated, from, max(1, min(idsPerQuery, a.pageSize/2)))
+	if err != nil {
+		return nil, fmt.Errorf("look up run-once copies: %w", err)
+	}
+	return jobs, nil
+}
+
+// byPlanID runs a query for the given plans, batch ids at a time, those
+// queries concurrently, with timeField from since up to now.
+func (a *activity) byPlanID(ctx context.Context, planIDs, fields []string, timeField string, since time.Time, batch int) ([]job, error) {
+	batches := slices.Collect(slices.Chunk(planIDs, batch))
 	results := make([][]job, len(batches))
 	until := a.now().Add(horizon)
 	g, gctx := errgroup.WithContext(ctx)
-	for i, batch := range batches {
+	for i, ids := range batches {
 		g.Go(func() error {
-			q := a.query(slices.Concat(planFields, jobFields), map[string]string{
-				fPlanID: strings.Join(batch, ","),
-			})
+			q := a.query(fields, map[string]string{fPlanID: strings.Join(ids, ",")})
 			var err error
-			results[i], err = a.queryAll(gctx, q, fJobCreated, since, until)
+			results[i], err = a.queryAll(gctx, q, timeField, since, until)
 			return err
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return nil, fmt.Errorf("list the deliveries of the failed plans: %w", err)
+		return nil, err
 	}
 	return slices.Concat(results...), nil
 }
@@ -192,7 +226,7 @@ func (a *activity) query(fields []string, filters map[string]string) looker.Quer
 		Filters:       filters,
 		Sorts:         []string{fields[0]},
 		Limit:         fmt.Sprint(a.pageSize),
-		QueryTimezone: "UTC",
+		QueryTimezone: a.loc.String(),
 	}
 }
 
@@ -202,7 +236,7 @@ func (a *activity) query(fields []string, filters map[string]string) looker.Quer
 // page is an error, never a silent cut.
 func (a *activity) queryAll(ctx context.Context, q looker.Query, timeField string, from, to time.Time) ([]job, error) {
 	from, to = from.Truncate(time.Second), ceilSecond(to)
-	q.Filters = cloneWith(q.Filters, timeField, from.Format(lookerFilterTime)+" to "+to.Format(lookerFilterTime))
+	q.Filters = cloneWith(q.Filters, timeField, from.In(a.loc).Format(lookerFilterTime)+" to "+to.In(a.loc).Format(lookerFilterTime))
 	// Rows are decoded into jobs as they stream in: a full page of 5,000
 	// never sits in memory as JSON.
 	var (
@@ -216,7 +250,7 @@ func (a *activity) queryAll(ctx context.Context, q looker.Query, timeField strin
 	}
 	err := a.lk.RunInlineQuery(ctx, q, func(row looker.Row) error {
 		rows++
-		j, err := decodeJob(row)
+		j, err := decodeJob(row, a.loc)
 		switch {
 		case errors.Is(err, errNoPlanID):
 			skipped++ // nothing to re-run without a plan
@@ -269,9 +303,10 @@ func cloneWith(m map[string]string, k, v string) map[string]string {
 	return out
 }
 
-// decodeJob reads the fields of a row that are present. The plan id is
-// required; a field the query selected but a cell cannot be read is an error.
-func decodeJob(r looker.Row) (job, error) {
+// decodeJob reads the fields of a row that are present, times in loc. The
+// plan id is required; a field the query selected but a cell cannot be read
+// is an error.
+func decodeJob(r looker.Row, loc *time.Location) (job, error) {
 	var (
 		j   job
 		ok  bool
@@ -297,17 +332,24 @@ func decodeJob(r looker.Row) (job, error) {
 	if j.JobID, _, err = rowID(r, fJobID); err != nil {
 		return j, err
 	}
-	if j.Created, _, err = rowTime(r, fJobCreated); err != nil {
+	if j.Created, _, err = rowTime(r, fJobCreated, loc); err != nil {
 		return j, err
 	}
-	if j.PlanCreated, _, err = rowTime(r, fPlanCreated); err != nil {
+	if j.PlanCreated, _, err = rowTime(r, fPlanCreated, loc); err != nil {
 		return j, err
 	}
-	var runOnce string
+	var runOnce, enabled string
 	if runOnce, _, err = rowString(r, fPlanRunOnce); err != nil {
 		return j, err
 	}
-	j.RunOnce = strings.EqualFold(runOnce, "yes") || runOnce == "true"
+	if enabled, _, err = rowString(r, fPlanEnabled); err != nil {
+		return j, err
+	}
+	j.RunOnce = yes(runOnce)
+	j.Disabled = enabled != "" && !yes(enabled)
 	j.Status = strings.ToLower(strings.TrimSpace(j.Status))
 	return j, nil
 }
+
+// yes reads a yesno cell.
+func yes(s string) bool { return strings.EqualFold(s, "yes") || s == "true" }

@@ -40,7 +40,8 @@ func TestMoreFailuresThanOneQueryReturns(t *testing.T) {
 		}
 	}
 	for _, c := range s.Calls() {
-		if c.Op == lookertest.OpRunInlineQuery && !strings.Contains(c.Body, `"limit":"50"`) {
+		probe := strings.Contains(c.Body, `"fields":["scheduled_plan.id","scheduled_plan.created_time"]`) // the time zone's proof asks for 10
+		if c.Op == lookertest.OpRunInlineQuery && !probe && !strings.Contains(c.Body, `"limit":"50"`) {
 			t.Errorf("query without the page limit: %s", c.Body)
 		}
 	}
@@ -182,17 +183,33 @@ func TestOddRows(t *testing.T) {
 }
 
 // oddRows answers System Activity queries with fixed rows, for data the
-// stand-in would not make.
+// stand-in would not make. It shows its copies at once, and one plan to
+// prove the time zone with.
 type oddRows struct {
 	rows []looker.Row
+	mu   sync.Mutex
+	made []string
 }
+
+var oddCreated = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func (o *oddRows) RunLook(context.Context, string, int) ([]looker.Row, error) { return nil, nil }
 func (o *oddRows) RunInlineQuery(_ context.Context, q looker.Query, fn func(looker.Row) error) error {
-	if q.Filters["scheduled_plan.run_once"] == "Yes" {
-		return nil
+	var rows []looker.Row
+	switch {
+	case len(q.Fields) == 2: // the time zone's proof
+		rows = []looker.Row{{"scheduled_plan.id": []byte(`"1"`), "scheduled_plan.created_time": []byte(`"2026-01-01 00:00:00"`)}}
+	case q.Filters["scheduled_job.status"] == "NULL":
+	case q.Filters["scheduled_plan.run_once"] == "Yes":
+		o.mu.Lock()
+		for _, id := range o.made {
+			rows = append(rows, looker.Row{"scheduled_plan.id": []byte(`"` + id + `"`), "scheduled_plan.run_once": []byte(`"Yes"`)})
+		}
+		o.mu.Unlock()
+	default:
+		rows = o.rows
 	}
-	for _, r := range o.rows {
+	for _, r := range rows {
 		if err := fn(r); err != nil {
 			return err
 		}
@@ -200,7 +217,13 @@ func (o *oddRows) RunInlineQuery(_ context.Context, q looker.Query, fn func(look
 	return nil
 }
 func (o *oddRows) RunOnce(_ context.Context, id string) (looker.ScheduledPlan, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.made = append(o.made, "9"+id)
 	return looker.ScheduledPlan{ID: "9" + id, RunOnce: true}, nil
+}
+func (o *oddRows) ScheduledPlan(_ context.Context, id string, _ ...string) (looker.ScheduledPlan, error) {
+	return looker.ScheduledPlan{ID: id, CreatedAt: oddCreated}, nil
 }
 
 // inFlight counts the System Activity queries running at once.

@@ -2,58 +2,287 @@ package rerun
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"time"
 )
 
-// await polls System Activity until the delivery of every re-run made in
-// this run has finished, or opts.Wait is over, and records each outcome in
-// sum. One query per poll covers every copy; the interval doubles from PollMin to
-// PollMax, and the last poll lands on the deadline.
-func await(ctx context.Context, sa *activity, opts Options, sum *Summary) {
-	pending := map[string]int{} // copy plan id -> index in sum.Rerun
-	for i, rr := range sum.Rerun {
-		if rr.NewPlanID != "" {
-			pending[rr.NewPlanID] = i
-			sum.Rerun[i].Outcome = OutcomeRunning
-		}
+// This file follows the run's work in System Activity until it is settled.
+// Every copy this run made must show there (within RERUN_CONFIRM of its
+// answer), so that a retry or a cleared task that follows sees what this run
+// did. With RERUN_WAIT the run also waits for the deliveries: its re-runs,
+// the copies of earlier runs still running, and the plans' own deliveries
+// that were running when it began (re-run, once, if they fail).
+
+// watched is a delivery the run waits for the outcome of.
+type watched struct {
+	// copyID is a run-once copy to follow (a re-run); jobID a plan's own
+	// delivery (in progress). One of them is set.
+	copyID, jobID string
+	plan          *plan
+	// skip is the index in sum.Skipped of an earlier copy's already_rerun
+	// entry, or -1.
+	skip int
+	done bool
+}
+
+// watch polls System Activity, one query per kind per poll, the interval
+// doubling from ConfirmPoll to PollMax, until every copy in s.made is
+// visible (or its RERUN_CONFIRM is over) and, with opts.Wait, every
+// delivery waited for has finished (or the wait is over). It records each
+// outcome in the summary. ctx ends the waiting for outcomes; callCtx, which
+// outlives it by the grace period, the waiting for visibility.
+func (s *sender) watch(ctx, callCtx context.Context, running []decision) {
+	var follow []*watched
+	waitUntil := s.opts.Now()
+	if s.opts.Wait > 0 {
+		waitUntil = waitUntil.Add(s.opts.Wait)
+		follow = s.toFollow(running)
 	}
-	if len(pending) == 0 {
+	if len(s.made) == 0 && len(follow) == 0 {
 		return
 	}
-	deadline := opts.Now().Add(opts.Wait)
-	interval := opts.PollMin
-	opts.Log.Info().Int("re-runs", len(pending)).Dur("wait", opts.Wait).Msg("waiting for the re-runs to be delivered")
-	for len(pending) > 0 {
-		left := deadline.Sub(opts.Now())
-		if left <= 0 {
+	s.log.Info().Int("copies", len(s.made)).Int("deliveries", len(follow)).Dur("wait", s.opts.Wait).Dur("confirm", s.opts.Confirm).
+		Msg("waiting for System Activity to show the copies made and the deliveries waited for")
+	interval := s.opts.ConfirmPoll
+	for {
+		now := s.opts.Now()
+		if ctx.Err() != nil {
+			waitUntil = now
+		}
+		next, ok := s.nextPoll(follow, now, waitUntil)
+		if !ok {
 			break
 		}
-		if !sleepCtx(ctx, min(interval, left)) {
-			return
+		if !sleepCtx(callCtx, min(interval, next.Sub(now))) {
+			break
 		}
-		interval = min(interval*2, opts.PollMax)
-		copies, err := sa.copies(ctx, opts.Since)
-		if err != nil {
-			opts.Log.Warn().Err(err).Msg("could not poll System Activity; trying again")
-			continue
-		}
-		for _, c := range copies {
-			i, ok := pending[c.PlanID]
-			if !ok || !c.hasJob() || c.Status == "" {
-				continue
-			}
-			rr := &sum.Rerun[i]
-			if c.Status == statusSuccess {
-				rr.Outcome = OutcomeDelivered
-			} else {
-				rr.Outcome, rr.OutcomeDetail = OutcomeFailedAgain, orUnknown(c.Detail)
-			}
-			opts.Log.Info().Str("plan_id", rr.PlanID).Str("new_plan_id", c.PlanID).Str("outcome", rr.Outcome).Str("detail", c.Detail).Msg("re-run finished")
-			delete(pending, c.PlanID)
+		interval = min(interval*2, s.opts.PollMax)
+		follow = s.poll(ctx, callCtx, follow)
+	}
+	s.settle(follow)
+}
+
+// toFollow lists what RERUN_WAIT waits for besides this run's copies: the
+// plans' running deliveries and the earlier copies still running.
+func (s *sender) toFollow(running []decision) []*watched {
+	var out []*watched
+	for _, d := range running {
+		out = append(out, &watched{jobID: d.plan.Latest.JobID, plan: d.plan, skip: -1})
+	}
+	s.mu.Lock()
+	for i, sk := range s.sum.Skipped {
+		if sk.Outcome == OutcomeRunning {
+			out = append(out, &watched{copyID: sk.NewPlanID, skip: i})
 		}
 	}
-	for id, i := range pending {
-		opts.Log.Warn().Str("plan_id", sum.Rerun[i].PlanID).Str("new_plan_id", id).Msg("re-run still running at the end of the wait")
+	for _, rr := range s.sum.Rerun {
+		if rr.NewPlanID != "" {
+			out = append(out, &watched{copyID: rr.NewPlanID, skip: -1})
+		}
+	}
+	s.mu.Unlock()
+	s.setOutcomes(out, OutcomeRunning, "")
+	return out
+}
+
+// nextPoll returns when the next poll is due at the latest: the nearest end
+// of a copy's RERUN_CONFIRM not yet seen, or of the wait. ok is false when
+// nothing is left to wait for.
+func (s *sender) nextPoll(follow []*watched, now, waitUntil time.Time) (time.Time, bool) {
+	var next time.Time
+	s.mu.Lock()
+	for _, c := range s.made {
+		if end := c.answered.Add(s.opts.Confirm); !c.visible && end.After(now) && (next.IsZero() || end.Before(next)) {
+			next = end
+		}
+	}
+	s.mu.Unlock()
+	for _, w := range follow {
+		if !w.done && waitUntil.After(now) {
+			if next.IsZero() || next.After(waitUntil) {
+				next = waitUntil
+			}
+			break
+		}
+	}
+	return next, !next.IsZero()
+}
+
+// poll reads the copies (and the plans' deliveries, when some are followed)
+// once and records what it shows. A delivery that failed gets a re-run,
+// which is then followed too.
+func (s *sender) poll(ctx, callCtx context.Context, follow []*watched) []*watched {
+	var want []string
+	s.mu.Lock()
+	for _, c := range s.made {
+		want = append(want, c.id)
+	}
+	s.mu.Unlock()
+	for _, w := range follow {
+		if !w.done && w.copyID != "" {
+			want = append(want, w.copyID)
+		}
+	}
+	slices.Sort(want)
+	copies, err := s.sa.copiesByID(callCtx, slices.Compact(want), s.opts.Since)
+	if err != nil {
+		s.log.Warn().Err(err).Msg("could not poll System Activity; trying again")
+		return follow
+	}
+	byID := make(map[string]job, len(copies))
+	for _, c := range copies {
+		byID[c.PlanID] = c
+	}
+	// A copy shows when its job does: that is what a run that follows
+	// reads to decide.
+	s.mu.Lock()
+	for i := range s.made {
+		if c, ok := byID[s.made[i].id]; ok && c.hasJob() && !s.made[i].visible {
+			s.made[i].visible = true
+			s.log.Debug().Str("plan_id", s.made[i].planID).Str("new_plan_id", s.made[i].id).Msg("copy shows in System Activity")
+		}
+	}
+	s.mu.Unlock()
+
+	var ids []string
+	for _, w := range follow {
+		if !w.done && w.jobID != "" {
+			ids = append(ids, w.plan.ID)
+		}
+	}
+	var jobs map[string]job
+	if len(ids) > 0 {
+		hist, err := s.sa.history(callCtx, ids, s.opts.Since)
+		if err != nil {
+			s.log.Warn().Err(err).Msg("could not poll System Activity; trying again")
+		}
+		jobs = make(map[string]job, len(hist))
+		for _, j := range hist {
+			jobs[j.JobID] = j
+		}
+	}
+	for _, w := range follow {
+		switch {
+		case w.done:
+		case w.copyID != "":
+			if c, ok := byID[w.copyID]; ok && c.hasJob() && c.Status != "" {
+				s.finishCopy(w, c)
+			}
+		default:
+			if j, ok := jobs[w.jobID]; ok && j.Status != "" {
+				w.done = true
+				if nw := s.finishDelivery(ctx, callCtx, w.plan, j); nw != nil {
+					follow = append(follow, nw)
+				}
+			}
+		}
+	}
+	return follow
+}
+
+// finishCopy records the outcome of a followed copy.
+func (s *sender) finishCopy(w *watched, c job) {
+	w.done = true
+	outcome, detail := OutcomeDelivered, ""
+	if c.Status != statusSuccess {
+		outcome, detail = OutcomeFailedAgain, orUnknown(c.Detail)
+	}
+	s.log.Info().Str("new_plan_id", c.PlanID).Str("outcome", outcome).Str("detail", c.Detail).Msg("re-run finished")
+	s.setOutcomes([]*watched{w}, outcome, detail)
+}
+
+// finishDelivery decides again for a plan whose delivery, running when the
+// run began, has now finished: delivered, nothing to do; failed, the rules
+// apply as to any failure, and a re-run is made and followed.
+func (s *sender) finishDelivery(ctx, callCtx context.Context, p *plan, j job) *watched {
+	log := s.log.With().Str("plan_id", p.ID).Str("name", p.Name).Logger()
+	started := j.Created.Format(time.RFC3339)
+	if j.Status == statusSuccess {
+		log.Info().Str("started", started).Msg("the delivery waited for succeeded")
+		s.skip(Skip{PlanID: p.ID, Name: p.Name, Reason: ReasonLaterSuccess, Detail: "delivered at " + started + " (the run waited for it)"})
+		return nil
+	}
+	log.Warn().Str("started", started).Str("detail", j.Detail).Msg("the delivery waited for failed")
+	q := *p
+	q.Failures++
+	q.LastFailure, q.LastDetail, q.Latest = j.Created, j.Detail, j
+	d, ok := decideFirst(&q, s.rules())
+	if !ok {
+		copies, err := s.sa.copies(callCtx, q.LastFailure)
+		if err != nil {
+			s.fail(log, &q, err, "its delivery failed while the run waited, and System Activity could not be read to see whether someone re-ran it: not re-run")
+			return nil
+		}
+		d = decideCopies(&q, shareOut([]*plan{&q}, copies, s.ledger), s.rules())
+	}
+	switch {
+	case d.person:
+		s.attention(Attention{PlanID: q.ID, Name: q.Name, Owner: q.OwnerEmail, Reason: d.reason, Detail: d.detail})
+	case d.reason != "" || d.wait || d.ignore:
+		s.skip(Skip{PlanID: q.ID, Name: q.Name, Reason: d.reason, Detail: d.detail, NewPlanID: d.copy.PlanID})
+	default:
+		s.send(ctx, callCtx, &q, "its delivery started at "+started+" failed while the run waited for it")
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if n := len(s.sum.Rerun); n > 0 && s.sum.Rerun[n-1].PlanID == q.ID && s.sum.Rerun[n-1].NewPlanID != "" {
+			w := &watched{copyID: s.sum.Rerun[n-1].NewPlanID, skip: -1}
+			s.sum.Rerun[n-1].Outcome = OutcomeRunning
+			return w
+		}
+	}
+	return nil
+}
+
+// settle records what never finished: copies never seen in System Activity
+// (unconfirmed), deliveries still running at the end of the wait.
+func (s *sender) settle(follow []*watched) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.made {
+		if c.visible {
+			continue
+		}
+		s.log.Error().Str("plan_id", c.planID).Str("new_plan_id", c.id).Dur("confirm", s.opts.Confirm).
+			Msg("the copy made did not show in System Activity: a run that follows cannot see it")
+		for i := range s.sum.Rerun {
+			if rr := &s.sum.Rerun[i]; rr.NewPlanID == c.id {
+				rr.Outcome = OutcomeUnconfirmed
+				rr.OutcomeDetail = fmt.Sprintf("copy %s did not show in System Activity within %s of run_once's answer; check it in Looker before re-sending by hand", c.id, s.opts.Confirm)
+			}
+		}
+	}
+	for _, w := range follow {
+		if w.done {
+			continue
+		}
+		if w.jobID != "" {
+			s.log.Warn().Str("plan_id", w.plan.ID).Time("started", w.plan.Latest.Created).Msg("the delivery waited for is still running at the end of the wait")
+			s.sum.InProgress = append(s.sum.InProgress, Progress{PlanID: w.plan.ID, Name: w.plan.Name, Started: w.plan.Latest.Created,
+				Outcome: OutcomeRunning, Detail: "still running at the end of RERUN_WAIT; if it fails, a later run re-runs it only if its window covers " + w.plan.Latest.Created.Format(time.RFC3339)})
+			continue
+		}
+		s.log.Warn().Str("new_plan_id", w.copyID).Msg("re-run still running at the end of the wait")
+	}
+}
+
+// setOutcomes sets the outcome of followed copies in the summary.
+func (s *sender) setOutcomes(ws []*watched, outcome, detail string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, w := range ws {
+		if w.copyID == "" {
+			continue
+		}
+		if w.skip >= 0 {
+			s.sum.Skipped[w.skip].Outcome, s.sum.Skipped[w.skip].OutcomeDetail = outcome, detail
+			continue
+		}
+		for i := range s.sum.Rerun {
+			if rr := &s.sum.Rerun[i]; rr.NewPlanID == w.copyID && rr.Outcome != OutcomeUnconfirmed {
+				rr.Outcome, rr.OutcomeDetail = outcome, detail
+			}
+		}
 	}
 }
 

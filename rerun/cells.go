@@ -15,8 +15,8 @@ import (
 	"github.com/looker-rerun/looker-rerun/looker"
 )
 
-// timeLayouts are how Looker's json results show a time, in the query's time
-// zone (UTC here), with or without the zone.
+// timeLayouts are how Looker's json results show a time, in the time zone
+// the query ran in, with or without the zone.
 var timeLayouts = []string{"2006-01-02 15:04:05", "2006-01-02 15:04:05.999999999", "2006-01-02 15:04", time.RFC3339Nano, "2006-01-02"}
 
 // errNoPlanID marks a row whose plan id is null: a job whose plan is gone.
@@ -71,14 +71,14 @@ func rowID(r looker.Row, field string) (string, bool, error) {
 	return s, true, nil
 }
 
-// rowTime reads a time cell, shown in UTC.
-func rowTime(r looker.Row, field string) (time.Time, bool, error) {
+// rowTime reads a time cell, shown in loc unless it says its zone.
+func rowTime(r looker.Row, field string, loc *time.Location) (time.Time, bool, error) {
 	s, ok, err := rowString(r, field)
 	if err != nil || !ok {
 		return time.Time{}, ok, err
 	}
 	for _, layout := range timeLayouts {
-		if t, err := time.ParseInLocation(layout, strings.TrimSpace(s), time.UTC); err == nil {
+		if t, err := time.ParseInLocation(layout, strings.TrimSpace(s), loc); err == nil {
 			return t.UTC(), true, nil
 		}
 	}

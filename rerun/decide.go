@@ -12,8 +12,9 @@ import (
 const (
 	ReasonLaterSuccess  = "later_success"         // the plan's latest delivery, up to now, succeeded
 	ReasonAlreadyRerun  = "already_rerun"         // a run-once copy made after the failure succeeded or is running
-	ReasonRunInProgress = "later_run_in_progress" // the plan is being delivered again right now
+	ReasonRunInProgress = "later_run_in_progress" // a delivery that started after the window, and belongs to the next one, is running
 	ReasonRunOnce       = "one_off"               // the plan is itself a one-off (run-once) send
+	ReasonDisabled      = "disabled"              // the plan is disabled: someone turned it off
 	ReasonNotInWindow   = "no_failure_in_window"  // the saved Look names it, System Activity has no failure of it in the window
 )
 
@@ -23,13 +24,15 @@ const (
 	ReasonAttemptsExhausted = "attempts_exhausted" // RERUN_MAX_ATTEMPTS re-runs of this failure failed already
 )
 
-// plan is what the rules know of one failed scheduled plan.
+// plan is what the rules know of one scheduled plan that failed, or whose
+// delivery was running, in the window.
 type plan struct {
 	ID          string
 	Name        string
 	OwnerEmail  string
 	Key         copyKey
 	RunOnce     bool
+	Disabled    bool
 	Failures    int       // failed jobs that started in the window
 	LastFailure time.Time // start of the latest of them
 	LastDetail  string
@@ -39,9 +42,17 @@ type plan struct {
 // decision is what to do with one plan.
 type decision struct {
 	plan   *plan
-	reason string // "" to re-run
+	reason string // "" to re-run, unless wait or ignore
 	detail string
 	person bool // the reason needs a person: report, do not re-run
+	// wait: a delivery of the plan that started in the window is running;
+	// its outcome decides (RERUN_WAIT), or it is reported as in progress.
+	wait bool
+	// ignore: nothing failed and nothing runs; not worth a line.
+	ignore bool
+	// copy is the run-once copy that already covers the failure
+	// (already_rerun).
+	copy job
 }
 
 // rules are the settings decide applies beyond the fixed rules.
@@ -49,6 +60,10 @@ type rules struct {
 	maxFailedReruns int // 0: no cap
 	permanent       *Classifier
 	retryPermanent  bool
+	until           time.Time // the window's end
+	// look: the plans come from a saved Look, which names them whether or
+	// not they failed in the window.
+	look bool
 }
 
 // gather folds the jobs of the candidate plans into one plan each.
@@ -64,7 +79,7 @@ func gather(ids []string, since, until time.Time, jobLists ...[]job) []*plan {
 			return
 		}
 		if p.Name == "" {
-			p.Name, p.OwnerEmail, p.Key, p.RunOnce = j.Name, j.OwnerEmail, j.key(), j.RunOnce
+			p.Name, p.OwnerEmail, p.Key, p.RunOnce, p.Disabled = j.Name, j.OwnerEmail, j.key(), j.RunOnce, j.Disabled
 		}
 		if !j.hasJob() || (j.JobID != "" && seen[j.JobID]) {
 			return
@@ -114,27 +129,43 @@ func compareIDs(a, b string) int {
 	return cmp.Compare(a, b)
 }
 
-// decide applies the rules to one plan, given the run-once copies made since
-// the earliest failure.
-func decide(p *plan, copies []job, rl rules) decision {
+// decideFirst applies the rules that need no run-once copies: one-offs,
+// disabled plans, deliveries still running, later successes. ok is false
+// when the plan goes on to the copies' rules (decideCopies).
+func decideFirst(p *plan, rl rules) (d decision, ok bool) {
+	running := p.Latest.hasJob() && p.Latest.Status == ""
 	switch {
 	case p.RunOnce:
-		return decision{plan: p, reason: ReasonRunOnce, detail: "a one-off send is not re-sent"}
+		return decision{plan: p, reason: ReasonRunOnce, detail: "a one-off send is not re-sent"}, true
+	case p.Disabled:
+		return decision{plan: p, reason: ReasonDisabled, detail: "the plan is disabled in Looker: someone turned it off since it failed"}, true
+	case running && p.Failures > 0 && p.Latest.Created.After(p.LastFailure) && !p.Latest.Created.Before(rl.until):
+		return decision{plan: p, reason: ReasonRunInProgress, detail: "a delivery started at " + p.Latest.Created.Format(time.RFC3339) +
+			", after the window, is running: it belongs to the next window"}, true
+	case running && (p.Failures == 0 || p.Latest.Created.After(p.LastFailure)) && p.Latest.Created.Before(rl.until):
+		return decision{plan: p, wait: true, detail: "a delivery started at " + p.Latest.Created.Format(time.RFC3339) + " is still running"}, true
+	case p.Failures == 0 && rl.look:
+		return decision{plan: p, reason: ReasonNotInWindow, detail: "no failed delivery of it started in the window"}, true
 	case p.Failures == 0:
-		return decision{plan: p, reason: ReasonNotInWindow, detail: "no failed delivery of it started in the window"}
+		return decision{plan: p, ignore: true}, true
 	case p.Latest.Status == statusSuccess && p.Latest.Created.After(p.LastFailure):
-		return decision{plan: p, reason: ReasonLaterSuccess, detail: "delivered at " + p.Latest.Created.Format(time.RFC3339)}
-	case p.Latest.Status == "" && p.Latest.Created.After(p.LastFailure):
-		return decision{plan: p, reason: ReasonRunInProgress, detail: "a delivery started at " + p.Latest.Created.Format(time.RFC3339) + " is still running"}
+		return decision{plan: p, reason: ReasonLaterSuccess, detail: "delivered at " + p.Latest.Created.Format(time.RFC3339)}, true
 	}
-	if c, ok := coveringCopy(p, copies); ok {
+	return decision{}, false
+}
+
+// decideCopies applies the rules that read the run-once copies, as shared
+// out among look-alike plans (shareOut).
+func decideCopies(p *plan, sh shares, rl rules) decision {
+	if c, ok := sh.covering[p.ID]; ok {
 		state := "succeeded"
 		if c.Status != statusSuccess {
 			state = "is still running"
 		}
-		return decision{plan: p, reason: ReasonAlreadyRerun, detail: "run-once copy " + c.PlanID + " made at " + c.PlanCreated.Format(time.RFC3339) + " " + state}
+		return decision{plan: p, reason: ReasonAlreadyRerun, copy: c,
+			detail: "run-once copy " + c.PlanID + " made at " + c.made().Format(time.RFC3339) + " " + state}
 	}
-	failed := failedCopies(p, copies)
+	failed := sh.failed[p.ID]
 	if rl.maxFailedReruns > 0 && len(failed) >= rl.maxFailedReruns {
 		last := failed[len(failed)-1]
 		return decision{plan: p, person: true, reason: ReasonAttemptsExhausted,
@@ -156,48 +187,30 @@ func decide(p *plan, copies []job, rl rules) decision {
 	return decision{plan: p}
 }
 
+// decideAll decides for every plan, sharing the copies out among the plans
+// that reach the copies' rules.
+func decideAll(plans []*plan, copies []job, rl rules, l *ledger) []decision {
+	out := make([]decision, len(plans))
+	var rest []*plan
+	at := map[string]int{}
+	for i, p := range plans {
+		if d, ok := decideFirst(p, rl); ok {
+			out[i] = d
+			continue
+		}
+		rest = append(rest, p)
+		at[p.ID] = i
+	}
+	sh := shareOut(rest, copies, l)
+	for _, p := range rest {
+		out[at[p.ID]] = decideCopies(p, sh, rl)
+	}
+	return out
+}
+
 func orUnknown(s string) string {
 	if s == "" {
 		return "(no status detail)"
 	}
 	return s
-}
-
-// failedCopies lists the run-once copies of p made at or after its latest
-// failure whose delivery failed: the failed re-runs of this failure, oldest
-// first.
-func failedCopies(p *plan, copies []job) []job {
-	var out []job
-	for _, c := range copies {
-		if isCopyOf(c, p) && c.Status == statusFailure {
-			out = append(out, c)
-		}
-	}
-	slices.SortFunc(out, func(a, b job) int { return a.Created.Compare(b.Created) })
-	return out
-}
-
-// isCopyOf reports whether c looks like a run-once copy of p made at or
-// after p's latest failure.
-func isCopyOf(c job, p *plan) bool {
-	if c.key() != p.Key || c.PlanID == p.ID {
-		return false
-	}
-	made := c.PlanCreated
-	if made.IsZero() {
-		made = c.Created
-	}
-	return !made.Before(p.LastFailure)
-}
-
-// coveringCopy finds a run-once copy of p made at or after its latest failure
-// that succeeded or has not finished: a delivery of this failure already
-// made or on its way.
-func coveringCopy(p *plan, copies []job) (job, bool) {
-	for _, c := range copies {
-		if isCopyOf(c, p) && (!c.hasJob() || c.Status == statusSuccess || c.Status == "") {
-			return c, true
-		}
-	}
-	return job{}, false
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/looker-rerun/looker-rerun/looker"
 )
@@ -26,7 +27,7 @@ func FuzzDecodeJob(f *testing.F) {
 		if json.Unmarshal(raw, &row) != nil {
 			return
 		}
-		j, err := decodeJob(row)
+		j, err := decodeJob(row, time.UTC)
 		if err != nil {
 			return
 		}
@@ -82,3 +83,6 @@ func (lookRows) RunInlineQuery(context.Context, looker.Query, func(looker.Row) e
 	panic("not used")
 }
 func (lookRows) RunOnce(context.Context, string) (looker.ScheduledPlan, error) { panic("not used") }
+func (lookRows) ScheduledPlan(context.Context, string, ...string) (looker.ScheduledPlan, error) {
+	panic("not used")
+}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/looker-rerun/looker-rerun/looker"
 )
@@ -25,6 +26,7 @@ type Looker interface {
 	RunLook(ctx context.Context, lookID string, limit int) ([]looker.Row, error)
 	RunInlineQuery(ctx context.Context, q looker.Query, fn func(looker.Row) error) error
 	RunOnce(ctx context.Context, planID string) (looker.ScheduledPlan, error)
+	ScheduledPlan(ctx context.Context, planID string, fields ...string) (looker.ScheduledPlan, error)
 }
 
 // Options are the settings of one run.
@@ -63,9 +65,18 @@ type Options struct {
 	// Wait is how long to wait for the re-runs' deliveries to finish,
 	// polling System Activity; 0 does not wait.
 	Wait time.Duration
-	// PollMin and PollMax bound the interval between polls, which doubles
-	// from PollMin.
-	PollMin, PollMax time.Duration
+	// Confirm is how long after a run_once answer System Activity is
+	// searched for its copy: after a lost answer before sending again, and
+	// before the run ends for every copy it made. It covers the request
+	// timeout and System Activity's lag.
+	Confirm time.Duration
+	// ConfirmPoll is the first interval between the polls of a confirmation;
+	// PollMin the first while waiting for deliveries. Both double up to
+	// PollMax.
+	ConfirmPoll, PollMin, PollMax time.Duration
+	// Location is the time zone System Activity answers in (nil: UTC). The
+	// run checks it before reading anything by time.
+	Location *time.Location
 	// Now reads the clock; time.Now when nil.
 	Now func() time.Time
 	// Log receives the run's events.
@@ -85,8 +96,17 @@ func (o *Options) defaults() {
 	if o.PollMin <= 0 {
 		o.PollMin = 2 * time.Second
 	}
-	if o.PollMax < o.PollMin {
-		o.PollMax = max(o.PollMin, time.Minute)
+	if o.ConfirmPoll <= 0 {
+		o.ConfirmPoll = time.Second
+	}
+	if o.PollMax < max(o.PollMin, o.ConfirmPoll) {
+		o.PollMax = max(o.PollMin, o.ConfirmPoll, time.Minute)
+	}
+	if o.Confirm <= 0 {
+		o.Confirm = 2 * time.Minute
+	}
+	if o.Location == nil {
+		o.Location = time.UTC
 	}
 	if o.Grace <= 0 {
 		o.Grace = 5 * time.Second
@@ -107,37 +127,61 @@ func Run(ctx context.Context, lk Looker, opts Options) (*Summary, error) {
 	sum := newSummary(opts)
 	sa := newActivity(lk, opts)
 
-	// 1. List the failed plans, their deliveries and the run-once copies.
+	// 1. List the failed plans, their deliveries and the run-once copies,
+	// once the time zone System Activity answers in is proven.
 	plans, copies, err := list(ctx, sa, opts, sum)
 	if err != nil {
 		sum.Error = err.Error()
 		return sum, err
 	}
 
-	// 2. Decide for each plan: re-run, skip, or leave to a person.
-	rl := rules{maxFailedReruns: opts.MaxFailedReruns, permanent: opts.Permanent, retryPermanent: opts.RetryPermanent}
-	var todo []*plan
-	for _, p := range plans {
-		d := decide(p, copies, rl)
+	// 2. Decide for each plan: re-run, skip, leave to a person, or wait for
+	// its running delivery.
+	l := newLedger(copies)
+	s := newSender(lk, sa, opts, sum, l)
+	rl := s.rules()
+	rl.look = opts.LookID != ""
+	var (
+		todo    []*plan
+		running []decision
+	)
+	for _, d := range decideAll(plans, copies, rl, l) {
+		p := d.plan
 		switch {
+		case d.ignore:
+		case d.wait && opts.Wait > 0 && !opts.DryRun:
+			running = append(running, d)
+		case d.wait:
+			opts.Log.Warn().Str("plan_id", p.ID).Str("name", p.Name).Time("started", p.Latest.Created).
+				Msg("a delivery that started in the window is still running: if it fails, no run re-runs it unless RERUN_WAIT waits for it")
+			sum.InProgress = append(sum.InProgress, Progress{PlanID: p.ID, Name: p.Name, Started: p.Latest.Created, Detail: d.detail})
 		case d.reason == "":
 			todo = append(todo, p)
 		case d.person:
-			opts.Log.Warn().Str("plan_id", p.ID).Str("name", p.Name).Str("owner", p.OwnerEmail).Str("reason", d.reason).Str("detail", d.detail).Msg("needs a person")
-			sum.NeedsPerson = append(sum.NeedsPerson, Attention{PlanID: p.ID, Name: p.Name, Owner: p.OwnerEmail, Reason: d.reason, Detail: d.detail})
+			s.attention(Attention{PlanID: p.ID, Name: p.Name, Owner: p.OwnerEmail, Reason: d.reason, Detail: d.detail})
 		default:
-			opts.Log.Info().Str("plan_id", p.ID).Str("name", p.Name).Str("reason", d.reason).Str("detail", d.detail).Msg("skipped")
-			sum.Skipped = append(sum.Skipped, Skip{PlanID: p.ID, Name: p.Name, Reason: d.reason, Detail: d.detail})
+			sk := Skip{PlanID: p.ID, Name: p.Name, Reason: d.reason, Detail: d.detail, NewPlanID: d.copy.PlanID}
+			if d.copy.PlanID != "" && d.copy.Status == "" && opts.Wait > 0 && !opts.DryRun {
+				sk.Outcome = OutcomeRunning // an earlier run's copy: waited for as this run's own
+			}
+			s.skip(sk)
 		}
 	}
 
-	// 3. Re-run, each plan once.
-	s := newSender(lk, sa, opts, sum, copies)
-	gaveUp := s.sendAll(ctx, todo)
+	// 3. Re-run, each plan once. Calls in flight, and the look for the copy
+	// of an answer lost, outlive a stop by the grace period.
+	callCtx, cancel := graceful(ctx, opts.Grace)
+	defer cancel()
+	gaveUp := s.sendAll(ctx, callCtx, todo)
 
-	// 4. With RERUN_WAIT, wait for the re-runs to be delivered.
-	if opts.Wait > 0 && !opts.DryRun && ctx.Err() == nil {
-		await(ctx, sa, opts, sum)
+	// 4. Wait until System Activity shows every copy made, and with
+	// RERUN_WAIT, for the deliveries.
+	if !opts.DryRun {
+		waitCtx := ctx
+		if gaveUp != nil {
+			waitCtx = canceled()
+		}
+		s.watch(waitCtx, callCtx, running)
 	}
 	switch {
 	case ctx.Err() != nil:
@@ -149,8 +193,16 @@ func Run(ctx context.Context, lk Looker, opts Options) (*Summary, error) {
 	return sum, nil
 }
 
-// list lists the failed plans, their deliveries since the window began, and
-// the run-once copies made since the earliest failure; it counts the failed
+// canceled returns a context that has ended.
+func canceled() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}
+
+// list proves the time zone, then lists the failed plans (and those whose
+// delivery is running), their deliveries since the window began, and the
+// run-once copies made since the earliest failure; it counts the failed
 // jobs and plans into sum.
 func list(ctx context.Context, sa *activity, opts Options, sum *Summary) ([]*plan, []job, error) {
 	var (
@@ -162,8 +214,20 @@ func list(ctx context.Context, sa *activity, opts Options, sum *Summary) ([]*pla
 		if ids, sum.FailedJobs, err = sa.lookFailures(ctx, opts.LookID); err != nil {
 			return nil, nil, err
 		}
-	} else {
-		if failed, err = sa.failures(ctx, opts.Since, opts.Until); err != nil {
+	}
+	// Nothing is read by time before the zone is proven.
+	if any, err := sa.proveZone(ctx); err != nil {
+		return nil, nil, err
+	} else if !any {
+		opts.Log.Info().Msg("System Activity lists no scheduled plan: nothing can have failed")
+		return nil, nil, nil
+	}
+	if opts.LookID == "" {
+		var running []job
+		g, gctx := errgroup.WithContext(ctx)
+		g.Go(func() (err error) { failed, err = sa.failures(gctx, opts.Since, opts.Until); return err })
+		g.Go(func() (err error) { running, err = sa.running(gctx, opts.Since, opts.Until); return err })
+		if err := g.Wait(); err != nil {
 			return nil, nil, err
 		}
 		// Count jobs, not rows: split pages may meet on a boundary row.
@@ -178,9 +242,21 @@ func list(ctx context.Context, sa *activity, opts Options, sum *Summary) ([]*pla
 				ids = append(ids, j.PlanID)
 			}
 		}
+		sum.FailedPlans = len(ids)
+		// Plans whose delivery is running may yet fail: their history is
+		// read too.
+		for _, j := range running {
+			if !seenPlan[j.PlanID] {
+				seenPlan[j.PlanID] = true
+				ids = append(ids, j.PlanID)
+			}
+		}
 	}
-	sum.FailedPlans = len(ids)
-	opts.Log.Info().Str("source", sum.Source).Int("failed_jobs", sum.FailedJobs).Int("failed_plans", len(ids)).Msg("listed failed deliveries")
+	if opts.LookID != "" {
+		sum.FailedPlans = len(ids)
+	}
+	opts.Log.Info().Str("source", sum.Source).Int("failed_jobs", sum.FailedJobs).Int("failed_plans", sum.FailedPlans).
+		Int("running", len(ids)-sum.FailedPlans).Msg("listed failed deliveries")
 	if len(ids) == 0 {
 		return nil, nil, nil
 	}

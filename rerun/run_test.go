@@ -40,8 +40,11 @@ func newClient(t *testing.T, s *lookertest.Server) *looker.Client {
 	return c
 }
 
+// opts are a run's options with the polls in milliseconds; RERUN_CONFIRM
+// still covers the stand-in's System Activity lag many times over.
 func (m morning) opts() rerun.Options {
-	return rerun.Options{Since: m.since, Until: m.until, Concurrency: 4, Log: zerolog.Nop()}
+	return rerun.Options{Since: m.since, Until: m.until, Concurrency: 4, Log: zerolog.Nop(),
+		Confirm: 10 * time.Second, ConfirmPoll: 20 * time.Millisecond, PollMin: 20 * time.Millisecond, PollMax: 200 * time.Millisecond}
 }
 
 func runOnce(t *testing.T, s *lookertest.Server, opts rerun.Options) *rerun.Summary {
@@ -129,10 +132,30 @@ func TestRules(t *testing.T) {
 			name: "a delivery running now is not doubled",
 			seed: func(s *lookertest.Server) {
 				s.AddFailure("1", m.at(1), "boom")
-				s.AddJob(lookertest.Job{PlanID: "1", Created: m.at(9)}) // no status: running
+				s.AddJob(lookertest.Job{PlanID: "1", Created: m.at(9)}) // no status: running (in_progress)
+			},
+			wantReruns:  map[string]int{},
+			wantSkipped: map[string]string{},
+			wantJobs:    1,
+		},
+		{
+			name: "a delivery running since the window ended belongs to the next window",
+			seed: func(s *lookertest.Server) {
+				s.AddFailure("1", m.at(1), "boom")
+				s.AddJob(lookertest.Job{PlanID: "1", Created: m.until.Add(30 * time.Minute)})
 			},
 			wantReruns:  map[string]int{},
 			wantSkipped: map[string]string{"1": rerun.ReasonRunInProgress},
+			wantJobs:    1,
+		},
+		{
+			name: "a disabled plan is not re-run",
+			seed: func(s *lookertest.Server) {
+				s.AddFailure("1", m.at(1), "boom")
+				s.DisablePlan("1")
+			},
+			wantReruns:  map[string]int{},
+			wantSkipped: map[string]string{"1": rerun.ReasonDisabled},
 			wantJobs:    1,
 		},
 		{

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,7 +17,8 @@ import (
 )
 
 // This file sends the re-runs: one run_once per plan, and after a lost answer
-// a look in System Activity before anything is sent again.
+// a look in System Activity, for as long as RERUN_CONFIRM, before anything is
+// sent again.
 
 // maxUnreachable is how many plans in a row may fail because Looker could not
 // be reached (after the transport's retries) before the run stops starting
@@ -26,15 +28,11 @@ const maxUnreachable = 3
 
 // sender re-runs plans and records each result in the summary.
 type sender struct {
-	lk   Looker
-	sa   *activity
-	opts Options
-	log  zerolog.Logger
-
-	// known holds the run-once copies that existed before this run re-ran
-	// anything: after a lost answer, only a copy not among them is one
-	// that this run's call made.
-	known map[string]bool
+	lk     Looker
+	sa     *activity
+	opts   Options
+	log    zerolog.Logger
+	ledger *ledger
 
 	// unreachable counts the plans in a row that Looker could not be asked
 	// to re-run at all; giveUp stops starting more.
@@ -43,38 +41,66 @@ type sender struct {
 
 	mu  sync.Mutex
 	sum *Summary
+	// made lists the copies this run's calls made, to see each of them in
+	// System Activity before the run ends.
+	made []madeCopy
 }
 
-func newSender(lk Looker, sa *activity, opts Options, sum *Summary, copies []job) *sender {
-	known := make(map[string]bool, len(copies))
-	for _, c := range copies {
-		known[c.PlanID] = true
-	}
-	return &sender{lk: lk, sa: sa, opts: opts, log: opts.Log, known: known, sum: sum}
+// madeCopy is a copy made by this run: by a run_once that answered, or
+// confirmed in System Activity after a lost answer.
+type madeCopy struct {
+	id, planID string
+	answered   time.Time // when run_once answered (or gave up)
+	visible    bool      // System Activity has shown it
 }
 
-// sendAll re-runs the plans with bounded concurrency, one call at a time
-// per plan. It returns why it stopped early when Looker became unreachable.
-func (s *sender) sendAll(ctx context.Context, plans []*plan) error {
-	// Calls in flight outlive ctx by the grace period, so a stop does not cut
-	// a run_once whose outcome would then be unknown.
+func newSender(lk Looker, sa *activity, opts Options, sum *Summary, l *ledger) *sender {
+	return &sender{lk: lk, sa: sa, opts: opts, log: opts.Log, ledger: l, sum: sum}
+}
+
+// graceful returns a context for the calls to Looker that outlives ctx by
+// grace, so a stop does not cut a run_once whose outcome would then be
+// unknown, nor the look for its copy.
+func graceful(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
 	callCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancel()
-	stop := context.AfterFunc(ctx, func() { time.AfterFunc(s.opts.Grace, cancel) })
-	defer stop()
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(grace, cancel) })
+	return callCtx, func() { stop(); cancel() }
+}
+
+// sendAll re-runs the plans with bounded concurrency. Look-alike plans (one
+// copyKey) are re-run one after another by one worker, so that a copy in
+// System Activity is never taken as proof for one of them while another's
+// call that made it is still in flight. It returns why it stopped early
+// when Looker became unreachable.
+func (s *sender) sendAll(ctx, callCtx context.Context, plans []*plan) error {
 	// Starting stops too when Looker turns out to be unreachable.
 	ctx, s.giveUp = context.WithCancelCause(ctx)
 	defer s.giveUp(nil)
 
+	var groups [][]*plan
+	at := map[copyKey]int{}
+	for _, p := range plans {
+		i, ok := at[p.Key]
+		if !ok {
+			i = len(groups)
+			at[p.Key] = i
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], p)
+	}
 	var g errgroup.Group
 	g.SetLimit(s.opts.Concurrency)
-	for _, p := range plans {
+	for _, group := range groups {
 		if ctx.Err() != nil {
-			s.notAttempted(p)
+			for _, p := range group {
+				s.notAttempted(p)
+			}
 			continue
 		}
 		g.Go(func() error {
-			s.send(ctx, callCtx, p)
+			for _, p := range group {
+				s.send(ctx, callCtx, p, "")
+			}
 			return nil
 		})
 	}
@@ -86,11 +112,13 @@ func (s *sender) sendAll(ctx context.Context, plans []*plan) error {
 }
 
 // send re-runs one plan. ctx gates starting; callCtx carries the calls.
-func (s *sender) send(ctx, callCtx context.Context, p *plan) {
+// note, when set, says why the re-run was made.
+func (s *sender) send(ctx, callCtx context.Context, p *plan, note string) {
 	log := s.log.With().Str("plan_id", p.ID).Str("name", p.Name).Logger()
+	rr := Rerun{PlanID: p.ID, Name: p.Name, Failures: p.Failures, LastFailure: p.LastFailure, Note: note}
 	if s.opts.DryRun {
 		log.Info().Time("last_failure", p.LastFailure).Int("failures", p.Failures).Msg("would re-run (dry run)")
-		s.done(Rerun{PlanID: p.ID, Name: p.Name, Failures: p.Failures, LastFailure: p.LastFailure})
+		s.done(rr)
 		return
 	}
 	for attempt := 1; ; attempt++ {
@@ -103,41 +131,78 @@ func (s *sender) send(ctx, callCtx context.Context, p *plan) {
 			return
 		}
 		np, err := s.lk.RunOnce(callCtx, p.ID)
-		s.noteReachability(err)
+		answered := s.opts.Now()
+		s.noteReachability(looker.Unreachable(err), err)
 		if err == nil {
+			if !s.ledger.claim(np.ID, p.ID) {
+				log.Warn().Str("new_plan_id", np.ID).Msg("run_once answered with a copy already counted for a look-alike plan")
+			}
 			log.Info().Str("new_plan_id", np.ID).Int("attempt", attempt).Msg("re-run")
-			s.done(Rerun{PlanID: p.ID, Name: p.Name, NewPlanID: np.ID, Failures: p.Failures, LastFailure: p.LastFailure})
+			rr.NewPlanID = np.ID
+			s.record(rr, madeCopy{id: np.ID, planID: p.ID, answered: answered})
 			return
 		}
 		if looker.NotActed(err) {
 			s.fail(log, p, err, "")
 			return
 		}
-		// Looker may have made the copy before the answer was lost: look for
-		// it before sending again, so the report goes out once at most.
-		log.Warn().Err(err).Int("attempt", attempt).Msg("run_once outcome unknown: checking System Activity for its copy")
-		c, found, cerr := s.findCopy(callCtx, p)
+		// Looker may have made the copy before the answer was lost, and
+		// System Activity shows a copy only a while after: look for it
+		// for RERUN_CONFIRM before sending again, so the report goes out
+		// once at most.
+		log.Warn().Err(err).Int("attempt", attempt).Dur("confirm", s.opts.Confirm).Msg("run_once outcome unknown: looking for its copy in System Activity")
+		c, found, cerr := s.confirm(callCtx, p, answered)
 		switch {
 		case cerr != nil:
+			// Looker answers neither run_once nor queries: it is down.
+			s.noteReachability(true, cerr)
 			s.fail(log, p, err, fmt.Sprintf("outcome unknown and System Activity could not be checked (%v): not sent again, to avoid a second delivery; check the plan's run-once copies", cerr))
 			return
 		case found:
-			log.Info().Str("new_plan_id", c.PlanID).Msg("re-run (confirmed in System Activity after a lost answer)")
-			s.done(Rerun{PlanID: p.ID, Name: p.Name, NewPlanID: c.PlanID, Failures: p.Failures, LastFailure: p.LastFailure,
-				Note: "answer lost (" + err.Error() + "); copy found in System Activity"})
+			log.Info().Str("new_plan_id", c.PlanID).Dur("after", s.opts.Now().Sub(answered)).Msg("re-run (its copy found in System Activity after a lost answer)")
+			rr.NewPlanID = c.PlanID
+			rr.Note = strings.TrimPrefix(rr.Note+"; ", "; ") + "answer lost (" + err.Error() + "); copy " + c.PlanID + " found in System Activity"
+			s.record(rr, madeCopy{id: c.PlanID, planID: p.ID, answered: answered, visible: c.hasJob()})
 			return
 		case attempt >= s.opts.MaxSends:
-			s.fail(log, p, err, fmt.Sprintf("gave up after %d attempts; System Activity shows no copy", attempt))
+			s.fail(log, p, err, fmt.Sprintf("gave up after %d attempts; System Activity showed no copy within %s of any of them", attempt, s.opts.Confirm))
 			return
 		}
+		log.Warn().Int("attempt", attempt).Dur("confirm", s.opts.Confirm).Msg("no copy in System Activity: sending again")
 	}
 }
 
-// noteReachability counts the run_once calls in a row that failed because
-// Looker was out of reach, and stops the run from starting more after
-// maxUnreachable of them.
-func (s *sender) noteReachability(err error) {
-	if !looker.Unreachable(err) {
+// confirm looks in System Activity for a copy of p that proves its call was
+// acted on (ledger.claimNew), at once and then polling with backoff until
+// opts.Confirm after the answer. An error means System Activity could not
+// be read: then nobody knows, and nothing may be sent again.
+func (s *sender) confirm(ctx context.Context, p *plan, answered time.Time) (job, bool, error) {
+	deadline := answered.Add(s.opts.Confirm)
+	interval := s.opts.ConfirmPoll
+	for {
+		copies, err := s.sa.copies(ctx, p.LastFailure)
+		if err != nil {
+			return job{}, false, err
+		}
+		if c, ok := s.ledger.claimNew(p, copies); ok {
+			return c, true, nil
+		}
+		left := deadline.Sub(s.opts.Now())
+		if left <= 0 {
+			return job{}, false, nil
+		}
+		if !sleepCtx(ctx, min(interval, left)) {
+			return job{}, false, fmt.Errorf("stopped while looking: %w", context.Cause(ctx))
+		}
+		interval = min(interval*2, s.opts.PollMax)
+	}
+}
+
+// noteReachability counts the plans in a row that failed because Looker was
+// out of reach, and stops the run from starting more after maxUnreachable of
+// them.
+func (s *sender) noteReachability(down bool, err error) {
+	if !down {
 		s.unreachable.Store(0)
 		return
 	}
@@ -146,21 +211,31 @@ func (s *sender) noteReachability(err error) {
 	}
 }
 
-// findCopy looks for a run-once copy of p made since its latest failure that
-// did not exist when the run started, in any state: after a lost answer even
-// a failed copy means Looker acted. (An older failed copy, the reason for
-// this re-run, is not one.)
-func (s *sender) findCopy(ctx context.Context, p *plan) (job, bool, error) {
-	copies, err := s.sa.copies(ctx, p.LastFailure)
-	if err != nil {
-		return job{}, false, err
-	}
-	for _, c := range copies {
-		if isCopyOf(c, p) && !s.known[c.PlanID] {
-			return c, true, nil
-		}
-	}
-	return job{}, false, nil
+// record adds a re-run and the copy it made.
+func (s *sender) record(rr Rerun, c madeCopy) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sum.Rerun = append(s.sum.Rerun, rr)
+	s.made = append(s.made, c)
+}
+
+// rules are the rules for a plan decided again while the run waits.
+func (s *sender) rules() rules {
+	return rules{maxFailedReruns: s.opts.MaxFailedReruns, permanent: s.opts.Permanent, retryPermanent: s.opts.RetryPermanent, until: s.opts.Until}
+}
+
+func (s *sender) skip(sk Skip) {
+	s.log.Info().Str("plan_id", sk.PlanID).Str("name", sk.Name).Str("reason", sk.Reason).Str("detail", sk.Detail).Msg("skipped")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sum.Skipped = append(s.sum.Skipped, sk)
+}
+
+func (s *sender) attention(a Attention) {
+	s.log.Warn().Str("plan_id", a.PlanID).Str("name", a.Name).Str("owner", a.Owner).Str("reason", a.Reason).Str("detail", a.Detail).Msg("needs a person")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sum.NeedsPerson = append(s.sum.NeedsPerson, a)
 }
 
 func (s *sender) done(rr Rerun) {

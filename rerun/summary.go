@@ -28,6 +28,10 @@ type Summary struct {
 	// NeedsPerson lists the failed plans a re-run cannot help: permanent
 	// failures and failures whose re-runs kept failing.
 	NeedsPerson []Attention `json:"needs_person"`
+	// InProgress lists the deliveries that started in the window and were
+	// still running at the end of the run: without RERUN_WAIT a warning;
+	// with it, outcome "running" (they were waited for in vain).
+	InProgress []Progress `json:"in_progress"`
 	// Error says why the run could not list the failures (exit code 3), or
 	// was stopped.
 	Error string `json:"error,omitempty"`
@@ -48,10 +52,12 @@ type Rerun struct {
 	NewPlanID   string    `json:"new_plan_id,omitempty"`
 	Failures    int       `json:"failures"`
 	LastFailure time.Time `json:"last_failure"`
-	// Note says how the re-run was confirmed when its answer was lost.
+	// Note says how the re-run was confirmed when its answer was lost, or
+	// why it was made after the run waited.
 	Note string `json:"note,omitempty"`
 	// Outcome is what became of the re-run's delivery, when the run waited
-	// for it (RERUN_WAIT): delivered, failed_again or running.
+	// for it (RERUN_WAIT): delivered, failed_again or running; or
+	// unconfirmed, when its copy never showed in System Activity.
 	Outcome string `json:"outcome,omitempty"`
 	// OutcomeDetail is Looker's status_detail of a re-run that failed again.
 	OutcomeDetail string `json:"outcome_detail,omitempty"`
@@ -62,7 +68,28 @@ const (
 	OutcomeDelivered   = "delivered"
 	OutcomeFailedAgain = "failed_again"
 	OutcomeRunning     = "running"
+	// OutcomeUnconfirmed: run_once answered with the copy, but System
+	// Activity did not show it within RERUN_CONFIRM, so a run that follows
+	// could not see it either.
+	OutcomeUnconfirmed = "unconfirmed"
 )
+
+// failing reports an outcome that needs a person.
+func failing(outcome string) bool {
+	return outcome == OutcomeFailedAgain || outcome == OutcomeRunning || outcome == OutcomeUnconfirmed
+}
+
+// Progress is a delivery of a plan that started in the window and had not
+// finished when the run ended.
+type Progress struct {
+	PlanID string `json:"plan_id"`
+	Name   string `json:"name,omitempty"`
+	// Started is when the delivery started.
+	Started time.Time `json:"started"`
+	// Outcome is "running" when the run waited for it (RERUN_WAIT) in vain.
+	Outcome string `json:"outcome,omitempty"`
+	Detail  string `json:"detail"`
+}
 
 // Attention is a failed plan that needs a person rather than a re-run.
 type Attention struct {
@@ -80,6 +107,12 @@ type Skip struct {
 	Name   string `json:"name,omitempty"`
 	Reason string `json:"reason"`
 	Detail string `json:"detail,omitempty"`
+	// NewPlanID, Outcome and OutcomeDetail tell, for already_rerun, the copy
+	// that covers the failure and, when the run waited for a copy still
+	// running (RERUN_WAIT), what became of it, as for a Rerun.
+	NewPlanID     string `json:"new_plan_id,omitempty"`
+	Outcome       string `json:"outcome,omitempty"`
+	OutcomeDetail string `json:"outcome_detail,omitempty"`
 }
 
 // Failure is a plan whose re-run failed.
@@ -92,13 +125,24 @@ type Failure struct {
 }
 
 // OK reports whether every plan that needed a re-run got one, nothing needs
-// a person, and no re-run waited for failed again or is still running.
+// a person, every copy this run made showed in System Activity, and nothing
+// waited for failed again or is still running.
 func (s *Summary) OK() bool {
 	if s.Error != "" || len(s.Failed) != 0 || len(s.NotAttempted) != 0 || len(s.NeedsPerson) != 0 {
 		return false
 	}
 	for _, r := range s.Rerun {
-		if r.Outcome == OutcomeFailedAgain || r.Outcome == OutcomeRunning {
+		if failing(r.Outcome) {
+			return false
+		}
+	}
+	for _, sk := range s.Skipped {
+		if failing(sk.Outcome) {
+			return false
+		}
+	}
+	for _, ip := range s.InProgress {
+		if failing(ip.Outcome) {
 			return false
 		}
 	}
@@ -119,6 +163,7 @@ func newSummary(opts Options) *Summary {
 		Failed:       []Failure{},
 		NotAttempted: []string{},
 		NeedsPerson:  []Attention{},
+		InProgress:   []Progress{},
 	}
 }
 
@@ -137,4 +182,5 @@ func (s *Summary) sort() {
 	slices.SortFunc(s.Failed, func(a, b Failure) int { return compareIDs(a.PlanID, b.PlanID) })
 	slices.SortFunc(s.NotAttempted, compareIDs)
 	slices.SortFunc(s.NeedsPerson, func(a, b Attention) int { return compareIDs(a.PlanID, b.PlanID) })
+	slices.SortFunc(s.InProgress, func(a, b Progress) int { return compareIDs(a.PlanID, b.PlanID) })
 }

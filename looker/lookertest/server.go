@@ -31,7 +31,8 @@
 // Production Looker is slow and messy, and so can the fake be:
 //   - SetLatency delays every answer; SetActivityLag makes System Activity
 //     show each run-once copy, plan and job, a random while after Looker
-//     made it (seeded by SetSeed: the same lags every run by default);
+//     made it (seeded by SetSeed: the same lags every run by default; on
+//     in every fake NewServer makes, up to DefaultTestLag);
 //   - a job runs with no status, detail or finalized time until its
 //     Finalized time (Outcome.After for a copy's job);
 //   - Inject scripts faults: an answer delayed, lost (Reset) or replaced
@@ -112,11 +113,18 @@ func New() *Server {
 	return s
 }
 
+// DefaultTestLag is the System Activity lag of a fake made by NewServer:
+// realism on by default, as short as keeps the tests quick. A test that
+// needs another calls SetActivityLag.
+const DefaultTestLag = 500 * time.Millisecond
+
 // NewServer starts a fake on loopback for the test t and closes it when the
-// test ends. A request the fake does not know fails t.
+// test ends. Its System Activity trails run_once by up to DefaultTestLag. A
+// request the fake does not know fails t.
 func NewServer(t testing.TB) *Server {
 	t.Helper()
 	s := New()
+	s.SetActivityLag(0, DefaultTestLag)
 	s.t = t
 	s.hts = httptest.NewServer(s)
 	s.URL = s.hts.URL
