@@ -4,10 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
-	"github.com/kelseyhightower/envconfig"
 	"github.com/rs/zerolog"
 
 	"github.com/looker-rerun/looker-rerun/looker"
@@ -16,32 +17,35 @@ import (
 
 // Config is every setting, read from the environment. The LOOKERSDK_ names
 // are the ones Looker's own SDKs read, so existing secrets and env files work
-// unchanged.
+// unchanged. Each field's tags give its variable (envconfig), default,
+// whether it is required, its meaning for -h (desc), and what a valid value
+// looks like for error messages (hint; durations and bools have one by
+// type).
 type Config struct {
-	BaseURL      string `envconfig:"LOOKERSDK_BASE_URL" required:"true" desc:"Looker URL: https://example.looker.com, with or without :19999 and /api/4.0"`
-	ClientID     string `envconfig:"LOOKERSDK_CLIENT_ID" required:"true" desc:"API client id of the Looker user that re-runs the plans"`
-	ClientSecret string `envconfig:"LOOKERSDK_CLIENT_SECRET" required:"true" desc:"API client secret (never logged)"`
-	APIVersion   string `envconfig:"LOOKERSDK_API_VERSION" default:"4.0" desc:"Looker API version; only 4.0 exists since Looker 23.18"`
+	BaseURL      string `envconfig:"LOOKERSDK_BASE_URL" required:"true" hint:"a URL such as https://example.looker.com" desc:"Looker URL: https://example.looker.com, with or without :19999 and /api/4.0"`
+	ClientID     string `envconfig:"LOOKERSDK_CLIENT_ID" required:"true" hint:"the client id of a Looker API key" desc:"API client id of the Looker user that re-runs the plans"`
+	ClientSecret string `envconfig:"LOOKERSDK_CLIENT_SECRET" required:"true" hint:"the client secret of that API key" desc:"API client secret (never logged)"`
+	APIVersion   string `envconfig:"LOOKERSDK_API_VERSION" default:"4.0" hint:"4.0" desc:"Looker API version; only 4.0 exists since Looker 23.18"`
 	VerifySSL    bool   `envconfig:"LOOKERSDK_VERIFY_SSL" default:"true" desc:"verify Looker's TLS certificate"`
-	TimeoutSec   int    `envconfig:"LOOKERSDK_TIMEOUT" default:"120" desc:"seconds each HTTP request to Looker may take"`
+	TimeoutSec   int    `envconfig:"LOOKERSDK_TIMEOUT" default:"120" hint:"a whole number of seconds such as 120" desc:"seconds each HTTP request to Looker may take"`
 
-	Since    string        `envconfig:"RERUN_SINCE" desc:"start of the window of failed deliveries, RFC 3339 (default: RERUN_UNTIL minus RERUN_LOOKBACK)"`
-	Until    string        `envconfig:"RERUN_UNTIL" desc:"end of the window, RFC 3339, excluded (default: now)"`
+	Since    string        `envconfig:"RERUN_SINCE" hint:"an RFC 3339 time such as 2026-11-27T16:00:00Z" desc:"start of the window of failed deliveries, RFC 3339 (default: RERUN_UNTIL minus RERUN_LOOKBACK)"`
+	Until    string        `envconfig:"RERUN_UNTIL" hint:"an RFC 3339 time such as 2026-11-28T01:00:00Z" desc:"end of the window, RFC 3339, excluded (default: now)"`
 	Lookback time.Duration `envconfig:"RERUN_LOOKBACK" default:"10h" desc:"window length when RERUN_SINCE is not set"`
-	LookID   string        `envconfig:"RERUN_LOOK_ID" desc:"take the failed plans from this saved Look (rows with scheduled_plan.id) instead of querying System Activity"`
+	LookID   string        `envconfig:"RERUN_LOOK_ID" hint:"a Look id (digits) such as 42" desc:"take the failed plans from this saved Look (rows with scheduled_plan.id) instead of querying System Activity"`
 	DryRun   bool          `envconfig:"RERUN_DRY_RUN" default:"false" desc:"decide and report everything, re-run nothing"`
 
 	Wait             time.Duration `envconfig:"RERUN_WAIT" default:"0" desc:"wait this long for the re-runs to be delivered and report each outcome; 0 = do not wait"`
-	PermanentPattern string        `envconfig:"RERUN_PERMANENT_PATTERN" desc:"regular expression of more failure details (status_detail) that a re-run cannot fix"`
+	PermanentPattern string        `envconfig:"RERUN_PERMANENT_PATTERN" hint:"a regular expression (Go syntax) such as (?i)mailbox full" desc:"regular expression of more failure details (status_detail) that a re-run cannot fix"`
 	RetryPermanent   bool          `envconfig:"RERUN_RETRY_PERMANENT" default:"false" desc:"re-run permanent failures anyway"`
-	MaxAttempts      int           `envconfig:"RERUN_MAX_ATTEMPTS" default:"2" desc:"failed re-runs of one failure before it is left to a person; 0 = no cap"`
+	MaxAttempts      int           `envconfig:"RERUN_MAX_ATTEMPTS" default:"2" hint:"a whole number, 0 (no cap) or more, such as 2" desc:"failed re-runs of one failure before it is left to a person; 0 = no cap"`
 
-	Concurrency int     `envconfig:"RERUN_CONCURRENCY" default:"4" desc:"plans re-run at once"`
-	Rate        float64 `envconfig:"RERUN_RATE" default:"5" desc:"most run_once calls per second; 0 = no cap"`
-	ResultFile  string  `envconfig:"RERUN_RESULT_FILE" default:"/airflow/xcom/return.json" desc:"where the summary is written too: when its folder exists, or always when set"`
+	Concurrency int     `envconfig:"RERUN_CONCURRENCY" default:"4" hint:"a whole number from 1 to 64" desc:"plans re-run at once"`
+	Rate        float64 `envconfig:"RERUN_RATE" default:"5" hint:"a number of calls per second, 0 (no cap) or more, such as 5 or 0.5" desc:"most run_once calls per second; 0 = no cap"`
+	ResultFile  string  `envconfig:"RERUN_RESULT_FILE" default:"/airflow/xcom/return.json" hint:"a file path such as /airflow/xcom/return.json" desc:"where the summary is written too: when its folder exists, or always when set"`
 
-	LogLevel  string `envconfig:"LOG_LEVEL" default:"info" desc:"trace, debug, info, warn or error"`
-	LogFormat string `envconfig:"LOG_FORMAT" default:"json" desc:"json, or console for people"`
+	LogLevel  string `envconfig:"LOG_LEVEL" default:"info" hint:"trace, debug, info, warn or error" desc:"trace, debug, info, warn or error"`
+	LogFormat string `envconfig:"LOG_FORMAT" default:"json" hint:"json or console" desc:"json, or console for people"`
 
 	// Derived by resolve.
 	since, until     time.Time
@@ -71,61 +75,106 @@ var defaultRetry = retryTiming{max: 5, waitMin: time.Second, waitMax: 30 * time.
 // with it is a misspelling, reported rather than ignored.
 const knownPrefix = "RERUN_"
 
-// loadConfig reads and checks the settings. now fills the default window.
+// loadConfig reads and checks the settings, and reports every problem at
+// once. now fills the default window.
 func loadConfig(now time.Time) (Config, error) {
-	var cfg Config
-	if err := envconfig.Process("", &cfg); err != nil {
-		return cfg, errors.Join(envError(err), misspelt())
-	}
-	cfg.retry = defaultRetry
+	cfg := Config{retry: defaultRetry}
 	_, cfg.resultFileForced = os.LookupEnv("RERUN_RESULT_FILE")
-	return cfg, errors.Join(misspelt(), setButEmpty(), cfg.check(now))
+	return cfg, errors.Join(cfg.read(), misspelt(), cfg.check(now))
 }
 
-// setButEmpty reports the optional variables without a default that are set
-// to nothing: a template that rendered empty must not quietly become "use
-// the default window". (validate sees the others: empty is not a valid
-// value for any of them.)
-func setButEmpty() error {
+// read fills each field from its variable, or from its default when the
+// variable is unset, as envconfig.Process would; but Process stops at the
+// first missing or unparsable variable, hiding every other problem, and
+// takes a set-but-empty variable as its value. read goes on, and reports a
+// variable set to nothing: a template that rendered empty must not quietly
+// become "use the default window", nor an empty URL. A field whose value is
+// empty or does not parse keeps its default, so that check judges only what
+// was written and says nothing twice.
+func (c *Config) read() error {
 	var errs []error
-	for _, name := range []string{"RERUN_SINCE", "RERUN_UNTIL", "RERUN_LOOK_ID", "RERUN_PERMANENT_PATTERN"} {
-		if v, ok := os.LookupEnv(name); ok && strings.TrimSpace(v) == "" {
-			errs = append(errs, fmt.Errorf("%s is set but empty; unset it to use the default", name))
+	v := reflect.ValueOf(c).Elem()
+	for _, s := range settings() {
+		f := v.Field(s.index)
+		raw, set := os.LookupEnv(s.key)
+		switch {
+		case !set && s.required:
+			errs = append(errs, fmt.Errorf("%s is required: %s", s.key, s.hint))
+		case set && strings.TrimSpace(raw) == "":
+			msg := fmt.Sprintf("%s is set but empty: must be %s", s.key, s.hint)
+			if !s.required {
+				msg += ", or unset to use the default"
+			}
+			if s.def != "" {
+				msg += " (" + s.def + ")"
+			}
+			errs = append(errs, errors.New(msg))
+			errs = append(errs, decodeDefault(f, s))
+		case set:
+			if decode(f, raw) != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: must be %s", s.key, raw, s.hint))
+				errs = append(errs, decodeDefault(f, s))
+			}
+		default:
+			errs = append(errs, decodeDefault(f, s))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// envError rewrites envconfig's errors to name the variable plainly.
-func envError(err error) error {
-	var pe *envconfig.ParseError
-	if errors.As(err, &pe) {
-		return fmt.Errorf("%s=%q: not a valid %s", pe.KeyName, pe.Value, pe.TypeName)
+// decodeDefault sets f to the setting's default, if it has one.
+func decodeDefault(f reflect.Value, s setting) error {
+	if s.def == "" {
+		return nil
 	}
-	if msg, ok := strings.CutPrefix(err.Error(), "required key "); ok {
-		return fmt.Errorf("%s is required", strings.TrimSuffix(msg, " missing value"))
+	if err := decode(f, s.def); err != nil {
+		return fmt.Errorf("%s: the default %q does not parse: %w", s.key, s.def, err)
 	}
-	return err
+	return nil
+}
+
+// decode parses s into f, which has one of the types Config uses, the way
+// envconfig does (except that whole numbers are decimal only: envconfig
+// reads 010 as octal 8).
+func decode(f reflect.Value, s string) error {
+	if f.Type() == reflect.TypeFor[time.Duration]() {
+		d, err := time.ParseDuration(s)
+		f.SetInt(int64(d))
+		return err
+	}
+	switch f.Kind() {
+	case reflect.String:
+		f.SetString(s)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		f.SetBool(b)
+		return err
+	case reflect.Int:
+		n, err := strconv.ParseInt(s, 10, strconv.IntSize)
+		f.SetInt(n)
+		return err
+	case reflect.Float64:
+		x, err := strconv.ParseFloat(s, 64)
+		f.SetFloat(x)
+		return err
+	default:
+		return fmt.Errorf("cannot decode a %s", f.Type())
+	}
+	return nil
 }
 
 // check validates every value and resolves the settings parsed from them,
 // joining every problem.
 func (c *Config) check(now time.Time) error { return errors.Join(c.validate(), c.resolve(now)) }
 
-// validate checks the values that need no parsing beyond envconfig's, and
-// joins every problem.
+// validate checks the values that need no parsing beyond read's, and joins
+// every problem, each saying what a valid value looks like.
 func (c *Config) validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	// mustBe reports a value outside the range its hint gives.
+	mustBe := func(key string, value any) { bad("%s=%v: must be %s", key, value, hint(key)) }
 
-	for _, v := range []struct{ name, value string }{
-		{"LOOKERSDK_BASE_URL", c.BaseURL}, {"LOOKERSDK_CLIENT_ID", c.ClientID}, {"LOOKERSDK_CLIENT_SECRET", c.ClientSecret},
-		{"LOOKERSDK_API_VERSION", c.APIVersion}, {"RERUN_RESULT_FILE", c.ResultFile}, {"LOG_LEVEL", c.LogLevel}, {"LOG_FORMAT", c.LogFormat},
-	} {
-		if strings.TrimSpace(v.value) == "" {
-			bad("%s is set but empty", v.name)
-		}
-	}
 	if c.BaseURL != "" {
 		if _, err := looker.NormalizeBaseURL(c.BaseURL); err != nil {
 			bad("LOOKERSDK_BASE_URL: %v", err)
@@ -135,28 +184,28 @@ func (c *Config) validate() error {
 		bad("LOOKERSDK_API_VERSION=%q: only %s is supported (Looker removed 3.x in 23.18)", c.APIVersion, looker.APIVersion)
 	}
 	if c.TimeoutSec <= 0 {
-		bad("LOOKERSDK_TIMEOUT=%d: must be a positive number of seconds", c.TimeoutSec)
+		bad("LOOKERSDK_TIMEOUT=%d: must be a positive whole number of seconds such as 120", c.TimeoutSec)
 	}
 	if c.Lookback <= 0 {
-		bad("RERUN_LOOKBACK=%s: must be positive", c.Lookback)
+		bad("RERUN_LOOKBACK=%s: must be positive, %s", c.Lookback, durationHint)
 	}
 	if c.Concurrency < 1 || c.Concurrency > 64 {
-		bad("RERUN_CONCURRENCY=%d: must be 1 to 64", c.Concurrency)
+		mustBe("RERUN_CONCURRENCY", c.Concurrency)
 	}
 	if c.Rate < 0 || c.Rate != c.Rate {
-		bad("RERUN_RATE=%v: must be 0 (no cap) or more", c.Rate)
+		mustBe("RERUN_RATE", c.Rate)
 	}
 	if c.Wait < 0 {
-		bad("RERUN_WAIT=%s: must be 0 (do not wait) or more", c.Wait)
+		bad("RERUN_WAIT=%s: must be 0 (do not wait) or more, %s", c.Wait, durationHint)
 	}
 	if c.MaxAttempts < 0 {
-		bad("RERUN_MAX_ATTEMPTS=%d: must be 0 (no cap) or more", c.MaxAttempts)
+		mustBe("RERUN_MAX_ATTEMPTS", c.MaxAttempts)
 	}
 	if c.LookID != "" && strings.Trim(c.LookID, "0123456789") != "" {
-		bad("RERUN_LOOK_ID=%q: must be a Look id (digits)", c.LookID)
+		mustBe("RERUN_LOOK_ID", strconv.Quote(c.LookID))
 	}
 	if c.LogFormat != "" && c.LogFormat != "json" && c.LogFormat != "console" {
-		bad("LOG_FORMAT=%q: must be json or console", c.LogFormat)
+		mustBe("LOG_FORMAT", strconv.Quote(c.LogFormat))
 	}
 	return errors.Join(errs...)
 }
@@ -174,10 +223,10 @@ func (c *Config) resolve(now time.Time) error {
 
 	c.timeout = time.Duration(c.TimeoutSec) * time.Second
 	if c.permanent, err = rerun.NewClassifier(c.PermanentPattern); err != nil {
-		bad("RERUN_PERMANENT_PATTERN: not a regular expression: %v", err)
+		bad("RERUN_PERMANENT_PATTERN: must be %s: %v", hint("RERUN_PERMANENT_PATTERN"), err)
 	}
 	if c.level, err = zerolog.ParseLevel(c.LogLevel); c.LogLevel != "" && (err != nil || c.level == zerolog.NoLevel) {
-		bad("LOG_LEVEL=%q: must be trace, debug, info, warn or error", c.LogLevel)
+		bad("LOG_LEVEL=%q: must be %s", c.LogLevel, hint("LOG_LEVEL"))
 	}
 
 	c.until = now.UTC()
@@ -185,14 +234,14 @@ func (c *Config) resolve(now time.Time) error {
 	if c.Until != "" {
 		if c.until, err = time.Parse(time.RFC3339, c.Until); err != nil {
 			untilOK = false
-			bad("RERUN_UNTIL=%q: not an RFC 3339 time such as 2026-11-28T01:00:00Z", c.Until)
+			bad("RERUN_UNTIL=%q: must be %s", c.Until, hint("RERUN_UNTIL"))
 		}
 	}
 	c.since = c.until.Add(-c.Lookback)
 	if c.Since != "" {
 		if c.since, err = time.Parse(time.RFC3339, c.Since); err != nil {
 			sinceOK = false
-			bad("RERUN_SINCE=%q: not an RFC 3339 time such as 2026-11-27T16:00:00Z", c.Since)
+			bad("RERUN_SINCE=%q: must be %s", c.Since, hint("RERUN_SINCE"))
 		}
 	}
 	if untilOK && sinceOK && !c.since.Before(c.until) {

@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/looker-rerun/looker-rerun/looker/lookertest"
 )
@@ -118,17 +121,115 @@ func TestBadSettingsExit2BeforeAnyCall(t *testing.T) {
 	}
 }
 
+// TestEveryProblemIsReportedAtOnce compares the whole error: every problem,
+// each once, each naming its variable and what a valid value looks like.
 func TestEveryProblemIsReportedAtOnce(t *testing.T) {
 	s := lookertest.NewServer(t)
 	since, until := window()
-	env := lookerEnv(s, since, until)
-	env["RERUN_RATE"] = "-2"
-	env["LOG_FORMAT"] = "yaml"
-	env["RERUN_LOOKBAK"] = "2h"
-	r := runMain(t, context.Background(), env)
-	for _, want := range []string{"RERUN_RATE", "LOG_FORMAT", "RERUN_LOOKBAK"} {
-		if !strings.Contains(r.stderr, want) {
-			t.Errorf("stderr does not report %s:\n%s", want, r.stderr)
+	required := []string{"LOOKERSDK_BASE_URL", "LOOKERSDK_CLIENT_ID", "LOOKERSDK_CLIENT_SECRET"}
+	tests := []struct {
+		name string
+		set  map[string]string
+		drop []string
+		want []string
+	}{
+		{
+			name: "the example of issue 11",
+			set:  map[string]string{"RERUN_SINCE": "yesterday", "RERUN_CONCURRENCY": "0", "LOG_LEVEL": "verbose", "RERUN_WAIT": "15"},
+			want: []string{
+				`RERUN_WAIT="15": must be a Go duration such as 15m or 1h30m (units s, m, h)`,
+				`RERUN_CONCURRENCY=0: must be a whole number from 1 to 64`,
+				`LOG_LEVEL="verbose": must be trace, debug, info, warn or error`,
+				`RERUN_SINCE="yesterday": must be an RFC 3339 time such as 2026-11-27T16:00:00Z`,
+			},
+		},
+		{
+			name: "nothing set",
+			drop: append(required, "RERUN_SINCE", "RERUN_UNTIL", "RERUN_RATE"),
+			want: []string{
+				"LOOKERSDK_BASE_URL is required: a URL such as https://example.looker.com",
+				"LOOKERSDK_CLIENT_ID is required: the client id of a Looker API key",
+				"LOOKERSDK_CLIENT_SECRET is required: the client secret of that API key",
+			},
+		},
+		{
+			name: "a range, a choice and a misspelling",
+			set:  map[string]string{"RERUN_RATE": "-2", "LOG_FORMAT": "yaml", "RERUN_LOOKBAK": "2h"},
+			want: []string{
+				"RERUN_LOOKBAK is not a setting of looker-rerun; did you mean RERUN_LOOKBACK?",
+				"RERUN_RATE=-2: must be a number of calls per second, 0 (no cap) or more, such as 5 or 0.5",
+				`LOG_FORMAT="yaml": must be json or console`,
+			},
+		},
+		{
+			name: "a bool",
+			set:  map[string]string{"RERUN_DRY_RUN": "perhaps"},
+			want: []string{`RERUN_DRY_RUN="perhaps": must be true or false`},
+		},
+		{
+			name: "a duration",
+			set:  map[string]string{"RERUN_LOOKBACK": "ten hours"},
+			want: []string{`RERUN_LOOKBACK="ten hours": must be a Go duration such as 15m or 1h30m (units s, m, h)`},
+		},
+		{
+			name: "a whole number of seconds",
+			set:  map[string]string{"LOOKERSDK_TIMEOUT": "2m"},
+			want: []string{`LOOKERSDK_TIMEOUT="2m": must be a whole number of seconds such as 120`},
+		},
+		{
+			name: "a whole number in a range, not a number",
+			set:  map[string]string{"RERUN_CONCURRENCY": "many"},
+			want: []string{`RERUN_CONCURRENCY="many": must be a whole number from 1 to 64`},
+		},
+		{
+			name: "a number",
+			set:  map[string]string{"RERUN_RATE": "fast"},
+			want: []string{`RERUN_RATE="fast": must be a number of calls per second, 0 (no cap) or more, such as 5 or 0.5`},
+		},
+		{
+			name: "set but empty",
+			set: map[string]string{"LOOKERSDK_CLIENT_ID": "", "LOOKERSDK_VERIFY_SSL": " ", "LOG_LEVEL": "",
+				"RERUN_LOOK_ID": ""},
+			want: []string{
+				"LOOKERSDK_CLIENT_ID is set but empty: must be the client id of a Looker API key",
+				"LOOKERSDK_VERIFY_SSL is set but empty: must be true or false, or unset to use the default (true)",
+				"RERUN_LOOK_ID is set but empty: must be a Look id (digits) such as 42, or unset to use the default",
+				"LOG_LEVEL is set but empty: must be trace, debug, info, warn or error, or unset to use the default (info)",
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := lookerEnv(s, since, until)
+			for _, k := range tt.drop {
+				delete(env, k)
+			}
+			for k, v := range tt.set {
+				env[k] = v
+			}
+			r := runMain(t, context.Background(), env)
+			if r.code != exitConfig {
+				t.Errorf("exit %d, want %d", r.code, exitConfig)
+			}
+			got := strings.Split(strings.TrimRight(r.stderr, "\n"), "\n")
+			want := append([]string{"looker-rerun: bad settings (see -h):"}, tt.want...)
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("stderr lines (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestEverySettingSaysWhatIsValid keeps new settings honest: each has a hint
+// for its errors, and its default is a value it accepts.
+func TestEverySettingSaysWhatIsValid(t *testing.T) {
+	for _, s := range settings() {
+		if s.hint == "" {
+			t.Errorf("%s has no hint tag, and its type implies none", s.key)
+		}
+		var cfg Config
+		if err := decodeDefault(reflect.ValueOf(&cfg).Elem().Field(s.index), s); err != nil {
+			t.Error(err)
 		}
 	}
 }
