@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"reflect"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -37,6 +38,59 @@ func TestVersion(t *testing.T) {
 	r := runMain(t, context.Background(), nil, "--version")
 	if r.code != exitOK || !strings.Contains(r.stdout, "1.2.3") || !strings.Contains(r.stdout, "abc123") {
 		t.Errorf("--version: exit %d, stdout %q", r.code, r.stdout)
+	}
+}
+
+func TestVersionFromBuildInfo(t *testing.T) {
+	vcs := func(rev, modified string) []debug.BuildSetting {
+		return []debug.BuildSetting{{Key: "vcs", Value: "git"}, {Key: "vcs.revision", Value: rev},
+			{Key: "vcs.time", Value: "2026-11-28T22:10:00Z"}, {Key: "vcs.modified", Value: modified}}
+	}
+	tests := []struct {
+		name              string
+		version, revision string // as -ldflags left them
+		info              debug.BuildInfo
+		want              [2]string
+	}{
+		{
+			name: "set with -ldflags", version: "v1.2.3", revision: "abc123",
+			info: debug.BuildInfo{Main: debug.Module{Version: "v0.0.0-20261128221000-4d31f2e0a1b2"}, Settings: vcs("4d31f2e", "true")},
+			want: [2]string{"v1.2.3", "abc123"},
+		},
+		{
+			name: "built in a clean checkout", version: "dev", revision: "unknown",
+			info: debug.BuildInfo{Main: debug.Module{Version: "v0.0.0-20261128221000-4d31f2e0a1b2"}, Settings: vcs("4d31f2e0a1b2", "false")},
+			want: [2]string{"v0.0.0-20261128221000-4d31f2e0a1b2", "4d31f2e0a1b2"},
+		},
+		{
+			name: "built with changes", version: "dev", revision: "unknown",
+			info: debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: vcs("4d31f2e0a1b2", "true")},
+			want: [2]string{"dev", "4d31f2e0a1b2-dirty"},
+		},
+		{
+			name: "go install at a version", version: "dev", revision: "unknown",
+			info: debug.BuildInfo{Main: debug.Module{Version: "v1.4.0"}},
+			want: [2]string{"v1.4.0", "unknown"},
+		},
+		{
+			name: "no git, as in the image build", version: "dev", revision: "unknown",
+			info: debug.BuildInfo{Main: debug.Module{Version: "(devel)"}},
+			want: [2]string{"dev", "unknown"},
+		},
+		{
+			name: "only the version set with -ldflags", version: "v1.2.3", revision: "unknown",
+			info: debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: vcs("4d31f2e0a1b2", "false")},
+			want: [2]string{"v1.2.3", "4d31f2e0a1b2"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			v, r := fromBuildInfo(tt.version, tt.revision, &tt.info)
+			if diff := cmp.Diff(tt.want, [2]string{v, r}); diff != "" {
+				t.Errorf("version, revision (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 

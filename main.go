@@ -27,7 +27,8 @@ import (
 	"github.com/looker-rerun/looker-rerun/rerun"
 )
 
-// Set at build time with -ldflags "-X main.version=... -X main.revision=...".
+// Set at build time with -ldflags "-X main.version=... -X main.revision=...",
+// as the image build does; main falls back to what Go recorded in the binary.
 var (
 	version  = "dev"
 	revision = "unknown"
@@ -51,10 +52,43 @@ func main() {
 	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
 		debug.SetMemoryLimit(memoryLimit)
 	}
+	if info, ok := debug.ReadBuildInfo(); ok {
+		version, revision = fromBuildInfo(version, revision, info)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := realMain(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
+}
+
+// fromBuildInfo returns the version and revision to report: the ones set
+// with -ldflags when they were, else what Go records in every binary: the
+// module version (go install ...@v1.2.3, or a pseudo-version of the commit),
+// and for a build in a git checkout the commit, "-dirty" when the tree had
+// changes.
+func fromBuildInfo(version, revision string, info *debug.BuildInfo) (string, string) {
+	if version == "dev" && info.Main.Version != "" && info.Main.Version != "(devel)" {
+		version = info.Main.Version
+	}
+	if revision != "unknown" {
+		return version, revision
+	}
+	var rev, modified string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			modified = s.Value
+		}
+	}
+	switch {
+	case rev == "":
+		return version, revision
+	case modified == "true":
+		return version, rev + "-dirty"
+	}
+	return version, rev
 }
 
 // realMain parses flags and settings, runs, and maps the outcome to an exit
