@@ -44,6 +44,8 @@ type Config struct {
 	Rate        float64 `envconfig:"RERUN_RATE" default:"5" hint:"a number of calls per second, 0 (no cap) or more, such as 5 or 0.5" desc:"most run_once calls per second; 0 = no cap"`
 	ResultFile  string  `envconfig:"RERUN_RESULT_FILE" default:"/airflow/xcom/return.json" hint:"a file path such as /airflow/xcom/return.json" desc:"where the summary is written too: when its folder exists, or always when set"`
 
+	NeedsPersonExitCode int `envconfig:"RERUN_NEEDS_PERSON_EXIT_CODE" default:"1" hint:"a whole number from 0 to 255, such as 0 or 1" desc:"exit code when a person is needed; 0 lets Airflow keep the summary, whose exit_code still says 1"`
+
 	LogLevel  string `envconfig:"LOG_LEVEL" default:"info" hint:"trace, debug, info, warn or error" desc:"trace, debug, info, warn or error"`
 	LogFormat string `envconfig:"LOG_FORMAT" default:"json" hint:"json or console" desc:"json, or console for people"`
 
@@ -201,6 +203,9 @@ func (c *Config) validate() error {
 	if c.MaxAttempts < 0 {
 		mustBe("RERUN_MAX_ATTEMPTS", c.MaxAttempts)
 	}
+	if c.NeedsPersonExitCode < 0 || c.NeedsPersonExitCode > 255 {
+		mustBe("RERUN_NEEDS_PERSON_EXIT_CODE", c.NeedsPersonExitCode)
+	}
 	if c.LookID != "" && strings.Trim(c.LookID, "0123456789") != "" {
 		mustBe("RERUN_LOOK_ID", strconv.Quote(c.LookID))
 	}
@@ -262,6 +267,6 @@ func (c Config) logValue(e *zerolog.Event) *zerolog.Event {
 		Time("since", c.since).Time("until", c.until).Str("look_id", c.LookID).Bool("dry_run", c.DryRun).
 		Int("concurrency", c.Concurrency).Float64("rate", c.Rate).Str("result_file", c.ResultFile).
 		Dur("wait", c.Wait).Int("max_attempts", c.MaxAttempts).Bool("retry_permanent", c.RetryPermanent).
-		Str("permanent_pattern", c.PermanentPattern).
+		Str("permanent_pattern", c.PermanentPattern).Int("needs_person_exit_code", c.NeedsPersonExitCode).
 		Str("log_level", c.LogLevel)
 }

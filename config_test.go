@@ -145,6 +145,10 @@ func TestBadSettingsExit2BeforeAnyCall(t *testing.T) {
 		{name: "log level empty", set: map[string]string{"LOG_LEVEL": ""}, want: "LOG_LEVEL"},
 		{name: "log level unknown", set: map[string]string{"LOG_LEVEL": "loud"}, want: "LOG_LEVEL"},
 		{name: "log format", set: map[string]string{"LOG_FORMAT": "xml"}, want: "LOG_FORMAT"},
+		{name: "needs person exit code too big", set: map[string]string{"RERUN_NEEDS_PERSON_EXIT_CODE": "256"}, want: "RERUN_NEEDS_PERSON_EXIT_CODE=256: must be a whole number from 0 to 255"},
+		{name: "needs person exit code negative", set: map[string]string{"RERUN_NEEDS_PERSON_EXIT_CODE": "-1"}, want: "RERUN_NEEDS_PERSON_EXIT_CODE=-1: must be a whole number from 0 to 255"},
+		{name: "needs person exit code text", set: map[string]string{"RERUN_NEEDS_PERSON_EXIT_CODE": "x"}, want: `RERUN_NEEDS_PERSON_EXIT_CODE="x": must be a whole number from 0 to 255`},
+		{name: "needs person exit code empty", set: map[string]string{"RERUN_NEEDS_PERSON_EXIT_CODE": ""}, want: "RERUN_NEEDS_PERSON_EXIT_CODE is set but empty"},
 		{name: "misspelt variable", set: map[string]string{"RERUN_DRYRUN": "true"}, want: "RERUN_DRYRUN is not a setting of looker-rerun; did you mean RERUN_DRY_RUN?"},
 		{name: "arguments", args: []string{"now"}, want: "settings come from the environment"},
 	}

@@ -117,7 +117,13 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "looker-rerun: bad settings (see -h):\n%v\n", err)
 		return exitConfig
 	}
-	return exitCode(run(ctx, cfg, stdout, stderr))
+	code := exitCode(run(ctx, cfg, stdout, stderr))
+	if code == exitPersonNeeded {
+		// Airflow pushes the summary only when the task succeeds: with 0, a
+		// later task fails on the summary's exit_code instead.
+		return cfg.NeedsPersonExitCode
+	}
+	return code
 }
 
 // runError carries the exit code of a run that did not fully succeed.
@@ -177,6 +183,7 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	// The result file first, then the last log line, then the summary: the
 	// summary is the last line of stdout and stderr together, which is the
 	// line DockerOperator keeps as the task's XCom.
+	sum.ExitCode = exitCode(runErr)
 	line, err := summaryLine(sum)
 	if err == nil {
 		err = writeResult(cfg, line)
@@ -185,6 +192,9 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		log.Error().Err(err).Msg("could not write the summary")
 		if runErr == nil {
 			runErr = &runError{exitPersonNeeded, err}
+			// The summary on stdout tells it too.
+			sum.ExitCode = exitPersonNeeded
+			line, _ = summaryLine(sum)
 		}
 	}
 	ev := log.Info()
