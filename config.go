@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kelseyhightower/envconfig"
 	"github.com/rs/zerolog"
 
 	"github.com/looker-rerun/looker-rerun/looker"
@@ -49,6 +50,10 @@ type Config struct {
 	LogLevel  string `envconfig:"LOG_LEVEL" default:"info" hint:"trace, debug, info, warn or error" desc:"trace, debug, info, warn or error"`
 	LogFormat string `envconfig:"LOG_FORMAT" default:"json" hint:"json or console" desc:"json, or console for people"`
 
+	// rejected names the variables precheck reported: envconfig did not load
+	// their fields, so check does not judge their zero values.
+	rejected map[string]bool
+
 	// Derived by resolve.
 	since, until     time.Time
 	resultFileForced bool
@@ -82,22 +87,23 @@ const knownPrefix = "RERUN_"
 func loadConfig(now time.Time) (Config, error) {
 	cfg := Config{retry: defaultRetry}
 	_, cfg.resultFileForced = os.LookupEnv("RERUN_RESULT_FILE")
-	return cfg, errors.Join(cfg.read(), misspelt(), cfg.check(now))
+	rejected, problems := precheck()
+	cfg.rejected = rejected
+	return cfg, errors.Join(problems, misspelt(), cfg.load(), cfg.check(now))
 }
 
-// read fills each field from its variable, or from its default when the
-// variable is unset, as envconfig.Process would; but Process stops at the
-// first missing or unparsable variable, hiding every other problem, and
-// takes a set-but-empty variable as its value. read goes on, and reports a
-// variable set to nothing: a template that rendered empty must not quietly
-// become "use the default window", nor an empty URL. A field whose value is
-// empty or does not parse keeps its default, so that check judges only what
-// was written and says nothing twice.
-func (c *Config) read() error {
+// precheck reports every variable that is required but unset, set but
+// empty, or does not parse as its field's type, and names them.
+// envconfig.Process loads the settings, but stops at the first such
+// problem, hiding the others, and takes a set-but-empty variable as its
+// value: a template that rendered empty must not quietly become "use the
+// default window", nor an empty URL. precheck assigns nothing; parses
+// accepts exactly what Process does.
+func precheck() (map[string]bool, error) {
 	var errs []error
-	v := reflect.ValueOf(c).Elem()
+	rejected := map[string]bool{}
+	t := reflect.TypeFor[Config]()
 	for _, s := range settings() {
-		f := v.Field(s.index)
 		raw, set := os.LookupEnv(s.key)
 		switch {
 		case !set && s.required:
@@ -111,71 +117,84 @@ func (c *Config) read() error {
 				msg += " (" + s.def + ")"
 			}
 			errs = append(errs, errors.New(msg))
-			errs = append(errs, decodeDefault(f, s))
-		case set:
-			if decode(f, raw) != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: must be %s", s.key, raw, s.hint))
-				errs = append(errs, decodeDefault(f, s))
-			}
+		case set && parses(t.Field(s.index).Type, raw) != nil:
+			errs = append(errs, fmt.Errorf("%s=%q: must be %s", s.key, raw, s.hint))
 		default:
-			errs = append(errs, decodeDefault(f, s))
+			continue
 		}
+		rejected[s.key] = true
 	}
-	return errors.Join(errs...)
+	return rejected, errors.Join(errs...)
 }
 
-// decodeDefault sets f to the setting's default, if it has one.
-func decodeDefault(f reflect.Value, s setting) error {
-	if s.def == "" {
-		return nil
-	}
-	if err := decode(f, s.def); err != nil {
-		return fmt.Errorf("%s: the default %q does not parse: %w", s.key, s.def, err)
-	}
-	return nil
-}
-
-// decode parses s into f, which has one of the types Config uses, the way
-// envconfig does (except that whole numbers are decimal only: envconfig
-// reads 010 as octal 8).
-func decode(f reflect.Value, s string) error {
-	if f.Type() == reflect.TypeFor[time.Duration]() {
-		d, err := time.ParseDuration(s)
-		f.SetInt(int64(d))
+// parses reports whether envconfig.Process can assign s to a field of type
+// t, testing it the way Process converts it: whole numbers with
+// strconv.ParseInt(s, 0, ...), so 0x10 is 16 and 010 is octal 8. Kinds it
+// does not know are left to Process to judge.
+func parses(t reflect.Type, s string) error {
+	var err error
+	if t == reflect.TypeFor[time.Duration]() {
+		_, err = time.ParseDuration(s)
 		return err
 	}
-	switch f.Kind() {
-	case reflect.String:
-		f.SetString(s)
+	switch t.Kind() {
 	case reflect.Bool:
-		b, err := strconv.ParseBool(s)
-		f.SetBool(b)
-		return err
-	case reflect.Int:
-		n, err := strconv.ParseInt(s, 10, strconv.IntSize)
-		f.SetInt(n)
-		return err
-	case reflect.Float64:
-		x, err := strconv.ParseFloat(s, 64)
-		f.SetFloat(x)
-		return err
-	default:
-		return fmt.Errorf("cannot decode a %s", f.Type())
+		_, err = strconv.ParseBool(s)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		_, err = strconv.ParseInt(s, 0, t.Bits())
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		_, err = strconv.ParseUint(s, 0, t.Bits())
+	case reflect.Float32, reflect.Float64:
+		_, err = strconv.ParseFloat(s, t.Bits())
 	}
-	return nil
+	return err
+}
+
+// load has envconfig.Process fill the fields: each from its variable, or
+// from its default when the variable is unset. When precheck rejected some
+// variables, Process is given a view of the others instead of c (it would
+// stop at the first rejected one): a struct of pointers to c's fields with
+// the same tags, which Process follows and writes through. The rejected
+// fields stay zero, and check does not judge them.
+func (c *Config) load() error {
+	if len(c.rejected) == 0 {
+		return envconfig.Process("", c)
+	}
+	v := reflect.ValueOf(c).Elem()
+	var (
+		fields []reflect.StructField
+		ptrs   []reflect.Value
+	)
+	for _, s := range settings() {
+		if c.rejected[s.key] {
+			continue
+		}
+		f := v.Type().Field(s.index)
+		fields = append(fields, reflect.StructField{Name: f.Name, Type: reflect.PointerTo(f.Type), Tag: f.Tag})
+		ptrs = append(ptrs, v.Field(s.index).Addr())
+	}
+	view := reflect.New(reflect.StructOf(fields)).Elem()
+	for i, p := range ptrs {
+		view.Field(i).Set(p)
+	}
+	return envconfig.Process("", view.Addr().Interface())
 }
 
 // check validates every value and resolves the settings parsed from them,
 // joining every problem.
 func (c *Config) check(now time.Time) error { return errors.Join(c.validate(), c.resolve(now)) }
 
-// validate checks the values that need no parsing beyond read's, and joins
-// every problem, each saying what a valid value looks like.
+// validate checks the values that need no parsing beyond envconfig's, and
+// joins every problem, each saying what a valid value looks like.
 func (c *Config) validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	// mustBe reports a value outside the range its hint gives.
 	mustBe := func(key string, value any) { bad("%s=%v: must be %s", key, value, hint(key)) }
+	// A field precheck rejected holds zero, not the user's value, and its
+	// problem is reported already: the string checks skip "", the number
+	// checks ask loaded.
+	loaded := func(key string) bool { return !c.rejected[key] }
 
 	if c.BaseURL != "" {
 		if _, err := looker.NormalizeBaseURL(c.BaseURL); err != nil {
@@ -185,25 +204,25 @@ func (c *Config) validate() error {
 	if c.APIVersion != "" && c.APIVersion != looker.APIVersion {
 		bad("LOOKERSDK_API_VERSION=%q: only %s is supported (Looker removed 3.x in 23.18)", c.APIVersion, looker.APIVersion)
 	}
-	if c.TimeoutSec <= 0 {
+	if loaded("LOOKERSDK_TIMEOUT") && c.TimeoutSec <= 0 {
 		bad("LOOKERSDK_TIMEOUT=%d: must be a positive whole number of seconds such as 120", c.TimeoutSec)
 	}
-	if c.Lookback <= 0 {
+	if loaded("RERUN_LOOKBACK") && c.Lookback <= 0 {
 		bad("RERUN_LOOKBACK=%s: must be positive, %s", c.Lookback, durationHint)
 	}
-	if c.Concurrency < 1 || c.Concurrency > 64 {
+	if loaded("RERUN_CONCURRENCY") && (c.Concurrency < 1 || c.Concurrency > 64) {
 		mustBe("RERUN_CONCURRENCY", c.Concurrency)
 	}
-	if c.Rate < 0 || c.Rate != c.Rate {
+	if loaded("RERUN_RATE") && (c.Rate < 0 || c.Rate != c.Rate) {
 		mustBe("RERUN_RATE", c.Rate)
 	}
-	if c.Wait < 0 {
+	if loaded("RERUN_WAIT") && c.Wait < 0 {
 		bad("RERUN_WAIT=%s: must be 0 (do not wait) or more, %s", c.Wait, durationHint)
 	}
-	if c.MaxAttempts < 0 {
+	if loaded("RERUN_MAX_ATTEMPTS") && c.MaxAttempts < 0 {
 		mustBe("RERUN_MAX_ATTEMPTS", c.MaxAttempts)
 	}
-	if c.NeedsPersonExitCode < 0 || c.NeedsPersonExitCode > 255 {
+	if loaded("RERUN_NEEDS_PERSON_EXIT_CODE") && (c.NeedsPersonExitCode < 0 || c.NeedsPersonExitCode > 255) {
 		mustBe("RERUN_NEEDS_PERSON_EXIT_CODE", c.NeedsPersonExitCode)
 	}
 	if c.LookID != "" && strings.Trim(c.LookID, "0123456789") != "" {
@@ -235,7 +254,9 @@ func (c *Config) resolve(now time.Time) error {
 	}
 
 	c.until = now.UTC()
-	untilOK, sinceOK := true, true
+	// Without RERUN_SINCE the window is RERUN_LOOKBACK long, unknown when
+	// precheck rejected it.
+	untilOK, sinceOK := true, c.Since != "" || !c.rejected["RERUN_LOOKBACK"]
 	if c.Until != "" {
 		if c.until, err = time.Parse(time.RFC3339, c.Until); err != nil {
 			untilOK = false

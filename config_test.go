@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/kelseyhightower/envconfig"
 
 	"github.com/looker-rerun/looker-rerun/looker/lookertest"
 )
@@ -220,6 +221,17 @@ func TestEveryProblemIsReportedAtOnce(t *testing.T) {
 			},
 		},
 		{
+			name: "unparsable values are not judged again",
+			drop: []string{"RERUN_SINCE"},
+			set:  map[string]string{"LOOKERSDK_TIMEOUT": "", "RERUN_LOOKBACK": "ten hours", "RERUN_CONCURRENCY": "0x41", "RERUN_RATE": "-1"},
+			want: []string{
+				"LOOKERSDK_TIMEOUT is set but empty: must be a whole number of seconds such as 120, or unset to use the default (120)",
+				`RERUN_LOOKBACK="ten hours": must be a Go duration such as 15m or 1h30m (units s, m, h)`,
+				"RERUN_CONCURRENCY=65: must be a whole number from 1 to 64",
+				"RERUN_RATE=-1: must be a number of calls per second, 0 (no cap) or more, such as 5 or 0.5",
+			},
+		},
+		{
 			name: "a bool",
 			set:  map[string]string{"RERUN_DRY_RUN": "perhaps"},
 			want: []string{`RERUN_DRY_RUN="perhaps": must be true or false`},
@@ -285,9 +297,34 @@ func TestEverySettingSaysWhatIsValid(t *testing.T) {
 		if s.hint == "" {
 			t.Errorf("%s has no hint tag, and its type implies none", s.key)
 		}
-		var cfg Config
-		if err := decodeDefault(reflect.ValueOf(&cfg).Elem().Field(s.index), s); err != nil {
-			t.Error(err)
+		if err := parses(reflect.TypeFor[Config]().Field(s.index).Type, s.def); err != nil {
+			t.Errorf("%s: the default %q does not parse: %v", s.key, s.def, err)
+		}
+	}
+}
+
+// TestPrecheckAcceptsWhatEnvconfigDoes: precheck says a value parses exactly
+// when envconfig.Process can load it, so no problem is reported twice (by
+// precheck and again by Process) and none slips past precheck to stop
+// Process before the others are reported.
+func TestPrecheckAcceptsWhatEnvconfigDoes(t *testing.T) {
+	values := []string{"", " ", "0", "7", "-1", "+2", " 5", "010", "08", "0x41", "0b11", "0o17", "1_000",
+		"9223372036854775808", "1.5", "1e3", ".5", "NaN", "Inf", "-0", "true", "TRUE", "t", "F", "yes",
+		"1h", "1h30m", "1.5h", "90", "-1m", "0s", "15", "ten hours", "https://example.looker.com"}
+	for _, s := range settings() {
+		typ := reflect.TypeFor[Config]().Field(s.index).Type
+		for _, v := range values {
+			t.Run(s.key+"="+v, func(t *testing.T) {
+				clearEnv(t)
+				for _, k := range []string{"LOOKERSDK_BASE_URL", "LOOKERSDK_CLIENT_ID", "LOOKERSDK_CLIENT_SECRET"} {
+					t.Setenv(k, "x")
+				}
+				t.Setenv(s.key, v)
+				want := envconfig.Process("", &Config{})
+				if got := parses(typ, v); (got == nil) != (want == nil) {
+					t.Errorf("%s %q: precheck says %v, envconfig says %v", typ, v, got, want)
+				}
+			})
 		}
 	}
 }
