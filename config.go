@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,34 +18,43 @@ import (
 
 // Config is every setting, read from the environment. The LOOKERSDK_ names
 // are the ones Looker's own SDKs read, so existing secrets and env files work
-// unchanged.
+// unchanged. Each field's tags give its variable (envconfig), default,
+// whether it is required, its meaning for -h (desc), and what a valid value
+// looks like for error messages (hint; durations and bools have one by
+// type).
 type Config struct {
-	BaseURL      string `envconfig:"LOOKERSDK_BASE_URL" required:"true" desc:"Looker URL: https://example.looker.com, with or without :19999 and /api/4.0"`
-	ClientID     string `envconfig:"LOOKERSDK_CLIENT_ID" required:"true" desc:"API client id of the Looker user that re-runs the plans"`
-	ClientSecret string `envconfig:"LOOKERSDK_CLIENT_SECRET" required:"true" desc:"API client secret (never logged)"`
-	APIVersion   string `envconfig:"LOOKERSDK_API_VERSION" default:"4.0" desc:"Looker API version; only 4.0 exists since Looker 23.18"`
+	BaseURL      string `envconfig:"LOOKERSDK_BASE_URL" required:"true" hint:"a URL such as https://example.looker.com" desc:"Looker URL: https://example.looker.com, with or without :19999 and /api/4.0"`
+	ClientID     string `envconfig:"LOOKERSDK_CLIENT_ID" required:"true" hint:"the client id of a Looker API key" desc:"API client id of the Looker user that re-runs the plans"`
+	ClientSecret string `envconfig:"LOOKERSDK_CLIENT_SECRET" required:"true" hint:"the client secret of that API key" desc:"API client secret (never logged)"`
+	APIVersion   string `envconfig:"LOOKERSDK_API_VERSION" default:"4.0" hint:"4.0" desc:"Looker API version; only 4.0 exists since Looker 23.18"`
 	VerifySSL    bool   `envconfig:"LOOKERSDK_VERIFY_SSL" default:"true" desc:"verify Looker's TLS certificate"`
-	TimeoutSec   int    `envconfig:"LOOKERSDK_TIMEOUT" default:"120" desc:"seconds each HTTP request to Looker may take"`
+	TimeoutSec   int    `envconfig:"LOOKERSDK_TIMEOUT" default:"120" hint:"a whole number of seconds such as 120" desc:"seconds each HTTP request to Looker may take"`
 
-	Since    string        `envconfig:"RERUN_SINCE" desc:"start of the window of failed deliveries, RFC 3339 (default: RERUN_UNTIL minus RERUN_LOOKBACK)"`
-	Until    string        `envconfig:"RERUN_UNTIL" desc:"end of the window, RFC 3339, excluded (default: now)"`
+	Since    string        `envconfig:"RERUN_SINCE" hint:"an RFC 3339 time such as 2026-11-27T16:00:00Z" desc:"start of the window of failed deliveries, RFC 3339 (default: RERUN_UNTIL minus RERUN_LOOKBACK)"`
+	Until    string        `envconfig:"RERUN_UNTIL" hint:"an RFC 3339 time such as 2026-11-28T01:00:00Z" desc:"end of the window, RFC 3339, excluded (default: now)"`
 	Lookback time.Duration `envconfig:"RERUN_LOOKBACK" default:"10h" desc:"window length when RERUN_SINCE is not set"`
-	LookID   string        `envconfig:"RERUN_LOOK_ID" desc:"take the failed plans from this saved Look (rows with scheduled_plan.id) instead of querying System Activity"`
+	LookID   string        `envconfig:"RERUN_LOOK_ID" hint:"a Look id (digits) such as 42" desc:"take the failed plans from this saved Look (rows with scheduled_plan.id) instead of querying System Activity"`
 	DryRun   bool          `envconfig:"RERUN_DRY_RUN" default:"false" desc:"decide and report everything, re-run nothing"`
 
-	Wait             time.Duration `envconfig:"RERUN_WAIT" default:"0" desc:"wait this long for the re-runs to be delivered and report each outcome; 0 = do not wait"`
 	Confirm          time.Duration `envconfig:"RERUN_CONFIRM" default:"2m" desc:"after a lost run_once answer, look this long for its copy in System Activity before sending again; every copy made must show there within it"`
-	LookerTimezone   string        `envconfig:"RERUN_LOOKER_TIMEZONE" desc:"IANA time zone Looker's queries answer in, when not UTC (its Query Time Zone, with user-specific time zones off), e.g. Asia/Tokyo"`
-	PermanentPattern string        `envconfig:"RERUN_PERMANENT_PATTERN" desc:"regular expression of more failure details (status_detail) that a re-run cannot fix"`
+	LookerTimezone   string        `envconfig:"RERUN_LOOKER_TIMEZONE" hint:"an IANA time zone such as Asia/Tokyo or America/New_York" desc:"IANA time zone Looker's queries answer in, when not UTC (its Query Time Zone, with user-specific time zones off), e.g. Asia/Tokyo"`
+	Wait             time.Duration `envconfig:"RERUN_WAIT" default:"0" desc:"wait this long for the re-runs to be delivered and report each outcome; 0 = do not wait"`
+	PermanentPattern string        `envconfig:"RERUN_PERMANENT_PATTERN" hint:"a regular expression (Go syntax) such as (?i)mailbox full" desc:"regular expression of more failure details (status_detail) that a re-run cannot fix"`
 	RetryPermanent   bool          `envconfig:"RERUN_RETRY_PERMANENT" default:"false" desc:"re-run permanent failures anyway"`
-	MaxAttempts      int           `envconfig:"RERUN_MAX_ATTEMPTS" default:"2" desc:"failed re-runs of one failure before it is left to a person; 0 = no cap"`
+	MaxAttempts      int           `envconfig:"RERUN_MAX_ATTEMPTS" default:"2" hint:"a whole number, 0 (no cap) or more, such as 2" desc:"failed re-runs of one failure before it is left to a person; 0 = no cap"`
 
-	Concurrency int     `envconfig:"RERUN_CONCURRENCY" default:"4" desc:"plans re-run at once"`
-	Rate        float64 `envconfig:"RERUN_RATE" default:"5" desc:"most run_once calls per second; 0 = no cap"`
-	ResultFile  string  `envconfig:"RERUN_RESULT_FILE" default:"/airflow/xcom/return.json" desc:"where the summary is written too: when its folder exists, or always when set"`
+	Concurrency int     `envconfig:"RERUN_CONCURRENCY" default:"4" hint:"a whole number from 1 to 64" desc:"plans re-run at once"`
+	Rate        float64 `envconfig:"RERUN_RATE" default:"5" hint:"a number of calls per second, 0 (no cap) or more, such as 5 or 0.5" desc:"most run_once calls per second; 0 = no cap"`
+	ResultFile  string  `envconfig:"RERUN_RESULT_FILE" default:"/airflow/xcom/return.json" hint:"a file path such as /airflow/xcom/return.json" desc:"where the summary is written too: when its folder exists, or always when set"`
 
-	LogLevel  string `envconfig:"LOG_LEVEL" default:"info" desc:"trace, debug, info, warn or error"`
-	LogFormat string `envconfig:"LOG_FORMAT" default:"json" desc:"json, or console for people"`
+	NeedsPersonExitCode int `envconfig:"RERUN_NEEDS_PERSON_EXIT_CODE" default:"1" hint:"a whole number from 0 to 255, such as 0 or 1" desc:"exit code when a person is needed; 0 lets Airflow keep the summary, whose exit_code still says 1"`
+
+	LogLevel  string `envconfig:"LOG_LEVEL" default:"info" hint:"trace, debug, info, warn or error" desc:"trace, debug, info, warn or error"`
+	LogFormat string `envconfig:"LOG_FORMAT" default:"json" hint:"json or console" desc:"json, or console for people"`
+
+	// rejected names the variables precheck reported: envconfig did not load
+	// their fields, so check does not judge their zero values.
+	rejected map[string]bool
 
 	// Derived by resolve.
 	since, until     time.Time
@@ -75,41 +86,102 @@ var defaultRetry = retryTiming{max: 5, waitMin: time.Second, waitMax: 30 * time.
 // with it is a misspelling, reported rather than ignored.
 const knownPrefix = "RERUN_"
 
-// loadConfig reads and checks the settings. now fills the default window.
+// loadConfig reads and checks the settings, and reports every problem at
+// once. now fills the default window.
 func loadConfig(now time.Time) (Config, error) {
-	var cfg Config
-	if err := envconfig.Process("", &cfg); err != nil {
-		return cfg, errors.Join(envError(err), misspelt())
-	}
-	cfg.retry = defaultRetry
+	cfg := Config{retry: defaultRetry}
 	_, cfg.resultFileForced = os.LookupEnv("RERUN_RESULT_FILE")
-	return cfg, errors.Join(misspelt(), setButEmpty(), cfg.check(now))
+	rejected, problems := precheck()
+	cfg.rejected = rejected
+	return cfg, errors.Join(problems, misspelt(), cfg.load(), cfg.check(now))
 }
 
-// setButEmpty reports the optional variables without a default that are set
-// to nothing: a template that rendered empty must not quietly become "use
-// the default window". (validate sees the others: empty is not a valid
-// value for any of them.)
-func setButEmpty() error {
+// precheck reports every variable that is required but unset, set but
+// empty, or does not parse as its field's type, and names them.
+// envconfig.Process loads the settings, but stops at the first such
+// problem, hiding the others, and takes a set-but-empty variable as its
+// value: a template that rendered empty must not quietly become "use the
+// default window", nor an empty URL. precheck assigns nothing; parses
+// accepts exactly what Process does.
+func precheck() (map[string]bool, error) {
 	var errs []error
-	for _, name := range []string{"RERUN_SINCE", "RERUN_UNTIL", "RERUN_LOOK_ID", "RERUN_PERMANENT_PATTERN", "RERUN_LOOKER_TIMEZONE"} {
-		if v, ok := os.LookupEnv(name); ok && strings.TrimSpace(v) == "" {
-			errs = append(errs, fmt.Errorf("%s is set but empty; unset it to use the default", name))
+	rejected := map[string]bool{}
+	t := reflect.TypeFor[Config]()
+	for _, s := range settings() {
+		raw, set := os.LookupEnv(s.key)
+		switch {
+		case !set && s.required:
+			errs = append(errs, fmt.Errorf("%s is required: %s", s.key, s.hint))
+		case set && strings.TrimSpace(raw) == "":
+			msg := fmt.Sprintf("%s is set but empty: must be %s", s.key, s.hint)
+			if !s.required {
+				msg += ", or unset to use the default"
+			}
+			if s.def != "" {
+				msg += " (" + s.def + ")"
+			}
+			errs = append(errs, errors.New(msg))
+		case set && parses(t.Field(s.index).Type, raw) != nil:
+			errs = append(errs, fmt.Errorf("%s=%q: must be %s", s.key, raw, s.hint))
+		default:
+			continue
 		}
+		rejected[s.key] = true
 	}
-	return errors.Join(errs...)
+	return rejected, errors.Join(errs...)
 }
 
-// envError rewrites envconfig's errors to name the variable plainly.
-func envError(err error) error {
-	var pe *envconfig.ParseError
-	if errors.As(err, &pe) {
-		return fmt.Errorf("%s=%q: not a valid %s", pe.KeyName, pe.Value, pe.TypeName)
+// parses reports whether envconfig.Process can assign s to a field of type
+// t, testing it the way Process converts it: whole numbers with
+// strconv.ParseInt(s, 0, ...), so 0x10 is 16 and 010 is octal 8. Kinds it
+// does not know are left to Process to judge.
+func parses(t reflect.Type, s string) error {
+	var err error
+	if t == reflect.TypeFor[time.Duration]() {
+		_, err = time.ParseDuration(s)
+		return err
 	}
-	if msg, ok := strings.CutPrefix(err.Error(), "required key "); ok {
-		return fmt.Errorf("%s is required", strings.TrimSuffix(msg, " missing value"))
+	switch t.Kind() {
+	case reflect.Bool:
+		_, err = strconv.ParseBool(s)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		_, err = strconv.ParseInt(s, 0, t.Bits())
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		_, err = strconv.ParseUint(s, 0, t.Bits())
+	case reflect.Float32, reflect.Float64:
+		_, err = strconv.ParseFloat(s, t.Bits())
 	}
 	return err
+}
+
+// load has envconfig.Process fill the fields: each from its variable, or
+// from its default when the variable is unset. When precheck rejected some
+// variables, Process is given a view of the others instead of c (it would
+// stop at the first rejected one): a struct of pointers to c's fields with
+// the same tags, which Process follows and writes through. The rejected
+// fields stay zero, and check does not judge them.
+func (c *Config) load() error {
+	if len(c.rejected) == 0 {
+		return envconfig.Process("", c)
+	}
+	v := reflect.ValueOf(c).Elem()
+	var (
+		fields []reflect.StructField
+		ptrs   []reflect.Value
+	)
+	for _, s := range settings() {
+		if c.rejected[s.key] {
+			continue
+		}
+		f := v.Type().Field(s.index)
+		fields = append(fields, reflect.StructField{Name: f.Name, Type: reflect.PointerTo(f.Type), Tag: f.Tag})
+		ptrs = append(ptrs, v.Field(s.index).Addr())
+	}
+	view := reflect.New(reflect.StructOf(fields)).Elem()
+	for i, p := range ptrs {
+		view.Field(i).Set(p)
+	}
+	return envconfig.Process("", view.Addr().Interface())
 }
 
 // check validates every value and resolves the settings parsed from them,
@@ -117,19 +189,17 @@ func envError(err error) error {
 func (c *Config) check(now time.Time) error { return errors.Join(c.validate(), c.resolve(now)) }
 
 // validate checks the values that need no parsing beyond envconfig's, and
-// joins every problem.
+// joins every problem, each saying what a valid value looks like.
 func (c *Config) validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	// mustBe reports a value outside the range its hint gives.
+	mustBe := func(key string, value any) { bad("%s=%v: must be %s", key, value, hint(key)) }
+	// A field precheck rejected holds zero, not the user's value, and its
+	// problem is reported already: the string checks skip "", the number
+	// checks ask loaded.
+	loaded := func(key string) bool { return !c.rejected[key] }
 
-	for _, v := range []struct{ name, value string }{
-		{"LOOKERSDK_BASE_URL", c.BaseURL}, {"LOOKERSDK_CLIENT_ID", c.ClientID}, {"LOOKERSDK_CLIENT_SECRET", c.ClientSecret},
-		{"LOOKERSDK_API_VERSION", c.APIVersion}, {"RERUN_RESULT_FILE", c.ResultFile}, {"LOG_LEVEL", c.LogLevel}, {"LOG_FORMAT", c.LogFormat},
-	} {
-		if strings.TrimSpace(v.value) == "" {
-			bad("%s is set but empty", v.name)
-		}
-	}
 	if c.BaseURL != "" {
 		if _, err := looker.NormalizeBaseURL(c.BaseURL); err != nil {
 			bad("LOOKERSDK_BASE_URL: %v", err)
@@ -138,32 +208,35 @@ func (c *Config) validate() error {
 	if c.APIVersion != "" && c.APIVersion != looker.APIVersion {
 		bad("LOOKERSDK_API_VERSION=%q: only %s is supported (Looker removed 3.x in 23.18)", c.APIVersion, looker.APIVersion)
 	}
-	if c.TimeoutSec <= 0 {
-		bad("LOOKERSDK_TIMEOUT=%d: must be a positive number of seconds", c.TimeoutSec)
+	if loaded("LOOKERSDK_TIMEOUT") && c.TimeoutSec <= 0 {
+		bad("LOOKERSDK_TIMEOUT=%d: must be a positive whole number of seconds such as 120", c.TimeoutSec)
 	}
-	if c.Lookback <= 0 {
-		bad("RERUN_LOOKBACK=%s: must be positive", c.Lookback)
+	if loaded("RERUN_LOOKBACK") && c.Lookback <= 0 {
+		bad("RERUN_LOOKBACK=%s: must be positive, %s", c.Lookback, durationHint)
 	}
-	if c.Concurrency < 1 || c.Concurrency > 64 {
-		bad("RERUN_CONCURRENCY=%d: must be 1 to 64", c.Concurrency)
+	if loaded("RERUN_CONCURRENCY") && (c.Concurrency < 1 || c.Concurrency > 64) {
+		mustBe("RERUN_CONCURRENCY", c.Concurrency)
 	}
-	if c.Rate < 0 || c.Rate != c.Rate {
-		bad("RERUN_RATE=%v: must be 0 (no cap) or more", c.Rate)
+	if loaded("RERUN_RATE") && (c.Rate < 0 || c.Rate != c.Rate) {
+		mustBe("RERUN_RATE", c.Rate)
 	}
-	if c.Wait < 0 {
-		bad("RERUN_WAIT=%s: must be 0 (do not wait) or more", c.Wait)
+	if loaded("RERUN_WAIT") && c.Wait < 0 {
+		bad("RERUN_WAIT=%s: must be 0 (do not wait) or more, %s", c.Wait, durationHint)
 	}
-	if c.Confirm <= 0 {
-		bad("RERUN_CONFIRM=%s: must be positive, such as 2m: it is how long System Activity may take to show a copy", c.Confirm)
+	if loaded("RERUN_CONFIRM") && c.Confirm <= 0 {
+		bad("RERUN_CONFIRM=%s: must be positive, %s: it is how long System Activity may take to show a copy", c.Confirm, durationHint)
 	}
-	if c.MaxAttempts < 0 {
-		bad("RERUN_MAX_ATTEMPTS=%d: must be 0 (no cap) or more", c.MaxAttempts)
+	if loaded("RERUN_MAX_ATTEMPTS") && c.MaxAttempts < 0 {
+		mustBe("RERUN_MAX_ATTEMPTS", c.MaxAttempts)
+	}
+	if loaded("RERUN_NEEDS_PERSON_EXIT_CODE") && (c.NeedsPersonExitCode < 0 || c.NeedsPersonExitCode > 255) {
+		mustBe("RERUN_NEEDS_PERSON_EXIT_CODE", c.NeedsPersonExitCode)
 	}
 	if c.LookID != "" && strings.Trim(c.LookID, "0123456789") != "" {
-		bad("RERUN_LOOK_ID=%q: must be a Look id (digits)", c.LookID)
+		mustBe("RERUN_LOOK_ID", strconv.Quote(c.LookID))
 	}
 	if c.LogFormat != "" && c.LogFormat != "json" && c.LogFormat != "console" {
-		bad("LOG_FORMAT=%q: must be json or console", c.LogFormat)
+		mustBe("LOG_FORMAT", strconv.Quote(c.LogFormat))
 	}
 	return errors.Join(errs...)
 }
@@ -181,10 +254,10 @@ func (c *Config) resolve(now time.Time) error {
 
 	c.timeout = time.Duration(c.TimeoutSec) * time.Second
 	if c.permanent, err = rerun.NewClassifier(c.PermanentPattern); err != nil {
-		bad("RERUN_PERMANENT_PATTERN: not a regular expression: %v", err)
+		bad("RERUN_PERMANENT_PATTERN: must be %s: %v", hint("RERUN_PERMANENT_PATTERN"), err)
 	}
 	if c.level, err = zerolog.ParseLevel(c.LogLevel); c.LogLevel != "" && (err != nil || c.level == zerolog.NoLevel) {
-		bad("LOG_LEVEL=%q: must be trace, debug, info, warn or error", c.LogLevel)
+		bad("LOG_LEVEL=%q: must be %s", c.LogLevel, hint("LOG_LEVEL"))
 	}
 
 	c.location = time.UTC
@@ -196,18 +269,20 @@ func (c *Config) resolve(now time.Time) error {
 	}
 
 	c.until = now.UTC()
-	untilOK, sinceOK := true, true
+	// Without RERUN_SINCE the window is RERUN_LOOKBACK long, unknown when
+	// precheck rejected it.
+	untilOK, sinceOK := true, c.Since != "" || !c.rejected["RERUN_LOOKBACK"]
 	if c.Until != "" {
 		if c.until, err = time.Parse(time.RFC3339, c.Until); err != nil {
 			untilOK = false
-			bad("RERUN_UNTIL=%q: not an RFC 3339 time such as 2026-11-28T01:00:00Z", c.Until)
+			bad("RERUN_UNTIL=%q: must be %s", c.Until, hint("RERUN_UNTIL"))
 		}
 	}
 	c.since = c.until.Add(-c.Lookback)
 	if c.Since != "" {
 		if c.since, err = time.Parse(time.RFC3339, c.Since); err != nil {
 			sinceOK = false
-			bad("RERUN_SINCE=%q: not an RFC 3339 time such as 2026-11-27T16:00:00Z", c.Since)
+			bad("RERUN_SINCE=%q: must be %s", c.Since, hint("RERUN_SINCE"))
 		}
 	}
 	if untilOK && sinceOK && !c.since.Before(c.until) {
@@ -229,6 +304,6 @@ func (c Config) logValue(e *zerolog.Event) *zerolog.Event {
 		Int("concurrency", c.Concurrency).Float64("rate", c.Rate).Str("result_file", c.ResultFile).
 		Dur("wait", c.Wait).Dur("confirm", c.Confirm).Str("looker_timezone", c.location.String()).
 		Int("max_attempts", c.MaxAttempts).Bool("retry_permanent", c.RetryPermanent).
-		Str("permanent_pattern", c.PermanentPattern).
+		Str("permanent_pattern", c.PermanentPattern).Int("needs_person_exit_code", c.NeedsPersonExitCode).
 		Str("log_level", c.LogLevel)
 }

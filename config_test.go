@@ -2,9 +2,14 @@ package main
 
 import (
 	"context"
+	"reflect"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/kelseyhightower/envconfig"
 
 	"github.com/looker-rerun/looker-rerun/looker/lookertest"
 )
@@ -34,6 +39,59 @@ func TestVersion(t *testing.T) {
 	r := runMain(t, context.Background(), nil, "--version")
 	if r.code != exitOK || !strings.Contains(r.stdout, "1.2.3") || !strings.Contains(r.stdout, "abc123") {
 		t.Errorf("--version: exit %d, stdout %q", r.code, r.stdout)
+	}
+}
+
+func TestVersionFromBuildInfo(t *testing.T) {
+	vcs := func(rev, modified string) []debug.BuildSetting {
+		return []debug.BuildSetting{{Key: "vcs", Value: "git"}, {Key: "vcs.revision", Value: rev},
+			{Key: "vcs.time", Value: "2026-11-28T22:10:00Z"}, {Key: "vcs.modified", Value: modified}}
+	}
+	tests := []struct {
+		name              string
+		version, revision string // as -ldflags left them
+		info              debug.BuildInfo
+		want              [2]string
+	}{
+		{
+			name: "set with -ldflags", version: "v1.2.3", revision: "abc123",
+			info: debug.BuildInfo{Main: debug.Module{Version: "v0.0.0-20261128221000-4d31f2e0a1b2"}, Settings: vcs("4d31f2e", "true")},
+			want: [2]string{"v1.2.3", "abc123"},
+		},
+		{
+			name: "built in a clean checkout", version: "dev", revision: "unknown",
+			info: debug.BuildInfo{Main: debug.Module{Version: "v0.0.0-20261128221000-4d31f2e0a1b2"}, Settings: vcs("4d31f2e0a1b2", "false")},
+			want: [2]string{"v0.0.0-20261128221000-4d31f2e0a1b2", "4d31f2e0a1b2"},
+		},
+		{
+			name: "built with changes", version: "dev", revision: "unknown",
+			info: debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: vcs("4d31f2e0a1b2", "true")},
+			want: [2]string{"dev", "4d31f2e0a1b2-dirty"},
+		},
+		{
+			name: "go install at a version", version: "dev", revision: "unknown",
+			info: debug.BuildInfo{Main: debug.Module{Version: "v1.4.0"}},
+			want: [2]string{"v1.4.0", "unknown"},
+		},
+		{
+			name: "no git, as in the image build", version: "dev", revision: "unknown",
+			info: debug.BuildInfo{Main: debug.Module{Version: "(devel)"}},
+			want: [2]string{"dev", "unknown"},
+		},
+		{
+			name: "only the version set with -ldflags", version: "v1.2.3", revision: "unknown",
+			info: debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: vcs("4d31f2e0a1b2", "false")},
+			want: [2]string{"v1.2.3", "4d31f2e0a1b2"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			v, r := fromBuildInfo(tt.version, tt.revision, &tt.info)
+			if diff := cmp.Diff(tt.want, [2]string{v, r}); diff != "" {
+				t.Errorf("version, revision (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 
@@ -88,6 +146,10 @@ func TestBadSettingsExit2BeforeAnyCall(t *testing.T) {
 		{name: "log level empty", set: map[string]string{"LOG_LEVEL": ""}, want: "LOG_LEVEL"},
 		{name: "log level unknown", set: map[string]string{"LOG_LEVEL": "loud"}, want: "LOG_LEVEL"},
 		{name: "log format", set: map[string]string{"LOG_FORMAT": "xml"}, want: "LOG_FORMAT"},
+		{name: "needs person exit code too big", set: map[string]string{"RERUN_NEEDS_PERSON_EXIT_CODE": "256"}, want: "RERUN_NEEDS_PERSON_EXIT_CODE=256: must be a whole number from 0 to 255"},
+		{name: "needs person exit code negative", set: map[string]string{"RERUN_NEEDS_PERSON_EXIT_CODE": "-1"}, want: "RERUN_NEEDS_PERSON_EXIT_CODE=-1: must be a whole number from 0 to 255"},
+		{name: "needs person exit code text", set: map[string]string{"RERUN_NEEDS_PERSON_EXIT_CODE": "x"}, want: `RERUN_NEEDS_PERSON_EXIT_CODE="x": must be a whole number from 0 to 255`},
+		{name: "needs person exit code empty", set: map[string]string{"RERUN_NEEDS_PERSON_EXIT_CODE": ""}, want: "RERUN_NEEDS_PERSON_EXIT_CODE is set but empty"},
 		{name: "misspelt variable", set: map[string]string{"RERUN_DRYRUN": "true"}, want: "RERUN_DRYRUN is not a setting of looker-rerun; did you mean RERUN_DRY_RUN?"},
 		{name: "arguments", args: []string{"now"}, want: "settings come from the environment"},
 	}
@@ -118,17 +180,151 @@ func TestBadSettingsExit2BeforeAnyCall(t *testing.T) {
 	}
 }
 
+// TestEveryProblemIsReportedAtOnce compares the whole error: every problem,
+// each once, each naming its variable and what a valid value looks like.
 func TestEveryProblemIsReportedAtOnce(t *testing.T) {
 	s := lookertest.NewServer(t)
 	since, until := window()
-	env := lookerEnv(s, since, until)
-	env["RERUN_RATE"] = "-2"
-	env["LOG_FORMAT"] = "yaml"
-	env["RERUN_LOOKBAK"] = "2h"
-	r := runMain(t, context.Background(), env)
-	for _, want := range []string{"RERUN_RATE", "LOG_FORMAT", "RERUN_LOOKBAK"} {
-		if !strings.Contains(r.stderr, want) {
-			t.Errorf("stderr does not report %s:\n%s", want, r.stderr)
+	required := []string{"LOOKERSDK_BASE_URL", "LOOKERSDK_CLIENT_ID", "LOOKERSDK_CLIENT_SECRET"}
+	tests := []struct {
+		name string
+		set  map[string]string
+		drop []string
+		want []string
+	}{
+		{
+			name: "the example of issue 11",
+			set:  map[string]string{"RERUN_SINCE": "yesterday", "RERUN_CONCURRENCY": "0", "LOG_LEVEL": "verbose", "RERUN_WAIT": "15"},
+			want: []string{
+				`RERUN_WAIT="15": must be a Go duration such as 15m or 1h30m (units s, m, h)`,
+				`RERUN_CONCURRENCY=0: must be a whole number from 1 to 64`,
+				`LOG_LEVEL="verbose": must be trace, debug, info, warn or error`,
+				`RERUN_SINCE="yesterday": must be an RFC 3339 time such as 2026-11-27T16:00:00Z`,
+			},
+		},
+		{
+			name: "nothing set",
+			drop: append(required, "RERUN_SINCE", "RERUN_UNTIL", "RERUN_RATE"),
+			want: []string{
+				"LOOKERSDK_BASE_URL is required: a URL such as https://example.looker.com",
+				"LOOKERSDK_CLIENT_ID is required: the client id of a Looker API key",
+				"LOOKERSDK_CLIENT_SECRET is required: the client secret of that API key",
+			},
+		},
+		{
+			name: "a range, a choice and a misspelling",
+			set:  map[string]string{"RERUN_RATE": "-2", "LOG_FORMAT": "yaml", "RERUN_LOOKBAK": "2h"},
+			want: []string{
+				"RERUN_LOOKBAK is not a setting of looker-rerun; did you mean RERUN_LOOKBACK?",
+				"RERUN_RATE=-2: must be a number of calls per second, 0 (no cap) or more, such as 5 or 0.5",
+				`LOG_FORMAT="yaml": must be json or console`,
+			},
+		},
+		{
+			name: "unparsable values are not judged again",
+			drop: []string{"RERUN_SINCE"},
+			set:  map[string]string{"LOOKERSDK_TIMEOUT": "", "RERUN_LOOKBACK": "ten hours", "RERUN_CONCURRENCY": "0x41", "RERUN_RATE": "-1"},
+			want: []string{
+				"LOOKERSDK_TIMEOUT is set but empty: must be a whole number of seconds such as 120, or unset to use the default (120)",
+				`RERUN_LOOKBACK="ten hours": must be a Go duration such as 15m or 1h30m (units s, m, h)`,
+				"RERUN_CONCURRENCY=65: must be a whole number from 1 to 64",
+				"RERUN_RATE=-1: must be a number of calls per second, 0 (no cap) or more, such as 5 or 0.5",
+			},
+		},
+		{
+			name: "a bool",
+			set:  map[string]string{"RERUN_DRY_RUN": "perhaps"},
+			want: []string{`RERUN_DRY_RUN="perhaps": must be true or false`},
+		},
+		{
+			name: "a duration",
+			set:  map[string]string{"RERUN_LOOKBACK": "ten hours"},
+			want: []string{`RERUN_LOOKBACK="ten hours": must be a Go duration such as 15m or 1h30m (units s, m, h)`},
+		},
+		{
+			name: "a whole number of seconds",
+			set:  map[string]string{"LOOKERSDK_TIMEOUT": "2m"},
+			want: []string{`LOOKERSDK_TIMEOUT="2m": must be a whole number of seconds such as 120`},
+		},
+		{
+			name: "a whole number in a range, not a number",
+			set:  map[string]string{"RERUN_CONCURRENCY": "many"},
+			want: []string{`RERUN_CONCURRENCY="many": must be a whole number from 1 to 64`},
+		},
+		{
+			name: "a number",
+			set:  map[string]string{"RERUN_RATE": "fast"},
+			want: []string{`RERUN_RATE="fast": must be a number of calls per second, 0 (no cap) or more, such as 5 or 0.5`},
+		},
+		{
+			name: "set but empty",
+			set: map[string]string{"LOOKERSDK_CLIENT_ID": "", "LOOKERSDK_VERIFY_SSL": " ", "LOG_LEVEL": "",
+				"RERUN_LOOK_ID": ""},
+			want: []string{
+				"LOOKERSDK_CLIENT_ID is set but empty: must be the client id of a Looker API key",
+				"LOOKERSDK_VERIFY_SSL is set but empty: must be true or false, or unset to use the default (true)",
+				"RERUN_LOOK_ID is set but empty: must be a Look id (digits) such as 42, or unset to use the default",
+				"LOG_LEVEL is set but empty: must be trace, debug, info, warn or error, or unset to use the default (info)",
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := lookerEnv(s, since, until)
+			for _, k := range tt.drop {
+				delete(env, k)
+			}
+			for k, v := range tt.set {
+				env[k] = v
+			}
+			r := runMain(t, context.Background(), env)
+			if r.code != exitConfig {
+				t.Errorf("exit %d, want %d", r.code, exitConfig)
+			}
+			got := strings.Split(strings.TrimRight(r.stderr, "\n"), "\n")
+			want := append([]string{"looker-rerun: bad settings (see -h):"}, tt.want...)
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("stderr lines (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestEverySettingSaysWhatIsValid keeps new settings honest: each has a hint
+// for its errors, and its default is a value it accepts.
+func TestEverySettingSaysWhatIsValid(t *testing.T) {
+	for _, s := range settings() {
+		if s.hint == "" {
+			t.Errorf("%s has no hint tag, and its type implies none", s.key)
+		}
+		if err := parses(reflect.TypeFor[Config]().Field(s.index).Type, s.def); err != nil {
+			t.Errorf("%s: the default %q does not parse: %v", s.key, s.def, err)
+		}
+	}
+}
+
+// TestPrecheckAcceptsWhatEnvconfigDoes: precheck says a value parses exactly
+// when envconfig.Process can load it, so no problem is reported twice (by
+// precheck and again by Process) and none slips past precheck to stop
+// Process before the others are reported.
+func TestPrecheckAcceptsWhatEnvconfigDoes(t *testing.T) {
+	values := []string{"", " ", "0", "7", "-1", "+2", " 5", "010", "08", "0x41", "0b11", "0o17", "1_000",
+		"9223372036854775808", "1.5", "1e3", ".5", "NaN", "Inf", "-0", "true", "TRUE", "t", "F", "yes",
+		"1h", "1h30m", "1.5h", "90", "-1m", "0s", "15", "ten hours", "https://example.looker.com"}
+	for _, s := range settings() {
+		typ := reflect.TypeFor[Config]().Field(s.index).Type
+		for _, v := range values {
+			t.Run(s.key+"="+v, func(t *testing.T) {
+				clearEnv(t)
+				for _, k := range []string{"LOOKERSDK_BASE_URL", "LOOKERSDK_CLIENT_ID", "LOOKERSDK_CLIENT_SECRET"} {
+					t.Setenv(k, "x")
+				}
+				t.Setenv(s.key, v)
+				want := envconfig.Process("", &Config{})
+				if got := parses(typ, v); (got == nil) != (want == nil) {
+					t.Errorf("%s %q: precheck says %v, envconfig says %v", typ, v, got, want)
+				}
+			})
 		}
 	}
 }

@@ -28,7 +28,8 @@ import (
 	"github.com/looker-rerun/looker-rerun/rerun"
 )
 
-// Set at build time with -ldflags "-X main.version=... -X main.revision=...".
+// Set at build time with -ldflags "-X main.version=... -X main.revision=...",
+// as the image build does; main falls back to what Go recorded in the binary.
 var (
 	version  = "dev"
 	revision = "unknown"
@@ -52,10 +53,43 @@ func main() {
 	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
 		debug.SetMemoryLimit(memoryLimit)
 	}
+	if info, ok := debug.ReadBuildInfo(); ok {
+		version, revision = fromBuildInfo(version, revision, info)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := realMain(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
+}
+
+// fromBuildInfo returns the version and revision to report: the ones set
+// with -ldflags when they were, else what Go records in every binary: the
+// module version (go install ...@v1.2.3, or a pseudo-version of the commit),
+// and for a build in a git checkout the commit, "-dirty" when the tree had
+// changes.
+func fromBuildInfo(version, revision string, info *debug.BuildInfo) (string, string) {
+	if version == "dev" && info.Main.Version != "" && info.Main.Version != "(devel)" {
+		version = info.Main.Version
+	}
+	if revision != "unknown" {
+		return version, revision
+	}
+	var rev, modified string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			modified = s.Value
+		}
+	}
+	switch {
+	case rev == "":
+		return version, revision
+	case modified == "true":
+		return version, rev + "-dirty"
+	}
+	return version, rev
 }
 
 // realMain parses flags and settings, runs, and maps the outcome to an exit
@@ -84,7 +118,13 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "looker-rerun: bad settings (see -h):\n%v\n", err)
 		return exitConfig
 	}
-	return exitCode(run(ctx, cfg, stdout, stderr))
+	code := exitCode(run(ctx, cfg, stdout, stderr))
+	if code == exitPersonNeeded {
+		// Airflow pushes the summary only when the task succeeds: with 0, a
+		// later task fails on the summary's exit_code instead.
+		return cfg.NeedsPersonExitCode
+	}
+	return code
 }
 
 // runError carries the exit code of a run that did not fully succeed.
@@ -151,6 +191,7 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	// The result file first, then the last log line, then the summary: the
 	// summary is the last line of stdout and stderr together, which is the
 	// line DockerOperator keeps as the task's XCom.
+	sum.ExitCode = exitCode(runErr)
 	line, err := summaryLine(sum)
 	if err == nil {
 		err = writeResult(cfg, line)
@@ -159,6 +200,9 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		log.Error().Err(err).Msg("could not write the summary")
 		if runErr == nil {
 			runErr = &runError{exitPersonNeeded, err}
+			// The summary on stdout tells it too.
+			sum.ExitCode = exitPersonNeeded
+			line, _ = summaryLine(sum)
 		}
 	}
 	ev := log.Info()

@@ -137,11 +137,60 @@ func TestExitCodes(t *testing.T) {
 				t.Fatalf("exit %d, want %d; stderr:\n%s", r.code, tt.want, r.stderr)
 			}
 			sum := r.summary(t)
+			if sum.ExitCode != tt.want {
+				t.Errorf("summary exit_code %d, want %d", sum.ExitCode, tt.want)
+			}
 			if tt.name == "wrong credentials" && !strings.Contains(sum.Error, "check LOOKERSDK_CLIENT_ID") {
 				t.Errorf("summary error %q: want it to say what to check", sum.Error)
 			}
 			if tt.want == exitCannotStart && (sum.Error == "" || len(s.Reruns()) != 0) {
 				t.Errorf("exit 3 with summary error %q and deliveries %v", sum.Error, s.Reruns())
+			}
+		})
+	}
+}
+
+// TestNeedsPersonExitCode: with RERUN_NEEDS_PERSON_EXIT_CODE=0 a run that
+// needs a person succeeds as a process, so Airflow keeps its summary, and the
+// summary says exit_code 1 for the next task to fail on. Exit 3 stays 3.
+func TestNeedsPersonExitCode(t *testing.T) {
+	since, until := window()
+	refused := func(s *lookertest.Server, _ map[string]string) {
+		s.AddFailure("1", since.Add(time.Hour), "boom")
+		s.Inject(lookertest.Fault{Op: lookertest.OpRunOnce, PlanID: "1", Status: http.StatusForbidden})
+	}
+	tests := []struct {
+		name    string
+		setting string // "" = unset
+		seed    func(s *lookertest.Server, env map[string]string)
+		code    int // the process's
+		summary int // the summary's exit_code
+	}{
+		{"default, a re-run refused", "", refused, 1, 1},
+		{"0, a re-run refused", "0", refused, 0, 1},
+		{"42, a re-run refused", "42", refused, 42, 1},
+		{"0, every re-run made", "0", func(s *lookertest.Server, _ map[string]string) {
+			s.AddFailure("1", since.Add(time.Hour), "boom")
+		}, 0, 0},
+		{"0, login refused", "0", func(_ *lookertest.Server, env map[string]string) {
+			env["LOOKERSDK_CLIENT_SECRET"] = "not-the-secret"
+		}, 3, 3},
+		{"0, the result file cannot be written", "0", func(_ *lookertest.Server, env map[string]string) {
+			env["RERUN_RESULT_FILE"] = filepath.Join(t.TempDir(), "missing", "return.json")
+		}, 0, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := lookertest.NewServer(t)
+			env := lookerEnv(s, since, until)
+			if tt.setting != "" {
+				env["RERUN_NEEDS_PERSON_EXIT_CODE"] = tt.setting
+			}
+			tt.seed(s, env)
+			r := runMain(t, context.Background(), env)
+			got := [2]int{r.code, r.summary(t).ExitCode}
+			if diff := cmp.Diff([2]int{tt.code, tt.summary}, got); diff != "" {
+				t.Errorf("process exit code, summary exit_code (-want +got):\n%s\nstderr:\n%s", diff, r.stderr)
 			}
 		})
 	}
@@ -170,7 +219,7 @@ func TestSummaryOnStdoutAndInResultFile(t *testing.T) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	want := []string{"dry_run", "failed", "failed_jobs", "failed_plans", "in_progress", "needs_person", "not_attempted", "rerun", "skipped", "source", "window"}
+	want := []string{"dry_run", "exit_code", "failed", "failed_jobs", "failed_plans", "in_progress", "needs_person", "not_attempted", "rerun", "skipped", "source", "window"}
 	if diff := cmp.Diff(want, keys); diff != "" {
 		t.Errorf("summary fields (-want +got):\n%s", diff)
 	}

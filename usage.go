@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 )
 
 // misspelt reports RERUN_ variables this tool does not read.
@@ -32,26 +33,53 @@ func misspelt() error {
 }
 
 // setting is one variable Config reads, as its struct tags describe it.
-type setting struct{ key, def, desc string }
+type setting struct {
+	key, def, desc string
+	required       bool
+	// hint is what a valid value looks like, for error messages: the hint
+	// tag, or one that the field's type implies.
+	hint  string
+	index int // of the field in Config
+}
 
-// settings lists the variables Config reads, in the order of its fields; a
-// required one has the default "required".
+// Hints for the types whose valid values need no more words.
+const (
+	durationHint = "a Go duration such as 15m or 1h30m (units s, m, h)"
+	boolHint     = "true or false"
+)
+
+// settings lists the variables Config reads, in the order of its fields.
 func settings() []setting {
 	var out []setting
 	t := reflect.TypeFor[Config]()
 	for i := range t.NumField() {
-		tag := t.Field(i).Tag
-		key := tag.Get("envconfig")
+		f := t.Field(i)
+		key := f.Tag.Get("envconfig")
 		if key == "" {
 			continue
 		}
-		def := tag.Get("default")
-		if tag.Get("required") == "true" {
-			def = "required"
+		s := setting{key: key, def: f.Tag.Get("default"), desc: f.Tag.Get("desc"),
+			required: f.Tag.Get("required") == "true", hint: f.Tag.Get("hint"), index: i}
+		switch {
+		case s.hint != "":
+		case f.Type == reflect.TypeFor[time.Duration]():
+			s.hint = durationHint
+		case f.Type.Kind() == reflect.Bool:
+			s.hint = boolHint
 		}
-		out = append(out, setting{key, def, tag.Get("desc")})
+		out = append(out, s)
 	}
 	return out
+}
+
+// hint says what a valid value of the variable key looks like.
+func hint(key string) string {
+	for _, s := range settings() {
+		if s.key == key {
+			return s.hint
+		}
+	}
+	return ""
 }
 
 // knownVars lists the names of the variables Config reads.
@@ -109,16 +137,21 @@ Settings come from the environment:
 	// type in the binary (1.7 MB of the image for this one table).
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, v := range settings() {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", v.key, v.def, v.desc)
+		def := v.def
+		if v.required {
+			def = "required"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", v.key, def, v.desc)
 	}
 	_ = tw.Flush()
 	fmt.Fprint(w, `
 Exit codes: 0 every plan that needed a re-run got one (or none needed one);
-1 some re-runs failed, were not attempted, failed again or were still
-running at the end of RERUN_WAIT, or a failure needs a person; 2 bad
-settings; 3 could not log in or list the failed deliveries (nothing was
-re-run).
+1 (or RERUN_NEEDS_PERSON_EXIT_CODE) some re-runs failed, were not attempted,
+failed again or were still running at the end of RERUN_WAIT, or a failure
+needs a person; 2 bad settings; 3 could not log in or list the failed
+deliveries (nothing was re-run).
 
-The summary is the last line of stdout, and is written to RERUN_RESULT_FILE.
+The summary is the last line of stdout, and is written to RERUN_RESULT_FILE;
+its exit_code is 0, 1 or 3, whatever code the process exits with.
 `)
 }

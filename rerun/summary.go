@@ -35,6 +35,10 @@ type Summary struct {
 	// Error says why the run could not list the failures (exit code 3), or
 	// was stopped.
 	Error string `json:"error,omitempty"`
+	// ExitCode is the outcome as an exit code: 0 (OK), 1 (a person is
+	// needed) or 3 (the failures could not be listed), whatever code the
+	// process exits with. The caller sets it.
+	ExitCode int `json:"exit_code"`
 }
 
 // Window is the half-open time range [Since, Until) in which the failed
