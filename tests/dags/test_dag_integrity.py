@@ -108,9 +108,9 @@ def test_dags_round_trip_through_serialization(parsed):
     # The scheduler and the UI only ever see the serialized form.
     result, _ = parsed
     assert result["serialized"] == {
-        "looker_rerun": ["rerun_failed_deliveries", "wait_for_nightly_batch"],
-        "looker_rerun_docker": ["rerun_failed_deliveries", "wait_for_nightly_batch"],
-        "looker_rerun_multi": ["rerun_failed_deliveries", "wait_for_nightly_batch"],
+        "looker_rerun": ["check_summary", "rerun_failed_deliveries", "wait_for_nightly_batch"],
+        "looker_rerun_docker": ["check_summary", "rerun_failed_deliveries", "wait_for_nightly_batch"],
+        "looker_rerun_multi": ["check_summary", "rerun_failed_deliveries", "wait_for_nightly_batch"],
     }
 
 
