@@ -2,8 +2,9 @@
 
 Imported by ``looker_rerun.py`` (KubernetesPodOperator) and ``looker_rerun_docker.py``
 (DockerOperator). It imports neither provider, so a Docker-only deployment can leave
-``looker_rerun.py`` (and the cncf-kubernetes provider) out. Airflow puts the DAG bundle's root on ``sys.path`` both when it parses
-the files and when a worker runs a task, so a plain ``import looker_rerun_common`` works.
+``looker_rerun.py`` (and the cncf-kubernetes provider) out. Airflow puts the DAG bundle's
+root on ``sys.path`` both when it parses the files and when a worker runs a task, so a
+plain ``import looker_rerun_common`` works.
 The DAG processor parses this file too and finds no DAG in it. (No ``.airflowignore``
 entry for it: with Airflow 3.3.2 and pathspec 1.x every glob-syntax ignore pattern raises
 a DeprecationWarning from Airflow's file discovery on each parse.)

@@ -272,7 +272,9 @@ def lookertest(tmp_path_factory):
             time.sleep(0.1)
         # Only the port is taken from the file: the host is the one it was told to use.
         port = written.rpartition(":")[2]
-        assert written.startswith("http://") and port.isdigit(), f"lookertest wrote no URL to {url_file} (got {written!r})"
+        assert written.startswith("http://") and port.isdigit(), (
+            f"lookertest wrote no URL to {url_file} (got {written!r})"
+        )
         yield {"url": f"http://{host}:{port}", "started": started, "log": tmp / "lookertest.log"}
     finally:
         proc.terminate()

@@ -71,7 +71,10 @@ def test_clean_run_passes(value):
             id="needs_person",
         ),
         pytest.param(
-            summary(exit_code=1, failed=[{"plan_id": "9", "name": "Board pack", "status": 403, "error": "looker: forbidden"}]),
+            summary(
+                exit_code=1,
+                failed=[{"plan_id": "9", "name": "Board pack", "status": 403, "error": "looker: forbidden"}],
+            ),
             ["re-run failed: plan 9 (Board pack) (HTTP 403): looker: forbidden"],
             id="failed",
         ),
@@ -94,7 +97,10 @@ def test_clean_run_passes(value):
             id="undelivered re-runs",
         ),
         pytest.param(
-            summary(exit_code=1, in_progress=[{"plan_id": "110", "name": "Ops", "outcome": "running", "detail": "since 09:58"}]),
+            summary(
+                exit_code=1,
+                in_progress=[{"plan_id": "110", "name": "Ops", "outcome": "running", "detail": "since 09:58"}],
+            ),
             ["in progress: plan 110 (Ops): running: since 09:58"],
             id="in_progress",
         ),

@@ -163,8 +163,9 @@ def airflow(tmp_path_factory, lookertest, image):
     dags = tmp / "dags"
     dags.mkdir()
     # What a Docker-only deployment copies, and the batch DAG that publishes the asset.
-    for f in [DAGS / "looker_rerun_docker.py", DAGS / "looker_rerun_common.py", REPO / "tests/dags/e2e_dags/nightly_batch.py"]:
-        shutil.copy(f, dags)
+    for f in ["looker_rerun_docker.py", "looker_rerun_common.py"]:
+        shutil.copy(DAGS / f, dags)
+    shutil.copy(REPO / "tests/dags/e2e_dags/nightly_batch.py", dags)
     af = Airflow(tmp / "home", dags)
     af("db", "migrate")
     variables = tmp / "variables.json"
@@ -179,7 +180,10 @@ def airflow(tmp_path_factory, lookertest, image):
         )
     )
     af("variables", "import", str(variables))
-    af("connections", "add", "looker_rerun", "--conn-type", "generic", "--conn-login", CLIENT_ID, "--conn-password", CLIENT_SECRET)  # fmt: skip
+    af(
+        "connections", "add", "looker_rerun",
+        "--conn-type", "generic", "--conn-login", CLIENT_ID, "--conn-password", CLIENT_SECRET,
+    )  # fmt: skip
     _, batch = af.dags_test("nightly_batch", pendulum.now("UTC"))
     assert batch["states"] == {"publish": "success"}, batch
     return af
