@@ -16,8 +16,10 @@ The container gets the window as RERUN_SINCE/RERUN_UNTIL (RFC 3339, UTC), the Lo
 credentials as LOOKERSDK_CLIENT_ID/LOOKERSDK_CLIENT_SECRET from a Kubernetes Secret
 (secretKeyRef: the values never pass through Airflow, its templates, logs or database),
 and writes its one-line JSON summary to /airflow/xcom/return.json, which becomes the
-task's XCom (return_value). Exit codes: 0 ok, 1 some re-runs failed or need a person,
-2 bad settings, 3 could not log in or fetch the failures; anything but 0 fails the task.
+task's XCom (return_value). A run that needs a person exits 0 too
+(RERUN_NEEDS_PERSON_EXIT_CODE=0), so the summary is pushed whatever the outcome, and the
+``check_summary`` task fails the run from it, naming the plans and why. Exit 2 (bad
+settings) and 3 (could not log in or fetch the failures) fail the pod task itself.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from looker_rerun_common import (
     SCHEDULE,
     START_DATE,
     USER_DEFINED_MACROS,
+    check_summaries,
+    check_summary,
     dag_params,
     rerun_env,
     wait_for_nightly_batch_task,
@@ -104,7 +108,8 @@ def pod_kwargs() -> dict:
         # The summary JSON (last stdout line, also /airflow/xcom/return.json) is the XCom.
         do_xcom_push=True,
         get_logs=True,
-        # Keep a failed pod for `kubectl logs`; delete the others.
+        # Keep a failed pod (exit 2 or 3) for `kubectl logs`; delete the others. A run
+        # that needs a person exits 0: its log is in the task log, its summary in XCom.
         on_finish_action="delete_succeeded_pod",
         # Kubernetes-side backstop for execution_timeout, in case the worker dies.
         active_deadline_seconds=int(EXECUTION_TIMEOUT.total_seconds()) + 300,
@@ -136,6 +141,7 @@ with DAG(
         **pod_kwargs(),
     )
     wait_for_nightly_batch_task() >> rerun
+    check_summary(rerun.output)
 
 
 def instance_kwargs(instance: dict[str, str]) -> dict:
@@ -169,3 +175,6 @@ with DAG(
         **pod_kwargs(),
     ).expand_kwargs([instance_kwargs(i) for i in LOOKER_INSTANCES])
     wait_for_nightly_batch_task() >> rerun_each
+    # One check over every instance's summary (in LOOKER_INSTANCES order), naming the
+    # instance of each plan that needs a person.
+    check_summaries(rerun_each.output, names=[i["name"] for i in LOOKER_INSTANCES])

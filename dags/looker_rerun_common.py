@@ -1,8 +1,10 @@
 """Shared pieces of the looker-rerun DAGs (no DAG is defined here).
 
 Imported by ``looker_rerun.py`` (KubernetesPodOperator) and ``looker_rerun_docker.py``
-(DockerOperator). Airflow puts the DAG bundle's root on ``sys.path`` both when it parses
-the files and when a worker runs a task, so a plain ``import looker_rerun_common`` works.
+(DockerOperator). It imports neither provider, so a Docker-only deployment can leave
+``looker_rerun.py`` (and the cncf-kubernetes provider) out. Airflow puts the DAG bundle's
+root on ``sys.path`` both when it parses the files and when a worker runs a task, so a
+plain ``import looker_rerun_common`` works.
 The DAG processor parses this file too and finds no DAG in it. (No ``.airflowignore``
 entry for it: with Airflow 3.3.2 and pathspec 1.x every glob-syntax ignore pattern raises
 a DeprecationWarning from Airflow's file discovery on each parse.)
@@ -31,10 +33,12 @@ and re-sends every delivery that failed since midnight, once.
 from __future__ import annotations
 
 import datetime
+import json
 
 import pendulum
 
-from airflow.sdk import Asset, BaseSensorOperator, CronTriggerTimetable, Param, PokeReturnValue
+from airflow.sdk import Asset, BaseSensorOperator, CronTriggerTimetable, Param, PokeReturnValue, task
+from airflow.sdk.exceptions import AirflowFailException
 
 TIMEZONE = "Asia/Tokyo"
 
@@ -149,6 +153,10 @@ def rerun_env(base_url: str = BASE_URL_TEMPLATE) -> dict[str, str]:
         # failed again or is stuck, and succeeds only when everything arrived. It returns
         # as soon as all have finished; 15 minutes stays well inside EXECUTION_TIMEOUT.
         "RERUN_WAIT": "15m",
+        # A run that needs a person exits 0 rather than 1, so the operator pushes its
+        # summary as the XCom; check_summary then fails the run from the summary's
+        # exit_code. (Exit 2 and 3 are unchanged and fail the container task.)
+        "RERUN_NEEDS_PERSON_EXIT_CODE": "0",
         "LOG_FORMAT": "json",
         "LOG_LEVEL": "info",
     }
@@ -191,3 +199,84 @@ def wait_for_nightly_batch_task() -> NightlyBatchSensor:
         # A sensor timeout is final; a retry would only wait another 6 hours.
         retries=0,
     )
+
+
+# Re-run outcomes that mean the report did not (yet) arrive.
+UNDELIVERED_OUTCOMES = ("failed_again", "running", "unconfirmed")
+
+
+def summary_problems(summary: dict) -> list[str]:
+    """One line per plan in the summary that needs a person, saying which and why."""
+
+    def plan(entry):
+        name = entry.get("name")
+        return f"plan {entry.get('plan_id')}" + (f" ({name})" if name else "")
+
+    problems = []
+    for e in summary.get("needs_person") or []:
+        owner = f", owner {e['owner']}" if e.get("owner") else ""
+        detail = f": {e['detail']}" if e.get("detail") else ""
+        problems.append(f"needs a person: {plan(e)}{owner}: {e.get('reason')}{detail}")
+    for e in summary.get("failed") or []:
+        status = f" (HTTP {e['status']})" if e.get("status") else ""
+        problems.append(f"re-run failed: {plan(e)}{status}: {e.get('error')}")
+    for e in summary.get("rerun") or []:
+        if e.get("outcome") in UNDELIVERED_OUTCOMES:
+            detail = f": {e['outcome_detail']}" if e.get("outcome_detail") else ""
+            problems.append(f"re-run {e['outcome']}: {plan(e)}, copy {e.get('new_plan_id')}{detail}")
+    for e in summary.get("in_progress") or []:
+        detail = f": {e['detail']}" if e.get("detail") else ""
+        problems.append(f"in progress: {plan(e)}: {e.get('outcome')}{detail}")
+    if summary.get("not_attempted"):
+        problems.append("not attempted (the run was stopped): plans " + ", ".join(map(str, summary["not_attempted"])))
+    if summary.get("error"):
+        problems.append(f"error: {summary['error']}")
+    return problems
+
+
+def check(summary, *, label: str = "") -> dict:
+    """Raise AirflowFailException unless the summary says the run needs no one.
+
+    ``summary`` is the re-run task's XCom: the binary's one-line JSON summary, as a dict
+    (or its text). The binary's ``exit_code`` decides; a summary without one (a binary
+    older than RERUN_NEEDS_PERSON_EXIT_CODE) fails when it lists any problem.
+    """
+    where = f"{label}: " if label else ""
+    if isinstance(summary, (str, bytes)):
+        try:
+            summary = json.loads(summary)
+        except ValueError:
+            summary = None
+    if not isinstance(summary, dict):
+        raise AirflowFailException(f"{where}the re-run task left no summary in its XCom (got {summary!r})")
+    problems = summary_problems(summary)
+    code = summary.get("exit_code")
+    if code == 0 or (code is None and not problems):
+        return summary
+    if not problems:
+        problems = ["the summary names no plan; see the re-run task's log"]
+    raise AirflowFailException(
+        f"{where}looker-rerun needs a person (exit_code {code}):\n" + "\n".join(f"- {p}" for p in problems)
+    )
+
+
+@task(task_id="check_summary", retries=0)
+def check_summary(summary) -> None:
+    """Fail the run, naming the plans and why, when the re-run needs a person.
+
+    Call it on the re-run task's output inside the DAG: ``check_summary(rerun.output)``.
+    """
+    check(summary)
+
+
+@task(task_id="check_summary", retries=0)
+def check_summaries(summaries, names: list[str]) -> None:
+    """check_summary for a mapped re-run task: one summary per instance, in map order."""
+    problems = []
+    for name, summary in zip(names, summaries, strict=True):
+        try:
+            check(summary, label=name)
+        except AirflowFailException as err:
+            problems.append(str(err))
+    if problems:
+        raise AirflowFailException("\n".join(problems))

@@ -9,15 +9,24 @@ password = client secret, host = base URL, optional). They are read when the tas
 and handed to the container through ``private_environment``, which DockerOperator neither
 templates nor shows in the UI; Airflow masks the password in the task log.
 
-The XCom is the container's last output line, the binary's one-line JSON summary.
+Network: the Airflow Variable ``looker_rerun_docker_network`` (or the ``docker_network``
+param of a triggered run) is the container's ``network_mode``; default ``bridge``. Use
+``host`` when Looker (or a proxy) is reachable only from the worker's own network.
+
+The XCom is the container's last output line, the binary's one-line JSON summary, as a
+dict. The container exits 0 also when the run needs a person
+(``RERUN_NEEDS_PERSON_EXIT_CODE=0``), so that XCom exists whatever the outcome; the
+``check_summary`` task fails the run from it. See looker_rerun_common.py.
 """
 
 from __future__ import annotations
 
+import json
+
 from docker.types import Mount
 
 from airflow.providers.docker.operators.docker import DockerOperator
-from airflow.sdk import DAG, Connection
+from airflow.sdk import DAG, Connection, Param
 
 from looker_rerun_common import (
     EXECUTION_TIMEOUT,
@@ -28,6 +37,7 @@ from looker_rerun_common import (
     SCHEDULE,
     START_DATE,
     USER_DEFINED_MACROS,
+    check_summary,
     dag_params,
     rerun_env,
     wait_for_nightly_batch_task,
@@ -35,10 +45,20 @@ from looker_rerun_common import (
 
 LOOKER_CONN_ID = "looker_rerun"
 
+# The container's network: param, then Variable, then Docker's default network.
+DEFAULT_NETWORK = "bridge"
+NETWORK_TEMPLATE = (
+    "{{ params.docker_network or var.value.get('looker_rerun_docker_network', '" + DEFAULT_NETWORK + "') }}"
+)
+
 
 class LookerRerunDockerOperator(DockerOperator):
     """DockerOperator that puts the Looker credentials of an Airflow Connection into
-    ``private_environment`` when the task runs (never at parse time, never templated)."""
+    ``private_environment`` when the task runs (never at parse time, never templated),
+    and returns the summary line as a dict, the XCom KubernetesPodOperator would push."""
+
+    # network_mode comes from a Variable or param, so it is rendered like the image.
+    template_fields = (*DockerOperator.template_fields, "network_mode")
 
     def __init__(self, *, looker_conn_id: str = LOOKER_CONN_ID, **kwargs):
         super().__init__(**kwargs)
@@ -54,7 +74,14 @@ class LookerRerunDockerOperator(DockerOperator):
         if conn.host and not self.environment.get("LOOKERSDK_BASE_URL"):
             private["LOOKERSDK_BASE_URL"] = conn.host
         self._private_environment = {**self._private_environment, **private}
-        return super().execute(context)
+        line = super().execute(context)
+        if not isinstance(line, str):
+            return line
+        try:
+            return json.loads(line)
+        except ValueError:
+            # check_summary reports it; the line is in the task log above.
+            return line
 
 
 with DAG(
@@ -64,7 +91,15 @@ with DAG(
     start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
-    params=dag_params(),
+    params={
+        **dag_params(),
+        "docker_network": Param(
+            None,
+            type=["null", "string"],
+            description=f"Docker network_mode of the container. Empty: the Airflow Variable "
+            f"looker_rerun_docker_network, else {DEFAULT_NETWORK}.",
+        ),
+    },
     user_defined_macros=USER_DEFINED_MACROS,
     tags=["looker"],
     doc_md=__doc__,
@@ -80,13 +115,21 @@ with DAG(
         user="65532:65532",
         privileged=False,
         mem_limit="64m",
+        network_mode=NETWORK_TEMPLATE,
         # The binary needs no /tmp/airflow bind mount (and it breaks with a remote engine).
         mount_tmp_dir=False,
         # A small tmpfs where the binary's RERUN_RESULT_FILE goes; the root stays untouched.
-        mounts=[Mount(target=RESULT_FILE.rsplit("/", 1)[0], source=None, type="tmpfs", tmpfs_size="1m")],
+        # Mode 1777 like /tmp: Docker Engine mounts a tmpfs 1777 anyway, podman's
+        # Docker-compatible API mounts it 000 unless told, and uid 65532 must write there.
+        mounts=[
+            Mount(
+                target=RESULT_FILE.rsplit("/", 1)[0], source=None, type="tmpfs", tmpfs_size="1m", tmpfs_mode=0o1777
+            )
+        ],
         auto_remove="success",
         retries=RETRIES,
         retry_delay=RETRY_DELAY,
         execution_timeout=EXECUTION_TIMEOUT,
     )
     wait_for_nightly_batch_task() >> rerun
+    check_summary(rerun.output)

@@ -5,15 +5,17 @@
 # the requirements changed since it was made, then runs pytest on tests/dags/. Extra
 # arguments go to pytest (e.g. scripts/dag-test.sh -k render -v).
 #
-# The end-to-end test (tests/dags/test_e2e_podman.py) runs the rendered pod with
-# `podman kube play` against the stand-in Looker; it needs podman
+# The end-to-end tests run against the stand-in Looker: tests/dags/test_e2e_podman.py
+# plays the rendered pod with `podman kube play`; tests/dags/test_e2e_docker.py has
+# Airflow (`airflow dags test`, SQLite in a temporary AIRFLOW_HOME) run the DockerOperator
+# DAG against `podman system service` (part of the podman package). They need podman
 # (scripts/podman-setup.sh), the image (scripts/image-test.sh builds IMAGE, default
-# looker-rerun:test) and Go. Missing any of them fails the test. DAG_E2E=0 skips it.
+# looker-rerun:test) and Go. Missing any of them fails the tests. DAG_E2E=0 skips them.
 #
 # Settings (environment):
 #   PYTHON    interpreter for the venv (python3; the pins are resolved for 3.11)
 #   IMAGE     image the end-to-end test runs (looker-rerun:test)
-#   DAG_E2E   0 skips the end-to-end test
+#   DAG_E2E   0 skips the end-to-end tests
 #
 # Exits non-zero if anything fails, including when pytest collects no tests.
 set -euo pipefail

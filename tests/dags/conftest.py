@@ -4,14 +4,22 @@ Nothing here needs a database, a scheduler or a Kubernetes cluster: the DAG file
 parsed with the same BundleDagBag the DAG processor and the workers use, and a task is
 rendered through the Task SDK's RuntimeTaskInstance, the object a worker renders it with,
 fed a TIRunContext like the one the API server sends.
+
+The end-to-end tests (test_e2e_*.py) share the fixtures at the bottom: podman, the image
+under test and the stand-in Looker.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -170,3 +178,114 @@ def build_pod(task, context):
         hook.get_xcom_sidecar_container_resources.return_value = None
         hook.get_xcom_sidecar_container_security_context.return_value = None
         return task.build_pod_request_obj(context)
+
+
+# --- end to end: podman, the image under test, the stand-in Looker ----------------------
+
+IMAGE = os.environ.get("IMAGE", "looker-rerun:test")
+CLIENT_ID = "demo-id"  # cmd/lookertest's default credentials
+CLIENT_SECRET = "demo-secret"
+# The setting the DAGs rely on to get the summary as XCom when the run needs a person.
+NEEDS_PERSON_SETTING = "RERUN_NEEDS_PERSON_EXIT_CODE"
+
+e2e = pytest.mark.skipif(
+    os.environ.get("DAG_E2E", "1") == "0", reason="DAG_E2E=0: end-to-end podman test skipped on request"
+)
+
+
+def run(*args, check=True, timeout=120, **kwargs):
+    proc = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, **kwargs)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, args))} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def podman():
+    path = shutil.which("podman")
+    assert path, "podman not found: run scripts/podman-setup.sh (or set DAG_E2E=0 to skip this test)"
+    exists = run(path, "image", "exists", IMAGE, check=False)
+    assert exists.returncode == 0, (
+        f"image {IMAGE} not in podman's store: build it with scripts/image-test.sh (IMAGE={IMAGE})"
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def image(podman, tmp_path_factory):
+    """The image the DAGs run: IMAGE when its binary has RERUN_NEEDS_PERSON_EXIT_CODE,
+    else IMAGE with tests/dags/testdata/contractshim as its entrypoint, which gives the
+    binary that setting and the summary's exit_code (see its doc). The shim goes once
+    the binary has both; until then the tests check the DAGs against the contract."""
+    usage = run(podman, "run", "--rm", "--network=none", IMAGE, "-h")
+    if NEEDS_PERSON_SETTING in usage.stdout + usage.stderr:
+        print(f"e2e: {IMAGE} has {NEEDS_PERSON_SETTING}; running it as it is")
+        yield IMAGE
+        return
+    go = shutil.which("go")
+    assert go, "go not found: needed to build tests/dags/testdata/contractshim"
+    ctx = tmp_path_factory.mktemp("contractshim")
+    run(
+        go, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(ctx / "contract-shim"),
+        "./tests/dags/testdata/contractshim",
+        cwd=REPO, timeout=600, env={**os.environ, "CGO_ENABLED": "0"},
+    )  # fmt: skip
+    (ctx / "Containerfile").write_text(
+        f'FROM {IMAGE}\nCOPY contract-shim /contract-shim\nENTRYPOINT ["/contract-shim"]\n'
+    )
+    # A tag of this session's own: other checkouts may test on the same podman store.
+    shimmed = f"localhost/looker-rerun-contractshim:{os.getpid()}"
+    run(podman, "build", "--pull=never", "-q", "-t", shimmed, str(ctx), timeout=300)
+    print(f"e2e: {IMAGE} has no {NEEDS_PERSON_SETTING}; running it behind the contract shim as {shimmed}")
+    try:
+        yield shimmed
+    finally:
+        run(podman, "rmi", "--force", shimmed, check=False)
+
+
+@pytest.fixture(scope="module")
+def lookertest(tmp_path_factory):
+    """The stand-in Looker, built from cmd/lookertest, on 127.0.0.1 with the demo seed."""
+    go = shutil.which("go")
+    assert go, "go not found: needed to build cmd/lookertest"
+    tmp = tmp_path_factory.mktemp("lookertest")
+    binary = tmp / "lookertest"
+    run(go, "build", "-o", str(binary), "./cmd/lookertest", cwd=REPO, timeout=600)
+
+    host = "127.0.0.1"
+    url_file = tmp / "url"
+    log = open(tmp / "lookertest.log", "w")
+    started = pendulum.now("UTC")
+    proc = subprocess.Popen(
+        [str(binary), "-addr", f"{host}:0", "-url-file", str(url_file), "-seed", "demo"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        written = ""
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, f"lookertest exited: {(tmp / 'lookertest.log').read_text()}"
+            if url_file.exists() and url_file.read_text().strip():
+                written = url_file.read_text().strip()
+                break
+            time.sleep(0.1)
+        # Only the port is taken from the file: the host is the one it was told to use.
+        port = written.rpartition(":")[2]
+        assert written.startswith("http://") and port.isdigit(), (
+            f"lookertest wrote no URL to {url_file} (got {written!r})"
+        )
+        yield {"url": f"http://{host}:{port}", "started": started, "log": tmp / "lookertest.log"}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def reruns(url):
+    """How many times the stand-in re-ran each plan: {"101": 1, ...}."""
+    with urllib.request.urlopen(f"{url}/lookertest/reruns", timeout=10) as resp:
+        return json.load(resp)

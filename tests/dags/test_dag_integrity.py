@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -67,10 +68,41 @@ DEPRECATION_CATEGORIES = (
 )
 
 
-@pytest.fixture(scope="module")
-def parsed():
+# A Docker-only deployment has neither the cncf-kubernetes provider nor the kubernetes
+# client: importing them fails, and their packages' metadata (where Airflow discovers its
+# providers) is gone, as if they were not installed.
+WITHOUT_KUBERNETES = textwrap.dedent(
+    """
+    import importlib.metadata, sys
+    import importlib_metadata
+
+    HIDDEN = {"apache-airflow-providers-cncf-kubernetes", "kubernetes", "kubernetes-asyncio"}
+
+    class NoKubernetes:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ("kubernetes", "kubernetes_asyncio") or name.startswith("airflow.providers.cncf"):
+                raise ModuleNotFoundError(f"No module named {name!r} (a Docker-only deployment)", name=name)
+            return None
+
+    sys.meta_path.insert(0, NoKubernetes())
+
+    def without_kubernetes(distributions):
+        def filtered(**kwargs):
+            for dist in distributions(**kwargs):
+                if (dist.metadata["Name"] or "").lower().replace("_", "-") not in HIDDEN:
+                    yield dist
+        return filtered
+
+    importlib.metadata.distributions = without_kubernetes(importlib.metadata.distributions)
+    importlib_metadata.distributions = without_kubernetes(importlib_metadata.distributions)
+    """
+)
+
+
+def parse(dags, prelude=""):
+    """Parse a dags folder in a fresh interpreter; returns (PARSE-RESULT, other output)."""
     proc = subprocess.run(
-        [sys.executable, "-c", PARSE_SCRIPT, str(DAGS)],
+        [sys.executable, "-c", prelude + PARSE_SCRIPT, str(dags)],
         capture_output=True,
         text=True,
         env=os.environ.copy(),
@@ -83,6 +115,11 @@ def parsed():
     assert len(result) == 1, proc.stdout + proc.stderr
     other_output = "\n".join(line for line in lines if not line.startswith("PARSE-RESULT ")) + proc.stderr
     return json.loads(result[0].removeprefix("PARSE-RESULT ")), other_output
+
+
+@pytest.fixture(scope="module")
+def parsed():
+    return parse(DAGS)
 
 
 def test_dag_folder_parses_without_errors_or_deprecation_warnings(parsed):
@@ -108,10 +145,35 @@ def test_dags_round_trip_through_serialization(parsed):
     # The scheduler and the UI only ever see the serialized form.
     result, _ = parsed
     assert result["serialized"] == {
-        "looker_rerun": ["rerun_failed_deliveries", "wait_for_nightly_batch"],
-        "looker_rerun_docker": ["rerun_failed_deliveries", "wait_for_nightly_batch"],
-        "looker_rerun_multi": ["rerun_failed_deliveries", "wait_for_nightly_batch"],
+        "looker_rerun": ["check_summary", "rerun_failed_deliveries", "wait_for_nightly_batch"],
+        "looker_rerun_docker": ["check_summary", "rerun_failed_deliveries", "wait_for_nightly_batch"],
+        "looker_rerun_multi": ["check_summary", "rerun_failed_deliveries", "wait_for_nightly_batch"],
     }
+
+
+@pytest.mark.parametrize(
+    ("files", "dags", "import_error"),
+    [
+        # What the README's install tells a Docker-only deployment to copy.
+        (["looker_rerun_docker.py", "looker_rerun_common.py"], ["looker_rerun_docker"], None),
+        # The Kubernetes DAG does need the provider: proof that it is really missing.
+        (["looker_rerun.py", "looker_rerun_common.py"], [], "(a Docker-only deployment)"),
+    ],
+)
+def test_docker_only_deployment_needs_no_kubernetes(tmp_path, files, dags, import_error):
+    for name in files:
+        shutil.copy(DAGS / name, tmp_path)
+    result, output = parse(tmp_path, prelude=WITHOUT_KUBERNETES)
+
+    assert result["dags"] == dags
+    if import_error is None:
+        assert result["import_errors"] == {}, result["import_errors"]
+        assert result["serialized"] == {
+            "looker_rerun_docker": ["check_summary", "rerun_failed_deliveries", "wait_for_nightly_batch"]
+        }
+    else:
+        errors = list(result["import_errors"].values())
+        assert len(errors) == 1 and import_error in errors[0], result["import_errors"]
 
 
 def test_dag_level_settings(get_dag):

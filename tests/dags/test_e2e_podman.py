@@ -20,82 +20,16 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import shutil
-import subprocess
-import time
-import urllib.request
 
 import pendulum
 import pytest
 import yaml
 
-from conftest import REPO, build_pod, render
+from conftest import CLIENT_ID, CLIENT_SECRET, build_pod, e2e, render, reruns, run
 
-IMAGE = os.environ.get("IMAGE", "looker-rerun:test")
-CLIENT_ID = "demo-id"
-CLIENT_SECRET = "demo-secret"
 SECRET_NAME = "looker-rerun"  # the single-instance DAG's Kubernetes Secret
 
-pytestmark = pytest.mark.skipif(
-    os.environ.get("DAG_E2E", "1") == "0", reason="DAG_E2E=0: end-to-end podman test skipped on request"
-)
-
-
-def run(*args, check=True, timeout=120, **kwargs):
-    proc = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, **kwargs)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-@pytest.fixture(scope="module")
-def podman():
-    path = shutil.which("podman")
-    assert path, "podman not found: run scripts/podman-setup.sh (or set DAG_E2E=0 to skip this test)"
-    exists = run(path, "image", "exists", IMAGE, check=False)
-    assert exists.returncode == 0, (
-        f"image {IMAGE} not in podman's store: build it with scripts/image-test.sh (IMAGE={IMAGE})"
-    )
-    return path
-
-
-@pytest.fixture(scope="module")
-def lookertest(tmp_path_factory):
-    """The stand-in Looker, built from cmd/lookertest, on 127.0.0.1 with the demo seed."""
-    go = shutil.which("go")
-    assert go, "go not found: needed to build cmd/lookertest"
-    tmp = tmp_path_factory.mktemp("lookertest")
-    binary = tmp / "lookertest"
-    run(go, "build", "-o", str(binary), "./cmd/lookertest", cwd=REPO, timeout=600)
-
-    url_file = tmp / "url"
-    log = open(tmp / "lookertest.log", "w")
-    started = pendulum.now("UTC")
-    proc = subprocess.Popen(
-        [str(binary), "-addr", "127.0.0.1:0", "-url-file", str(url_file), "-seed", "demo"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 15
-        url = ""
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, f"lookertest exited: {(tmp / 'lookertest.log').read_text()}"
-            if url_file.exists() and url_file.read_text().strip():
-                time.sleep(0.1)  # may still be being written
-                url = url_file.read_text().strip()
-                break
-            time.sleep(0.1)
-        assert url.startswith("http://"), f"lookertest wrote no URL to {url_file} (got {url!r})"
-        yield {"url": url, "started": started, "log": tmp / "lookertest.log"}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+pytestmark = e2e
 
 
 @pytest.fixture
@@ -109,11 +43,6 @@ def podman_secret(podman):
     run(podman, "secret", "create", SECRET_NAME, "-", input=json.dumps(data))
     yield SECRET_NAME
     run(podman, "secret", "rm", SECRET_NAME, check=False)
-
-
-def reruns(url):
-    with urllib.request.urlopen(f"{url}/lookertest/reruns", timeout=10) as resp:
-        return json.load(resp)
 
 
 def manifest_for_podman(pod, xcom_dir):
@@ -132,7 +61,7 @@ def manifest_for_podman(pod, xcom_dir):
     return manifest
 
 
-def play_rendered_pod(podman, dag, lookertest, tmp_path, name):
+def play_rendered_pod(podman, image, dag, lookertest, tmp_path, name):
     """Render the DAG's pod for the window [stand-in start - 10h, now], run it to the end.
 
     Returns (exit code, stdout, stderr, return.json text or None)."""
@@ -144,7 +73,7 @@ def play_rendered_pod(podman, dag, lookertest, tmp_path, name):
         dag.get_task("rerun_failed_deliveries"),
         data_interval_start=start,
         data_interval_end=end,
-        conf={"looker_base_url": lookertest["url"], "image": IMAGE},
+        conf={"looker_base_url": lookertest["url"], "image": image},
     )
     pod = build_pod(task, context)
 
@@ -159,10 +88,15 @@ def play_rendered_pod(podman, dag, lookertest, tmp_path, name):
 
     pod_name = manifest["metadata"]["name"]
     container = f"{pod_name}-base"
-    kube_file = tmp_path / f"{name}.yaml"
+    # podman 4.3's kube play takes a file or directory in its working directory named like
+    # an image (./looker-rerun for looker-rerun:test) as that image's build context, and
+    # fails on a binary someone built there: play from a directory of the test's own.
+    play_dir = tmp_path / f"play-{name}"
+    play_dir.mkdir()
+    kube_file = play_dir / "pod.yaml"
     kube_file.write_text(yaml.safe_dump(manifest, sort_keys=False))
     try:
-        run(podman, "kube", "play", str(kube_file))
+        run(podman, "kube", "play", str(kube_file), cwd=play_dir)
         waited = run(podman, "wait", container, timeout=180)
         exit_code = int(waited.stdout.strip().splitlines()[-1])
         logs = run(podman, "logs", container)
@@ -173,12 +107,12 @@ def play_rendered_pod(podman, dag, lookertest, tmp_path, name):
 
 
 def test_rendered_pod_reruns_failed_plans_once_and_leaves_summary_in_xcom(
-    podman, lookertest, podman_secret, get_dag, tmp_path
+    podman, image, lookertest, podman_secret, get_dag, tmp_path
 ):
     dag = get_dag("looker_rerun")
     assert reruns(lookertest["url"]) == {}
 
-    exit_code, stdout, stderr, result = play_rendered_pod(podman, dag, lookertest, tmp_path, "first")
+    exit_code, stdout, stderr, result = play_rendered_pod(podman, image, dag, lookertest, tmp_path, "first")
 
     diag = f"\n--- stdout\n{stdout}\n--- stderr\n{stderr}\n--- lookertest\n{lookertest['log'].read_text()}"
     assert exit_code == 0, diag
@@ -190,6 +124,7 @@ def test_rendered_pod_reruns_failed_plans_once_and_leaves_summary_in_xcom(
     assert sorted(str(r["plan_id"]) for r in summary["rerun"]) == ["101", "105"], summary
     assert summary["failed"] == [], summary
     assert summary["dry_run"] is False
+    assert summary["exit_code"] == 0, summary  # what check_summary reads
     assert reruns(lookertest["url"]) == {"101": 1, "105": 1}, diag
     # The credentials came in through the Secret and went nowhere else.
     assert CLIENT_SECRET not in stdout + stderr + result
@@ -198,7 +133,7 @@ def test_rendered_pod_reruns_failed_plans_once_and_leaves_summary_in_xcom(
         json.loads(line)
 
     # A retry of the same run (Airflow retries=1) delivers nothing twice.
-    exit_code, stdout, stderr, result = play_rendered_pod(podman, dag, lookertest, tmp_path, "second")
+    exit_code, stdout, stderr, result = play_rendered_pod(podman, image, dag, lookertest, tmp_path, "second")
     diag = f"\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
     assert exit_code == 0, diag
     assert json.loads(result)["rerun"] == [], result

@@ -59,12 +59,14 @@ def check_pod(pod, *, image, base_url, secret_name):
     assert env["RERUN_DRY_RUN"].value == "false"
     assert env["RERUN_RESULT_FILE"].value == "/airflow/xcom/return.json"
     assert env["LOOKERSDK_VERIFY_SSL"].value == "true"
+    # A run that needs a person exits 0, so its summary becomes the XCom.
+    assert env["RERUN_NEEDS_PERSON_EXIT_CODE"].value == "0"
     # Only settings the binary reads.
     known = {
         "LOOKERSDK_BASE_URL", "LOOKERSDK_CLIENT_ID", "LOOKERSDK_CLIENT_SECRET", "LOOKERSDK_VERIFY_SSL",
         "LOOKERSDK_TIMEOUT", "RERUN_SINCE", "RERUN_UNTIL", "RERUN_LOOKBACK", "RERUN_LOOK_ID",
         "RERUN_DRY_RUN", "RERUN_CONCURRENCY", "RERUN_RATE", "RERUN_RESULT_FILE", "RERUN_WAIT",
-        "LOG_LEVEL", "LOG_FORMAT",
+        "RERUN_NEEDS_PERSON_EXIT_CODE", "LOG_LEVEL", "LOG_FORMAT",
     }  # fmt: skip
     assert set(env) <= known, set(env) - known
 
@@ -206,20 +208,24 @@ def test_docker_variant(get_dag, monkeypatch):
     assert task.environment["RERUN_SINCE"] == "2026-11-27T15:00:00Z"
     assert task.environment["RERUN_UNTIL"] == "2026-11-28T01:00:00Z"
     assert task.environment["LOOKERSDK_BASE_URL"] == "https://looker.example.test"
+    assert task.environment["RERUN_NEEDS_PERSON_EXIT_CODE"] == "0"
     assert not (set(task.environment) & CREDENTIAL_ENVS)
     assert "private_environment" not in task.template_fields
     assert task.do_xcom_push is True and task.xcom_all is False
     assert task.user == "65532:65532"
     assert task.mem_limit == "64m"
     assert task.privileged is False
+    assert task.network_mode == "bridge"
     assert [(m["Target"], m["Type"]) for m in task.mounts] == [("/airflow/xcom", "tmpfs")]
+    # Writable by uid 65532 also where the engine gives a tmpfs no mode (podman: 000).
+    assert task.mounts[0]["TmpfsOptions"] == {"SizeBytes": 1 << 20, "Mode": 0o1777}
 
     conn = Connection(conn_id="looker_rerun", conn_type="generic", login="the-id", password="the-secret")
     seen = {}
 
     def fake_execute(self, context):
         seen.update(self._private_environment)
-        return '{"rerun":[],"skipped":[],"failed":[]}'
+        return '{"rerun":[],"skipped":[],"failed":[],"exit_code":0}'
 
     with (
         mock.patch.object(Connection, "get", return_value=conn) as get,
@@ -229,4 +235,22 @@ def test_docker_variant(get_dag, monkeypatch):
 
     get.assert_called_once_with("looker_rerun")
     assert seen == {"LOOKERSDK_CLIENT_ID": "the-id", "LOOKERSDK_CLIENT_SECRET": "the-secret"}
-    assert result.startswith("{")
+    # The summary line becomes a dict, as KubernetesPodOperator's XCom is.
+    assert result == {"rerun": [], "skipped": [], "failed": [], "exit_code": 0}
+
+
+@pytest.mark.parametrize(
+    ("variable", "conf", "want"),
+    [
+        (None, None, "bridge"),
+        ("host", None, "host"),
+        ("host", {"docker_network": "looker-net"}, "looker-net"),
+    ],
+)
+def test_docker_network(get_dag, monkeypatch, supervisor_comms, variable, conf, want):
+    if variable:
+        monkeypatch.setenv("AIRFLOW_VAR_LOOKER_RERUN_DOCKER_NETWORK", variable)
+    monkeypatch.setenv("AIRFLOW_VAR_LOOKER_RERUN_IMAGE", "img")
+    monkeypatch.setenv("AIRFLOW_VAR_LOOKER_RERUN_BASE_URL", "https://looker.example.test")
+    task, _ = render(get_dag("looker_rerun_docker").get_task("rerun_failed_deliveries"), conf=conf, **WINDOW)
+    assert task.network_mode == want

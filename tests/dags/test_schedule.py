@@ -48,12 +48,17 @@ def test_rerun_waits_for_the_nightly_batch_asset(get_dag, dag_id):
     from looker_rerun_common import NIGHTLY_BATCH_DONE, NightlyBatchSensor
 
     dag = get_dag(dag_id)
-    assert set(dag.task_ids) == {"wait_for_nightly_batch", "rerun_failed_deliveries"}
+    assert set(dag.task_ids) == {"wait_for_nightly_batch", "rerun_failed_deliveries", "check_summary"}
     sensor = dag.get_task("wait_for_nightly_batch")
     rerun = dag.get_task("rerun_failed_deliveries")
 
     assert rerun.upstream_task_ids == {"wait_for_nightly_batch"}
     assert rerun.trigger_rule == "all_success"
+    # The check reads the re-run's summary and is the last task, the one to alert on.
+    check = dag.get_task("check_summary")
+    assert check.upstream_task_ids == {"rerun_failed_deliveries"}
+    assert check.downstream_task_ids == set()
+    assert check.retries == 0
     assert isinstance(sensor, NightlyBatchSensor)
     assert sensor.inlets == [NIGHTLY_BATCH_DONE]
     assert (NIGHTLY_BATCH_DONE.name, NIGHTLY_BATCH_DONE.uri) == ("nightly_batch_warehouse", "nightly_batch_warehouse")
