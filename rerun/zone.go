@@ -76,8 +76,8 @@ func (a *activity) proveZone(ctx context.Context) (plans bool, err error) {
 		}
 		// Shown at wall time w in zone Z: the offset Z has then is the
 		// difference of the wall clocks.
-		wall := time.Date(r.PlanCreated.Year(), r.PlanCreated.Month(), r.PlanCreated.Day(), r.PlanCreated.Hour(),
-			r.PlanCreated.Minute(), r.PlanCreated.Second(), 0, time.UTC)
+		shown := r.PlanCreated.In(a.loc)
+		wall := time.Date(shown.Year(), shown.Month(), shown.Day(), shown.Hour(), shown.Minute(), shown.Second(), 0, time.UTC)
 		offset := wall.Sub(p.CreatedAt).Round(15 * time.Minute)
 		return true, fmt.Errorf("%w: plan %s was created at %s, but System Activity, read as %s, shows %s (UTC%s); "+
 			"Looker runs queries in its Query Time Zone when user-specific time zones are off: turn on Admin > Settings > "+
