@@ -13,8 +13,8 @@ Network: the Airflow Variable ``looker_rerun_docker_network`` (or the ``docker_n
 param of a triggered run) is the container's ``network_mode``; default ``bridge``. Use
 ``host`` when Looker (or a proxy) is reachable only from the worker's own network.
 
-The XCom is the container's last output line, the binary's one-line JSON summary, as a
-dict. The container exits 0 also when the run needs a person
+The XCom is the binary's one-line JSON summary, as a dict, picked out of the container's
+output (see ``summary_from_output``). The container exits 0 also when the run needs a person
 (``RERUN_NEEDS_PERSON_EXIT_CODE=0``), so that XCom exists whatever the outcome; the
 ``check_summary`` task fails the run from it. See looker_rerun_common.py.
 """
@@ -52,10 +52,28 @@ NETWORK_TEMPLATE = (
 )
 
 
+def summary_from_output(lines: list[str]) -> dict | None:
+    """The binary's summary among the container's output lines, or None.
+
+    DockerOperator reads stdout and stderr as one stream, and the binary logs
+    "looker-rerun done" on stderr after it prints the summary on stdout, so the summary is
+    not the last line. With LOG_FORMAT=json every log line is a JSON object with a "level";
+    the summary is the last JSON object with a "window" and no "level".
+    """
+    for line in reversed(lines):
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict) and "window" in value and "level" not in value:
+            return value
+    return None
+
+
 class LookerRerunDockerOperator(DockerOperator):
     """DockerOperator that puts the Looker credentials of an Airflow Connection into
     ``private_environment`` when the task runs (never at parse time, never templated),
-    and returns the summary line as a dict, the XCom KubernetesPodOperator would push."""
+    and returns the summary as a dict, the XCom KubernetesPodOperator would push."""
 
     # network_mode comes from a Variable or param, so it is rendered like the image.
     template_fields = (*DockerOperator.template_fields, "network_mode")
@@ -74,14 +92,12 @@ class LookerRerunDockerOperator(DockerOperator):
         if conn.host and not self.environment.get("LOOKERSDK_BASE_URL"):
             private["LOOKERSDK_BASE_URL"] = conn.host
         self._private_environment = {**self._private_environment, **private}
-        line = super().execute(context)
-        if not isinstance(line, str):
-            return line
-        try:
-            return json.loads(line)
-        except ValueError:
-            # check_summary reports it; the line is in the task log above.
-            return line
+        lines = super().execute(context) or []
+        summary = summary_from_output(lines)
+        if summary is None:
+            # check_summary fails on the missing XCom; the output is in the task log above.
+            self.log.error("no looker-rerun summary among the container's %d output lines", len(lines))
+        return summary
 
 
 with DAG(
@@ -108,9 +124,9 @@ with DAG(
         task_id="rerun_failed_deliveries",
         image=IMAGE_TEMPLATE,
         environment=rerun_env(),
-        # The summary is the last line the container prints.
+        # Every output line, for execute to pick the summary from.
         do_xcom_push=True,
-        xcom_all=False,
+        xcom_all=True,
         # The image's own user, no extra capabilities; 64 MB is 3x the measured footprint.
         user="65532:65532",
         privileged=False,

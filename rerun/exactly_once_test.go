@@ -408,4 +408,3 @@ func TestRandomisedMornings(t *testing.T) {
 		})
 	}
 }
-

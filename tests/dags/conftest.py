@@ -212,35 +212,16 @@ def podman():
 
 
 @pytest.fixture(scope="session")
-def image(podman, tmp_path_factory):
-    """The image the DAGs run: IMAGE when its binary has RERUN_NEEDS_PERSON_EXIT_CODE,
-    else IMAGE with tests/dags/testdata/contractshim as its entrypoint, which gives the
-    binary that setting and the summary's exit_code (see its doc). The shim goes once
-    the binary has both; until then the tests check the DAGs against the contract."""
+def image(podman):
+    """The image the DAGs run: IMAGE as scripts/image-test.sh built it from the Dockerfile.
+    An image older than RERUN_NEEDS_PERSON_EXIT_CODE (which the DAGs set to 0) would exit 2
+    on it: say so up front instead of failing in the middle of an Airflow run."""
     usage = run(podman, "run", "--rm", "--network=none", IMAGE, "-h")
-    if NEEDS_PERSON_SETTING in usage.stdout + usage.stderr:
-        print(f"e2e: {IMAGE} has {NEEDS_PERSON_SETTING}; running it as it is")
-        yield IMAGE
-        return
-    go = shutil.which("go")
-    assert go, "go not found: needed to build tests/dags/testdata/contractshim"
-    ctx = tmp_path_factory.mktemp("contractshim")
-    run(
-        go, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(ctx / "contract-shim"),
-        "./tests/dags/testdata/contractshim",
-        cwd=REPO, timeout=600, env={**os.environ, "CGO_ENABLED": "0"},
-    )  # fmt: skip
-    (ctx / "Containerfile").write_text(
-        f'FROM {IMAGE}\nCOPY contract-shim /contract-shim\nENTRYPOINT ["/contract-shim"]\n'
+    assert NEEDS_PERSON_SETTING in usage.stdout + usage.stderr, (
+        f"{IMAGE}'s -h does not list {NEEDS_PERSON_SETTING}, which the DAGs set: "
+        f"rebuild it with scripts/image-test.sh (IMAGE={IMAGE})"
     )
-    # A tag of this session's own: other checkouts may test on the same podman store.
-    shimmed = f"localhost/looker-rerun-contractshim:{os.getpid()}"
-    run(podman, "build", "--pull=never", "-q", "-t", shimmed, str(ctx), timeout=300)
-    print(f"e2e: {IMAGE} has no {NEEDS_PERSON_SETTING}; running it behind the contract shim as {shimmed}")
-    try:
-        yield shimmed
-    finally:
-        run(podman, "rmi", "--force", shimmed, check=False)
+    return IMAGE
 
 
 @pytest.fixture(scope="module")

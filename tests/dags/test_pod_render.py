@@ -7,6 +7,8 @@ environment, and the private environment filled from the Connection at execute t
 
 from __future__ import annotations
 
+import json
+
 import pendulum
 import pytest
 
@@ -211,7 +213,7 @@ def test_docker_variant(get_dag, monkeypatch):
     assert task.environment["RERUN_NEEDS_PERSON_EXIT_CODE"] == "0"
     assert not (set(task.environment) & CREDENTIAL_ENVS)
     assert "private_environment" not in task.template_fields
-    assert task.do_xcom_push is True and task.xcom_all is False
+    assert task.do_xcom_push is True and task.xcom_all is True
     assert task.user == "65532:65532"
     assert task.mem_limit == "64m"
     assert task.privileged is False
@@ -225,7 +227,7 @@ def test_docker_variant(get_dag, monkeypatch):
 
     def fake_execute(self, context):
         seen.update(self._private_environment)
-        return '{"rerun":[],"skipped":[],"failed":[],"exit_code":0}'
+        return DOCKER_OUTPUT
 
     with (
         mock.patch.object(Connection, "get", return_value=conn) as get,
@@ -236,7 +238,38 @@ def test_docker_variant(get_dag, monkeypatch):
     get.assert_called_once_with("looker_rerun")
     assert seen == {"LOOKERSDK_CLIENT_ID": "the-id", "LOOKERSDK_CLIENT_SECRET": "the-secret"}
     # The summary line becomes a dict, as KubernetesPodOperator's XCom is.
-    assert result == {"rerun": [], "skipped": [], "failed": [], "exit_code": 0}
+    assert result == json.loads(DOCKER_SUMMARY)
+
+
+# What DockerOperator(xcom_all=True) returns for a real run: stdout and stderr as one
+# stream, the summary before the binary's last log line (LOG_FORMAT=json).
+DOCKER_SUMMARY = (
+    '{"window":{"since":"2026-11-27T15:00:00Z","until":"2026-11-28T01:00:00Z"},"source":"system_activity",'
+    '"rerun":[],"skipped":[],"failed":[],"needs_person":[],"exit_code":0}'
+)
+DOCKER_OUTPUT = [
+    '{"level":"info","since":"2026-11-27T15:00:00Z","time":"2026-11-28T01:00:01Z","message":"looker-rerun starting"}',
+    DOCKER_SUMMARY,
+    '{"level":"info","rerun":0,"exit_code":0,"time":"2026-11-28T01:00:02Z","message":"looker-rerun done"}',
+]
+
+
+@pytest.mark.parametrize(
+    ("lines", "want"),
+    [
+        pytest.param(DOCKER_OUTPUT, json.loads(DOCKER_SUMMARY), id="summary before the last log line"),
+        pytest.param([DOCKER_SUMMARY], json.loads(DOCKER_SUMMARY), id="summary alone"),
+        pytest.param(["not json", DOCKER_SUMMARY, "", "{"], json.loads(DOCKER_SUMMARY), id="other output"),
+        pytest.param(
+            ['{"level":"warn","window":{},"message":"a log line with a window"}'], None, id="log lines only"
+        ),
+        pytest.param([], None, id="no output"),
+    ],
+)
+def test_docker_summary_from_output(lines, want):
+    from looker_rerun_docker import summary_from_output
+
+    assert summary_from_output(lines) == want
 
 
 @pytest.mark.parametrize(
