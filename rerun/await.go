@@ -44,6 +44,8 @@ func (s *sender) watch(ctx, callCtx context.Context, running []decision) {
 	}
 	s.log.Info().Int("copies", len(s.made)).Int("deliveries", len(follow)).Dur("wait", s.opts.Wait).Dur("confirm", s.opts.Confirm).
 		Msg("waiting for System Activity to show the copies made and the deliveries waited for")
+	// A first look at once: with little lag, that is all it takes.
+	follow = s.poll(ctx, callCtx, follow)
 	interval := s.opts.ConfirmPoll
 	for {
 		now := s.opts.Now()
