@@ -150,6 +150,12 @@ func TestBadSettingsExit2BeforeAnyCall(t *testing.T) {
 		{name: "needs person exit code negative", set: map[string]string{"RERUN_NEEDS_PERSON_EXIT_CODE": "-1"}, want: "RERUN_NEEDS_PERSON_EXIT_CODE=-1: must be a whole number from 0 to 255"},
 		{name: "needs person exit code text", set: map[string]string{"RERUN_NEEDS_PERSON_EXIT_CODE": "x"}, want: `RERUN_NEEDS_PERSON_EXIT_CODE="x": must be a whole number from 0 to 255`},
 		{name: "needs person exit code empty", set: map[string]string{"RERUN_NEEDS_PERSON_EXIT_CODE": ""}, want: "RERUN_NEEDS_PERSON_EXIT_CODE is set but empty"},
+		{name: "confirm zero", set: map[string]string{"RERUN_CONFIRM": "0"}, want: "RERUN_CONFIRM=0s: must be positive"},
+		{name: "confirm unparsable", set: map[string]string{"RERUN_CONFIRM": "120"}, want: `RERUN_CONFIRM="120": must be a Go duration`},
+		{name: "looker time zone unknown", set: map[string]string{"RERUN_LOOKER_TIMEZONE": "Mars/Olympus"}, want: `RERUN_LOOKER_TIMEZONE="Mars/Olympus": not an IANA time zone such as Asia/Tokyo`},
+		{name: "looker time zone Local", set: map[string]string{"RERUN_LOOKER_TIMEZONE": "Local"}, want: `RERUN_LOOKER_TIMEZONE="Local"`},
+		{name: "looker time zone empty", set: map[string]string{"RERUN_LOOKER_TIMEZONE": ""}, want: "RERUN_LOOKER_TIMEZONE is set but empty"},
+		{name: "base url with a password that does not parse", set: map[string]string{"LOOKERSDK_BASE_URL": "https://admin:pw%zz@looker.example.com"}, want: "https://REDACTED@looker.example.com"},
 		{name: "misspelt variable", set: map[string]string{"RERUN_DRYRUN": "true"}, want: "RERUN_DRYRUN is not a setting of looker-rerun; did you mean RERUN_DRY_RUN?"},
 		{name: "arguments", args: []string{"now"}, want: "settings come from the environment"},
 	}
@@ -173,7 +179,7 @@ func TestBadSettingsExit2BeforeAnyCall(t *testing.T) {
 			if n := len(s.Calls()) - before; n != 0 {
 				t.Errorf("%d calls to Looker with bad settings, want none", n)
 			}
-			if strings.Contains(r.stderr, lookertest.ClientSecret) || strings.Contains(r.stderr, ":pw@") {
+			if strings.Contains(r.stderr, lookertest.ClientSecret) || strings.Contains(r.stderr, "pw") || strings.Contains(r.stderr, "admin:") {
 				t.Errorf("a secret appears in the error:\n%s", r.stderr)
 			}
 		})

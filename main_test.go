@@ -371,3 +371,67 @@ func TestSummaryIsTheLastLine(t *testing.T) {
 		})
 	}
 }
+
+// TestLookerInAnotherTimeZone: a Looker whose Query Time Zone overrides
+// query_timezone would answer for a window shifted by hours. The run stops
+// with exit 3, naming the settings to change, unless RERUN_LOOKER_TIMEZONE
+// names the zone.
+func TestLookerInAnotherTimeZone(t *testing.T) {
+	tokyo, err := time.LoadLocation("Asia/Tokyo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		zone     string
+		wantCode int
+		wantLog  string
+	}{
+		{"", exitCannotStart, "User Specific Time Zones"},
+		{"Asia/Tokyo", exitOK, `"looker_timezone":"Asia/Tokyo"`},
+		{"America/New_York", exitCannotStart, "UTC+09:00"},
+	} {
+		t.Run("RERUN_LOOKER_TIMEZONE="+tt.zone, func(t *testing.T) {
+			s := lookertest.NewServer(t)
+			s.SetQueryTimezone(tokyo)
+			since, until := window()
+			s.AddFailure("1", since.Add(time.Hour), "boom")
+			env := lookerEnv(s, since, until)
+			if tt.zone != "" {
+				env["RERUN_LOOKER_TIMEZONE"] = tt.zone
+			}
+			r := runWith(t, context.Background(), env, 0)
+			if r.code != tt.wantCode || !strings.Contains(r.stderr, tt.wantLog) {
+				t.Fatalf("exit %d (want %d), log without %q:\n%s", r.code, tt.wantCode, tt.wantLog, r.stderr)
+			}
+			want := map[string]int{}
+			if tt.wantCode == exitOK {
+				want["1"] = 1
+			}
+			if diff := cmp.Diff(want, s.Reruns()); diff != "" {
+				t.Errorf("deliveries (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestStopDuringLoginIsExit1: SIGTERM while logging in is a run cut short
+// (exit 1), not a Looker that cannot be reached (exit 3).
+func TestStopDuringLoginIsExit1(t *testing.T) {
+	for _, op := range []string{lookertest.OpLogin, lookertest.OpRunInlineQuery} {
+		t.Run(op, func(t *testing.T) {
+			s := lookertest.NewServer(t)
+			since, until := window()
+			s.AddFailure("1", since.Add(time.Hour), "boom")
+			s.Inject(lookertest.Fault{Op: op, Delay: 5 * time.Second})
+			ctx, cancel := context.WithCancel(context.Background())
+			time.AfterFunc(200*time.Millisecond, cancel)
+			r := runWith(t, ctx, lookerEnv(s, since, until), 0)
+			if r.code != exitPersonNeeded || !strings.Contains(r.stderr, "stopped before the end") {
+				t.Fatalf("exit %d, want 1 saying it was stopped:\n%s", r.code, r.stderr)
+			}
+			if len(s.Reruns()) != 0 {
+				t.Errorf("re-ran %v after a stop", s.Reruns())
+			}
+		})
+	}
+}
