@@ -118,7 +118,7 @@ def test_rendered_pod_reruns_failed_plans_once_and_leaves_summary_in_xcom(
     assert exit_code == 0, diag
     assert result is not None, "no /airflow/xcom/return.json" + diag
     summary = json.loads(result)
-    # The same one-line JSON is the last stdout line (what DockerOperator pushes).
+    # The same one-line JSON is the last stdout line.
     assert json.loads(stdout.strip().splitlines()[-1]) == summary, diag
     # (plan ids compared as strings: Looker's API 4.0 ids are strings)
     assert sorted(str(r["plan_id"]) for r in summary["rerun"]) == ["101", "105"], summary
