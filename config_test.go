@@ -161,13 +161,7 @@ func TestBadSettingsExit2BeforeAnyCall(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env := lookerEnv(s, since, until)
-			for _, k := range tt.drop {
-				delete(env, k)
-			}
-			for k, v := range tt.set {
-				env[k] = v
-			}
+			env := envWith(lookerEnv(s, since, until), tt.set, tt.drop)
 			before := len(s.Calls())
 			r := runMain(t, context.Background(), env, tt.args...)
 			if r.code != exitConfig {
@@ -276,13 +270,7 @@ func TestEveryProblemIsReportedAtOnce(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env := lookerEnv(s, since, until)
-			for _, k := range tt.drop {
-				delete(env, k)
-			}
-			for k, v := range tt.set {
-				env[k] = v
-			}
+			env := envWith(lookerEnv(s, since, until), tt.set, tt.drop)
 			r := runMain(t, context.Background(), env)
 			if r.code != exitConfig {
 				t.Errorf("exit %d, want %d", r.code, exitConfig)
@@ -347,4 +335,15 @@ func TestBaseURLForms(t *testing.T) {
 			t.Errorf("case %d, base url %q: exit %d\n%s", i, base, r.code, r.stderr)
 		}
 	}
+}
+
+// envWith is env with the variables in set set and those in drop removed.
+func envWith(env, set map[string]string, drop []string) map[string]string {
+	for _, k := range drop {
+		delete(env, k)
+	}
+	for k, v := range set {
+		env[k] = v
+	}
+	return env
 }

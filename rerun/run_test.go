@@ -1,7 +1,6 @@
 package rerun_test
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -49,11 +48,7 @@ func (m morning) opts() rerun.Options {
 
 func runOnce(t *testing.T, s *lookertest.Server, opts rerun.Options) *rerun.Summary {
 	t.Helper()
-	sum, err := rerun.Run(context.Background(), newClient(t, s), opts)
-	if err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	return sum
+	return run(t, newClient(t, s), opts)
 }
 
 func reasons(sum *rerun.Summary) map[string]string {
