@@ -55,9 +55,10 @@ NETWORK_TEMPLATE = (
 def summary_from_output(lines: list[str]) -> dict | None:
     """The binary's summary among the container's output lines, or None.
 
-    DockerOperator reads stdout and stderr as one stream, and the binary logs
-    "looker-rerun done" on stderr after it prints the summary on stdout, so the summary is
-    not the last line. With LOG_FORMAT=json every log line is a JSON object with a "level";
+    DockerOperator reads stdout and stderr as one stream. The binary writes its last log
+    line ("looker-rerun done", stderr) before the summary (stdout), but the container
+    runtime reads the two pipes apart and may hand them on in the other order, so the
+    summary need not be the last line. With LOG_FORMAT=json every log line is a JSON object with a "level";
     the summary is the last JSON object with a "window" and no "level".
     """
     for line in reversed(lines):
