@@ -319,6 +319,30 @@ func TestTimeZoneIsProvenBeforeActing(t *testing.T) {
 		})
 	}
 
+	t.Run("the newest plans deleted or another user's: the next proves it", func(t *testing.T) {
+		t.Parallel()
+		for _, allHidden := range []bool{false, true} {
+			s := lookertest.NewServer(t)
+			seed(s)
+			s.AddPlan(lookertest.Plan{ID: "2", Created: m.until.Add(-time.Hour)})
+			s.AddPlan(lookertest.Plan{ID: "3", Created: m.until.Add(-2 * time.Hour)})
+			s.Inject(lookertest.Fault{Op: lookertest.OpScheduledPlan, PlanID: "2", Status: http.StatusForbidden})
+			s.Inject(lookertest.Fault{Op: lookertest.OpScheduledPlan, PlanID: "3", Status: http.StatusNotFound})
+			if allHidden {
+				s.Inject(lookertest.Fault{Op: lookertest.OpScheduledPlan, PlanID: "1", Status: http.StatusForbidden})
+			}
+			_, err := rerun.Run(context.Background(), newClient(t, s), m.opts())
+			switch {
+			case allHidden && (err == nil || !strings.Contains(err.Error(), "the Admin role")):
+				t.Errorf("no plan readable: error %v, want one saying what the API user needs", err)
+			case !allHidden && err != nil:
+				t.Errorf("plan 1 proves the zone, got %v", err)
+			case !allHidden && len(s.Reruns()) != 1:
+				t.Errorf("deliveries %v, want plan 1 re-run", s.Reruns())
+			}
+		}
+	})
+
 	t.Run("no plan at all: nothing can have failed", func(t *testing.T) {
 		t.Parallel()
 		s := lookertest.NewServer(t)

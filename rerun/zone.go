@@ -60,9 +60,9 @@ func (a *activity) proveZone(ctx context.Context) (plans bool, err error) {
 		p, err := a.lk.ScheduledPlan(ctx, r.PlanID, "id", "created_at")
 		var lerr *looker.Error
 		switch {
-		case errors.As(err, &lerr) && lerr.StatusCode == http.StatusNotFound:
+		case errors.As(err, &lerr) && (lerr.StatusCode == http.StatusNotFound || lerr.StatusCode == http.StatusForbidden):
 			lastErr = err
-			continue // deleted since: try the next
+			continue // deleted since, or another user's that this one may not see: try the next
 		case err != nil:
 			return true, fmt.Errorf("check the time zone of System Activity: %w", err)
 		case p.CreatedAt.IsZero():
@@ -85,7 +85,7 @@ func (a *activity) proveZone(ctx context.Context) (plans bool, err error) {
 			"(nothing was re-run: a window read in the wrong zone misses failures)",
 			errZone, r.PlanID, p.CreatedAt.UTC().Format(time.RFC3339), a.loc, wall.Format("2006-01-02 15:04:05"), formatOffset(offset))
 	}
-	return true, fmt.Errorf("check the time zone of System Activity: none of the %d newest plans could be read: %w", len(rows), lastErr)
+	return true, fmt.Errorf("check the time zone of System Activity: none of the %d newest plans could be read (the API user needs to see them: the Admin role, or plans of its own): %w", len(rows), lastErr)
 }
 
 // formatOffset writes an offset as +09:00.
