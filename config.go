@@ -302,7 +302,7 @@ func (c Config) logValue(e *zerolog.Event) *zerolog.Event {
 		Bool("verify_ssl", c.VerifySSL).Int("timeout_s", c.TimeoutSec).
 		Time("since", c.since).Time("until", c.until).Str("look_id", c.LookID).Bool("dry_run", c.DryRun).
 		Int("concurrency", c.Concurrency).Float64("rate", c.Rate).Str("result_file", c.ResultFile).
-		Dur("wait", c.Wait).Dur("confirm", c.Confirm).Str("looker_timezone", c.location.String()).
+		Stringer("wait", c.Wait).Stringer("confirm", c.Confirm).Str("looker_timezone", c.location.String()).
 		Int("max_attempts", c.MaxAttempts).Bool("retry_permanent", c.RetryPermanent).
 		Str("permanent_pattern", c.PermanentPattern).Int("needs_person_exit_code", c.NeedsPersonExitCode).
 		Str("log_level", c.LogLevel)

@@ -14,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/signal"
@@ -210,7 +211,7 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		ev = log.Error().Err(runErr)
 	}
 	if kib, ok := peakRSS(); ok {
-		ev = ev.Float64("peak_rss_mib", float64(kib)/1024)
+		ev = ev.Float64("peak_rss_mib", math.Round(float64(kib)/1024*100)/100)
 	}
 	ev.Int("rerun", len(sum.Rerun)).Int("skipped", len(sum.Skipped)).Int("failed", len(sum.Failed)).
 		Int("not_attempted", len(sum.NotAttempted)).Int("needs_person", len(sum.NeedsPerson)).

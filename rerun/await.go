@@ -42,7 +42,7 @@ func (s *sender) watch(ctx, callCtx context.Context, running []decision) {
 	if len(s.made) == 0 && len(follow) == 0 {
 		return
 	}
-	s.log.Info().Int("copies", len(s.made)).Int("deliveries", len(follow)).Dur("wait", s.opts.Wait).Dur("confirm", s.opts.Confirm).
+	s.log.Info().Int("copies", len(s.made)).Int("deliveries", len(follow)).Stringer("wait", s.opts.Wait).Stringer("confirm", s.opts.Confirm).
 		Msg("waiting for System Activity to show the copies made and the deliveries waited for")
 	// A first look at once: with little lag, that is all it takes.
 	follow = s.poll(ctx, callCtx, follow)
@@ -245,7 +245,7 @@ func (s *sender) settle(follow []*watched) {
 		if c.visible {
 			continue
 		}
-		s.log.Error().Str("plan_id", c.planID).Str("new_plan_id", c.id).Dur("confirm", s.opts.Confirm).
+		s.log.Error().Str("plan_id", c.planID).Str("new_plan_id", c.id).Stringer("confirm", s.opts.Confirm).
 			Msg("the copy made did not show in System Activity: a run that follows cannot see it")
 		for i := range s.sum.Rerun {
 			if rr := &s.sum.Rerun[i]; rr.NewPlanID == c.id {

@@ -150,7 +150,7 @@ func (s *sender) send(ctx, callCtx context.Context, p *plan, note string) {
 		// System Activity shows a copy only a while after: look for it
 		// for RERUN_CONFIRM before sending again, so the report goes out
 		// once at most.
-		log.Warn().Err(err).Int("attempt", attempt).Dur("confirm", s.opts.Confirm).Msg("run_once outcome unknown: looking for its copy in System Activity")
+		log.Warn().Err(err).Int("attempt", attempt).Stringer("confirm", s.opts.Confirm).Msg("run_once outcome unknown: looking for its copy in System Activity")
 		c, found, cerr := s.confirm(callCtx, p, answered)
 		switch {
 		case cerr != nil:
@@ -159,7 +159,7 @@ func (s *sender) send(ctx, callCtx context.Context, p *plan, note string) {
 			s.fail(log, p, err, fmt.Sprintf("outcome unknown and System Activity could not be checked (%v): not sent again, to avoid a second delivery; check the plan's run-once copies", cerr))
 			return
 		case found:
-			log.Info().Str("new_plan_id", c.PlanID).Dur("after", s.opts.Now().Sub(answered)).Msg("re-run (its copy found in System Activity after a lost answer)")
+			log.Info().Str("new_plan_id", c.PlanID).Stringer("after", s.opts.Now().Sub(answered).Round(time.Millisecond)).Msg("re-run (its copy found in System Activity after a lost answer)")
 			rr.NewPlanID = c.PlanID
 			rr.Note = strings.TrimPrefix(rr.Note+"; ", "; ") + "answer lost (" + err.Error() + "); copy " + c.PlanID + " found in System Activity"
 			s.record(rr, madeCopy{id: c.PlanID, planID: p.ID, answered: answered, visible: c.hasJob()})
@@ -168,7 +168,7 @@ func (s *sender) send(ctx, callCtx context.Context, p *plan, note string) {
 			s.fail(log, p, err, fmt.Sprintf("gave up after %d attempts; System Activity showed no copy within %s of any of them", attempt, s.opts.Confirm))
 			return
 		}
-		log.Warn().Int("attempt", attempt).Dur("confirm", s.opts.Confirm).Msg("no copy in System Activity: sending again")
+		log.Warn().Int("attempt", attempt).Stringer("confirm", s.opts.Confirm).Msg("no copy in System Activity: sending again")
 	}
 }
 
