@@ -432,3 +432,51 @@ func TestRandomisedMornings(t *testing.T) {
 		})
 	}
 }
+
+// TestStopBoundsTheLook: a stop (SIGTERM) while the run looks for the copy of
+// a lost answer, or waits for its copies to show, ends within the grace
+// period, and never sends again.
+func TestStopBoundsTheLook(t *testing.T) {
+	t.Parallel()
+	m := newMorning()
+	for _, tt := range []struct {
+		name    string
+		fault   lookertest.Fault
+		lag     time.Duration
+		wantSum func(*rerun.Summary) bool
+	}{
+		{"while looking for a lost answer's copy", lookertest.Fault{Op: lookertest.OpRunOnce, Status: 500}, 0,
+			func(sum *rerun.Summary) bool {
+				return len(sum.Failed) == 1 && strings.Contains(sum.Failed[0].Error, "not sent again")
+			}},
+		{"while waiting for the copies to show", lookertest.Fault{}, 10 * time.Second,
+			func(sum *rerun.Summary) bool {
+				return len(sum.Rerun) == 1 && sum.Rerun[0].Outcome == rerun.OutcomeUnconfirmed
+			}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := lookertest.NewServer(t)
+			s.SetActivityLag(tt.lag, tt.lag)
+			s.AddFailure("1", m.at(1), "boom")
+			if tt.fault.Op != "" {
+				s.Inject(tt.fault)
+			}
+			opts := m.opts()
+			opts.Confirm, opts.Grace = time.Minute, 300*time.Millisecond
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			time.AfterFunc(300*time.Millisecond, cancel)
+			sum, err := rerun.Run(ctx, newClient(t, s), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sum.OK() || !strings.Contains(sum.Error, "stopped") || !tt.wantSum(sum) {
+				t.Errorf("summary after a stop: %+v", sum)
+			}
+			if n := s.Reruns()["1"]; n > 1 {
+				t.Errorf("plan 1 delivered %d times", n)
+			}
+		})
+	}
+}
