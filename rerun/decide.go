@@ -135,6 +135,10 @@ func compareIDs(a, b string) int {
 func decideFirst(p *plan, rl rules) (d decision, ok bool) {
 	running := p.Latest.hasJob() && p.Latest.Status == ""
 	switch {
+	case p.Failures == 0 && !rl.look && (p.Disabled || p.RunOnce || !running):
+		// Listed for a delivery that was running; it has finished, or
+		// would not be re-run anyway.
+		return decision{plan: p, ignore: true}, true
 	case p.RunOnce:
 		return decision{plan: p, reason: ReasonRunOnce, detail: "a one-off send is not re-sent"}, true
 	case p.Disabled:
@@ -144,10 +148,8 @@ func decideFirst(p *plan, rl rules) (d decision, ok bool) {
 			", after the window, is running: it belongs to the next window"}, true
 	case running && (p.Failures == 0 || p.Latest.Created.After(p.LastFailure)) && p.Latest.Created.Before(rl.until):
 		return decision{plan: p, wait: true, detail: "a delivery started at " + p.Latest.Created.Format(time.RFC3339) + " is still running"}, true
-	case p.Failures == 0 && rl.look:
-		return decision{plan: p, reason: ReasonNotInWindow, detail: "no failed delivery of it started in the window"}, true
 	case p.Failures == 0:
-		return decision{plan: p, ignore: true}, true
+		return decision{plan: p, reason: ReasonNotInWindow, detail: "no failed delivery of it started in the window"}, true
 	case p.Latest.Status == statusSuccess && p.Latest.Created.After(p.LastFailure):
 		return decision{plan: p, reason: ReasonLaterSuccess, detail: "delivered at " + p.Latest.Created.Format(time.RFC3339)}, true
 	}

@@ -144,6 +144,16 @@ func TestRules(t *testing.T) {
 			wantJobs:    1,
 		},
 		{
+			name: "a disabled plan whose delivery is running is not reported",
+			seed: func(s *lookertest.Server) {
+				s.AddPlan(lookertest.Plan{ID: "1", Disabled: true})
+				s.AddJob(lookertest.Job{PlanID: "1", Created: m.at(5)})
+			},
+			wantReruns:  map[string]int{},
+			wantSkipped: map[string]string{},
+			wantJobs:    0,
+		},
+		{
 			name: "a disabled plan is not re-run",
 			seed: func(s *lookertest.Server) {
 				s.AddFailure("1", m.at(1), "boom")
