@@ -341,31 +341,48 @@ func lastLines(s string, n int) string {
 // a few, rather than grinding through every plan into the task's timeout,
 // and accounts for every plan.
 func TestLookerGoesDownMidway(t *testing.T) {
-	since, until := window()
-	s := lookertest.NewServer(t)
-	const n = 40
-	for i := range n {
-		s.AddFailure(strconv.Itoa(100+i), since.Add(time.Hour), "boom")
-	}
-	s.Inject(lookertest.Fault{Op: "run_once", Status: 503, Times: -1})
-	env := lookerEnv(s, since, until)
-	env["RERUN_CONCURRENCY"] = "2"
-	r := runWith(t, context.Background(), env, 0)
-	if r.code != exitPersonNeeded {
-		t.Fatalf("exit %d, want 1\n%s", r.code, lastLines(r.stderr, 10))
-	}
-	sum := r.summary(t)
-	if len(s.Reruns()) != 0 {
-		t.Errorf("deliveries %v with Looker down", s.Reruns())
-	}
-	if got := len(sum.Failed) + len(sum.NotAttempted); got != n {
-		t.Errorf("%d failed + %d not attempted, want all %d plans accounted for", len(sum.Failed), len(sum.NotAttempted), n)
-	}
-	if len(sum.Failed) > 2+3 {
-		t.Errorf("%d plans tried against a Looker that was down, want it to stop after a few", len(sum.Failed))
-	}
-	if !strings.Contains(sum.Error, "could not reach Looker") {
-		t.Errorf("summary error %q, want it to say Looker could not be reached", sum.Error)
+	for _, tt := range []struct {
+		name   string
+		faults []lookertest.Fault
+	}{
+		{"Looker answers 503 to every run_once", []lookertest.Fault{{Op: "run_once", Status: 503, Times: -1}}},
+		{"a proxy answers its HTML 503 to everything", []lookertest.Fault{
+			{Op: "run_once", Status: 503, Body: lookertest.ProxyPage, Times: -1},
+			// The listing's five queries pass; then System Activity is down too.
+			{Op: lookertest.OpRunInlineQuery, Times: 5},
+			{Op: lookertest.OpRunInlineQuery, Status: 503, Body: lookertest.ProxyPage, Times: -1},
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			since, until := window()
+			s := lookertest.NewServer(t)
+			const n = 40
+			for i := range n {
+				s.AddFailure(strconv.Itoa(100+i), since.Add(time.Hour), "boom")
+			}
+			for _, f := range tt.faults {
+				s.Inject(f)
+			}
+			env := lookerEnv(s, since, until)
+			env["RERUN_CONCURRENCY"] = "2"
+			r := runWith(t, context.Background(), env, 0)
+			if r.code != exitPersonNeeded {
+				t.Fatalf("exit %d, want 1\n%s", r.code, lastLines(r.stderr, 10))
+			}
+			sum := r.summary(t)
+			if len(s.Reruns()) != 0 {
+				t.Errorf("deliveries %v with Looker down", s.Reruns())
+			}
+			if got := len(sum.Failed) + len(sum.NotAttempted); got != n {
+				t.Errorf("%d failed + %d not attempted, want all %d plans accounted for", len(sum.Failed), len(sum.NotAttempted), n)
+			}
+			if len(sum.Failed) > 2+3 {
+				t.Errorf("%d plans tried against a Looker that was down, want it to stop after a few", len(sum.Failed))
+			}
+			if !strings.Contains(sum.Error, "could not reach Looker") {
+				t.Errorf("summary error %q, want it to say Looker could not be reached", sum.Error)
+			}
+		})
 	}
 }
 

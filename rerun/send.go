@@ -132,7 +132,12 @@ func (s *sender) send(ctx, callCtx context.Context, p *plan, note string) {
 		}
 		np, err := s.lk.RunOnce(callCtx, p.ID)
 		answered := s.opts.Now()
-		s.noteReachability(looker.Unreachable(err), err)
+		if err == nil || looker.NotActed(err) {
+			// Answered or refused by Looker itself, or never reached it:
+			// whether it is reachable is known now. An unknown outcome is
+			// judged by whether System Activity can be read.
+			s.noteReachability(looker.Unreachable(err), err)
+		}
 		if err == nil {
 			if !s.ledger.claim(np.ID, p.ID) {
 				log.Warn().Str("new_plan_id", np.ID).Msg("run_once answered with a copy already counted for a look-alike plan")
@@ -159,12 +164,15 @@ func (s *sender) send(ctx, callCtx context.Context, p *plan, note string) {
 			s.fail(log, p, err, fmt.Sprintf("outcome unknown and System Activity could not be checked (%v): not sent again, to avoid a second delivery; check the plan's run-once copies", cerr))
 			return
 		case found:
+			s.noteReachability(false, nil)
 			log.Info().Str("new_plan_id", c.PlanID).Stringer("after", s.opts.Now().Sub(answered).Round(time.Millisecond)).Msg("re-run (its copy found in System Activity after a lost answer)")
 			rr.NewPlanID = c.PlanID
 			rr.Note = strings.TrimPrefix(rr.Note+"; ", "; ") + "answer lost (" + err.Error() + "); copy " + c.PlanID + " found in System Activity"
 			s.record(rr, madeCopy{id: c.PlanID, planID: p.ID, answered: answered, visible: c.hasJob()})
 			return
-		case attempt >= s.opts.MaxSends:
+		}
+		s.noteReachability(false, nil) // System Activity answered
+		if attempt >= s.opts.MaxSends {
 			s.fail(log, p, err, fmt.Sprintf("gave up after %d attempts; System Activity showed no copy within %s of any of them", attempt, s.opts.Confirm))
 			return
 		}
