@@ -21,9 +21,10 @@ type watched struct {
 	copyID, jobID string
 	plan          *plan
 	// skip is the index in sum.Skipped of an earlier copy's already_rerun
-	// entry, or -1.
-	skip int
-	done bool
+	// entry, rerun that in sum.Rerun of this run's re-run; -1 when none.
+	// (Both lists are only appended to until the run ends.)
+	skip, rerun int
+	done        bool
 }
 
 // watch polls System Activity, one query per kind per poll, the interval
@@ -70,17 +71,17 @@ func (s *sender) watch(ctx, callCtx context.Context, running []decision) {
 func (s *sender) toFollow(running []decision) []*watched {
 	var out []*watched
 	for _, d := range running {
-		out = append(out, &watched{jobID: d.plan.Latest.JobID, plan: d.plan, skip: -1})
+		out = append(out, &watched{jobID: d.plan.Latest.JobID, plan: d.plan, skip: -1, rerun: -1})
 	}
 	s.mu.Lock()
 	for i, sk := range s.sum.Skipped {
 		if sk.Outcome == OutcomeRunning {
-			out = append(out, &watched{copyID: sk.NewPlanID, skip: i})
+			out = append(out, &watched{copyID: sk.NewPlanID, skip: i, rerun: -1})
 		}
 	}
-	for _, rr := range s.sum.Rerun {
+	for i, rr := range s.sum.Rerun {
 		if rr.NewPlanID != "" {
-			out = append(out, &watched{copyID: rr.NewPlanID, skip: -1})
+			out = append(out, &watched{copyID: rr.NewPlanID, skip: -1, rerun: i})
 		}
 	}
 	s.mu.Unlock()
@@ -228,7 +229,7 @@ func (s *sender) finishDelivery(ctx, callCtx context.Context, p *plan, j job) *w
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if n := len(s.sum.Rerun); n > 0 && s.sum.Rerun[n-1].PlanID == q.ID && s.sum.Rerun[n-1].NewPlanID != "" {
-			w := &watched{copyID: s.sum.Rerun[n-1].NewPlanID, skip: -1}
+			w := &watched{copyID: s.sum.Rerun[n-1].NewPlanID, skip: -1, rerun: n - 1}
 			s.sum.Rerun[n-1].Outcome = OutcomeRunning
 			return w
 		}
@@ -247,12 +248,9 @@ func (s *sender) settle(follow []*watched) {
 		}
 		s.log.Error().Str("plan_id", c.planID).Str("new_plan_id", c.id).Stringer("confirm", s.opts.Confirm).
 			Msg("the copy made did not show in System Activity: a run that follows cannot see it")
-		for i := range s.sum.Rerun {
-			if rr := &s.sum.Rerun[i]; rr.NewPlanID == c.id {
-				rr.Outcome = OutcomeUnconfirmed
-				rr.OutcomeDetail = fmt.Sprintf("copy %s did not show in System Activity within %s of run_once's answer; check it in Looker before re-sending by hand", c.id, s.opts.Confirm)
-			}
-		}
+		rr := &s.sum.Rerun[c.rerun]
+		rr.Outcome = OutcomeUnconfirmed
+		rr.OutcomeDetail = fmt.Sprintf("copy %s did not show in System Activity within %s of run_once's answer; check it in Looker before re-sending by hand", c.id, s.opts.Confirm)
 	}
 	for _, w := range follow {
 		if w.done {
@@ -276,14 +274,11 @@ func (s *sender) setOutcomes(ws []*watched, outcome, detail string) {
 		if w.copyID == "" {
 			continue
 		}
-		if w.skip >= 0 {
+		switch {
+		case w.skip >= 0:
 			s.sum.Skipped[w.skip].Outcome, s.sum.Skipped[w.skip].OutcomeDetail = outcome, detail
-			continue
-		}
-		for i := range s.sum.Rerun {
-			if rr := &s.sum.Rerun[i]; rr.NewPlanID == w.copyID && rr.Outcome != OutcomeUnconfirmed {
-				rr.Outcome, rr.OutcomeDetail = outcome, detail
-			}
+		case w.rerun >= 0 && s.sum.Rerun[w.rerun].Outcome != OutcomeUnconfirmed:
+			s.sum.Rerun[w.rerun].Outcome, s.sum.Rerun[w.rerun].OutcomeDetail = outcome, detail
 		}
 	}
 }

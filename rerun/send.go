@@ -52,6 +52,7 @@ type madeCopy struct {
 	id, planID string
 	answered   time.Time // when run_once answered (or gave up)
 	visible    bool      // System Activity has shown it
+	rerun      int       // its entry in sum.Rerun
 }
 
 func newSender(lk Looker, sa *activity, opts Options, sum *Summary, l *ledger) *sender {
@@ -224,6 +225,7 @@ func (s *sender) record(rr Rerun, c madeCopy) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sum.Rerun = append(s.sum.Rerun, rr)
+	c.rerun = len(s.sum.Rerun) - 1
 	s.made = append(s.made, c)
 }
 
