@@ -224,6 +224,11 @@ def summary_problems(summary: dict) -> list[str]:
         if e.get("outcome") in UNDELIVERED_OUTCOMES:
             detail = f": {e['outcome_detail']}" if e.get("outcome_detail") else ""
             problems.append(f"re-run {e['outcome']}: {plan(e)}, copy {e.get('new_plan_id')}{detail}")
+    for e in summary.get("skipped") or []:
+        # An earlier run's copy, waited for as this run's own.
+        if e.get("outcome") in UNDELIVERED_OUTCOMES:
+            detail = f": {e['outcome_detail']}" if e.get("outcome_detail") else ""
+            problems.append(f"earlier re-run {e['outcome']}: {plan(e)}, copy {e.get('new_plan_id')}{detail}")
     for e in summary.get("in_progress") or []:
         detail = f": {e['detail']}" if e.get("detail") else ""
         problems.append(f"in progress: {plan(e)}: {e.get('outcome')}{detail}")

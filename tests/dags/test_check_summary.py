@@ -99,6 +99,17 @@ def test_clean_run_passes(value):
         pytest.param(
             summary(
                 exit_code=1,
+                skipped=[
+                    {"plan_id": "103", "name": "Funnel", "reason": "already_rerun", "new_plan_id": "9103",
+                     "outcome": "failed_again", "outcome_detail": "SMTP 451"},
+                ],
+            ),  # fmt: skip
+            ["earlier re-run failed_again: plan 103 (Funnel), copy 9103: SMTP 451"],
+            id="an earlier run's copy failed again",
+        ),
+        pytest.param(
+            summary(
+                exit_code=1,
                 in_progress=[{"plan_id": "110", "name": "Ops", "outcome": "running", "detail": "since 09:58"}],
             ),
             ["in progress: plan 110 (Ops): running: since 09:58"],
