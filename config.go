@@ -73,14 +73,13 @@ type retryTiming struct {
 	max              int
 	waitMin, waitMax time.Duration
 	grace            time.Duration
-	pollMin, pollMax time.Duration // RERUN_WAIT's polls
-	confirmPoll      time.Duration // RERUN_CONFIRM's first interval
+	pollMin, pollMax time.Duration // System Activity's polls: RERUN_CONFIRM's and RERUN_WAIT's
 }
 
 // defaultRetry bounds a login against an unreachable Looker to about a
 // minute of backoff (plus the request timeouts), then exit 3.
 var defaultRetry = retryTiming{max: 5, waitMin: time.Second, waitMax: 30 * time.Second, grace: 5 * time.Second,
-	pollMin: 5 * time.Second, pollMax: time.Minute, confirmPoll: time.Second}
+	pollMin: time.Second, pollMax: time.Minute}
 
 // knownPrefix is the prefix of this tool's own variables: any other variable
 // with it is a misspelling, reported rather than ignored.

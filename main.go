@@ -163,7 +163,7 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		Concurrency: cfg.Concurrency, Pacer: pacer, Grace: cfg.retry.grace, Log: log,
 		MaxFailedReruns: cfg.MaxAttempts, Permanent: cfg.permanent, RetryPermanent: cfg.RetryPermanent,
 		Wait: cfg.Wait, PollMin: cfg.retry.pollMin, PollMax: cfg.retry.pollMax,
-		Confirm: cfg.Confirm, ConfirmPoll: cfg.retry.confirmPoll, Location: cfg.location,
+		Confirm: cfg.Confirm, Location: cfg.location,
 	}
 
 	var sum *rerun.Summary

@@ -22,7 +22,7 @@ import (
 func TestMain(m *testing.M) {
 	// Millisecond backoffs: no real sleeps in tests.
 	defaultRetry = retryTiming{max: 4, waitMin: time.Millisecond, waitMax: 20 * time.Millisecond, grace: 2 * time.Second,
-		pollMin: 5 * time.Millisecond, pollMax: 40 * time.Millisecond, confirmPoll: 5 * time.Millisecond}
+		pollMin: 5 * time.Millisecond, pollMax: 40 * time.Millisecond}
 	os.Exit(m.Run())
 }
 

@@ -28,7 +28,7 @@ type watched struct {
 }
 
 // watch polls System Activity, one query per kind per poll, the interval
-// doubling from ConfirmPoll to PollMax, until every copy in s.made is
+// doubling from PollMin to PollMax, until every copy in s.made is
 // visible (or its RERUN_CONFIRM is over) and, with opts.Wait, every
 // delivery waited for has finished (or the wait is over). It records each
 // outcome in the summary. ctx ends the waiting for outcomes; callCtx, which
@@ -47,7 +47,7 @@ func (s *sender) watch(ctx, callCtx context.Context, running []decision) {
 		Msg("waiting for System Activity to show the copies made and the deliveries waited for")
 	// A first look at once: with little lag, that is all it takes.
 	follow = s.poll(ctx, callCtx, follow)
-	interval := s.opts.ConfirmPoll
+	interval := s.opts.PollMin
 	for {
 		now := s.opts.Now()
 		if ctx.Err() != nil {
@@ -225,12 +225,9 @@ func (s *sender) finishDelivery(ctx, callCtx context.Context, p *plan, j job) *w
 	case d.reason != "" || d.wait || d.ignore:
 		s.skip(Skip{PlanID: q.ID, Name: q.Name, Reason: d.reason, Detail: d.detail, NewPlanID: d.copy.PlanID})
 	default:
-		s.send(ctx, callCtx, &q, "its delivery started at "+started+" failed while the run waited for it")
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if n := len(s.sum.Rerun); n > 0 && s.sum.Rerun[n-1].PlanID == q.ID && s.sum.Rerun[n-1].NewPlanID != "" {
-			w := &watched{copyID: s.sum.Rerun[n-1].NewPlanID, skip: -1, rerun: n - 1}
-			s.sum.Rerun[n-1].Outcome = OutcomeRunning
+		if i := s.send(ctx, callCtx, &q, "its delivery started at "+started+" failed while the run waited for it"); i >= 0 {
+			w := &watched{copyID: s.sum.Rerun[i].NewPlanID, skip: -1, rerun: i}
+			s.setOutcomes([]*watched{w}, OutcomeRunning, "")
 			return w
 		}
 	}

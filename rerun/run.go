@@ -70,10 +70,10 @@ type Options struct {
 	// before the run ends for every copy it made. It covers the request
 	// timeout and System Activity's lag.
 	Confirm time.Duration
-	// ConfirmPoll is the first interval between the polls of a confirmation;
-	// PollMin the first while waiting for deliveries. Both double up to
-	// PollMax.
-	ConfirmPoll, PollMin, PollMax time.Duration
+	// PollMin is the first interval between the polls of System Activity,
+	// for a lost answer's copy and for the copies and deliveries the run
+	// waits for; it doubles up to PollMax.
+	PollMin, PollMax time.Duration
 	// Location is the time zone System Activity answers in (nil: UTC). The
 	// run checks it before reading anything by time.
 	Location *time.Location
@@ -94,13 +94,10 @@ func (o *Options) defaults() {
 		o.MaxSends = 3
 	}
 	if o.PollMin <= 0 {
-		o.PollMin = 2 * time.Second
+		o.PollMin = time.Second
 	}
-	if o.ConfirmPoll <= 0 {
-		o.ConfirmPoll = time.Second
-	}
-	if o.PollMax < max(o.PollMin, o.ConfirmPoll) {
-		o.PollMax = max(o.PollMin, o.ConfirmPoll, time.Minute)
+	if o.PollMax < o.PollMin {
+		o.PollMax = max(o.PollMin, time.Minute)
 	}
 	if o.Confirm <= 0 {
 		o.Confirm = 2 * time.Minute

@@ -43,7 +43,7 @@ func newClient(t *testing.T, s *lookertest.Server) *looker.Client {
 // still covers the stand-in's System Activity lag many times over.
 func (m morning) opts() rerun.Options {
 	return rerun.Options{Since: m.since, Until: m.until, Concurrency: 4, Log: zerolog.Nop(),
-		Confirm: 10 * time.Second, ConfirmPoll: 20 * time.Millisecond, PollMin: 20 * time.Millisecond, PollMax: 200 * time.Millisecond}
+		Confirm: 10 * time.Second, PollMin: 20 * time.Millisecond, PollMax: 200 * time.Millisecond}
 }
 
 func runOnce(t *testing.T, s *lookertest.Server, opts rerun.Options) *rerun.Summary {

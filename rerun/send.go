@@ -113,23 +113,24 @@ func (s *sender) sendAll(ctx, callCtx context.Context, plans []*plan) error {
 }
 
 // send re-runs one plan. ctx gates starting; callCtx carries the calls.
-// note, when set, says why the re-run was made.
-func (s *sender) send(ctx, callCtx context.Context, p *plan, note string) {
+// note, when set, says why the re-run was made. It returns the index in
+// sum.Rerun of the re-run when it made (or found) a copy, else -1.
+func (s *sender) send(ctx, callCtx context.Context, p *plan, note string) int {
 	log := s.log.With().Str("plan_id", p.ID).Str("name", p.Name).Logger()
 	rr := Rerun{PlanID: p.ID, Name: p.Name, Failures: p.Failures, LastFailure: p.LastFailure, Note: note}
 	if s.opts.DryRun {
 		log.Info().Time("last_failure", p.LastFailure).Int("failures", p.Failures).Msg("would re-run (dry run)")
 		s.done(rr)
-		return
+		return -1
 	}
 	for attempt := 1; ; attempt++ {
 		if ctx.Err() != nil {
 			s.notAttempted(p)
-			return
+			return -1
 		}
 		if err := s.opts.Pacer.Wait(ctx); err != nil {
 			s.notAttempted(p)
-			return
+			return -1
 		}
 		np, err := s.lk.RunOnce(callCtx, p.ID)
 		answered := s.opts.Now()
@@ -145,12 +146,11 @@ func (s *sender) send(ctx, callCtx context.Context, p *plan, note string) {
 			}
 			log.Info().Str("new_plan_id", np.ID).Int("attempt", attempt).Msg("re-run")
 			rr.NewPlanID = np.ID
-			s.record(rr, madeCopy{id: np.ID, planID: p.ID, answered: answered})
-			return
+			return s.record(rr, madeCopy{id: np.ID, planID: p.ID, answered: answered})
 		}
 		if looker.NotActed(err) {
 			s.fail(log, p, err, "")
-			return
+			return -1
 		}
 		// Looker may have made the copy before the answer was lost, and
 		// System Activity shows a copy only a while after: look for it
@@ -163,19 +163,18 @@ func (s *sender) send(ctx, callCtx context.Context, p *plan, note string) {
 			// Looker answers neither run_once nor queries: it is down.
 			s.noteReachability(true, cerr)
 			s.fail(log, p, err, fmt.Sprintf("outcome unknown and System Activity could not be checked (%v): not sent again, to avoid a second delivery; check the plan's run-once copies", cerr))
-			return
+			return -1
 		case found:
 			s.noteReachability(false, nil)
 			log.Info().Str("new_plan_id", c.PlanID).Stringer("after", s.opts.Now().Sub(answered).Round(time.Millisecond)).Msg("re-run (its copy found in System Activity after a lost answer)")
 			rr.NewPlanID = c.PlanID
 			rr.Note = strings.TrimPrefix(rr.Note+"; ", "; ") + "answer lost (" + err.Error() + "); copy " + c.PlanID + " found in System Activity"
-			s.record(rr, madeCopy{id: c.PlanID, planID: p.ID, answered: answered, visible: c.hasJob()})
-			return
+			return s.record(rr, madeCopy{id: c.PlanID, planID: p.ID, answered: answered, visible: c.hasJob()})
 		}
 		s.noteReachability(false, nil) // System Activity answered
 		if attempt >= s.opts.MaxSends {
 			s.fail(log, p, err, fmt.Sprintf("gave up after %d attempts; System Activity showed no copy within %s of any of them", attempt, s.opts.Confirm))
-			return
+			return -1
 		}
 		log.Warn().Int("attempt", attempt).Stringer("confirm", s.opts.Confirm).Msg("no copy in System Activity: sending again")
 	}
@@ -187,7 +186,7 @@ func (s *sender) send(ctx, callCtx context.Context, p *plan, note string) {
 // be read: then nobody knows, and nothing may be sent again.
 func (s *sender) confirm(ctx context.Context, p *plan, answered time.Time) (job, bool, error) {
 	deadline := answered.Add(s.opts.Confirm)
-	interval := s.opts.ConfirmPoll
+	interval := s.opts.PollMin
 	for {
 		copies, err := s.sa.copies(ctx, p.LastFailure)
 		if err != nil {
@@ -220,13 +219,15 @@ func (s *sender) noteReachability(down bool, err error) {
 	}
 }
 
-// record adds a re-run and the copy it made.
-func (s *sender) record(rr Rerun, c madeCopy) {
+// record adds a re-run and the copy it made, and returns the re-run's index
+// in sum.Rerun.
+func (s *sender) record(rr Rerun, c madeCopy) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sum.Rerun = append(s.sum.Rerun, rr)
 	c.rerun = len(s.sum.Rerun) - 1
 	s.made = append(s.made, c)
+	return c.rerun
 }
 
 // rules are the rules for a plan decided again while the run waits.
