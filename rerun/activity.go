@@ -99,28 +99,26 @@ func newActivity(lk Looker, opts Options) *activity {
 // failures lists the failed jobs of scheduled (not run-once) plans that
 // started in [since, until).
 func (a *activity) failures(ctx context.Context, since, until time.Time) ([]job, error) {
-	q := a.query(slices.Concat(planFields, jobFields), map[string]string{
-		fPlanRunOnce: "No",
-		fJobStatus:   statusFailure,
-	})
-	jobs, err := a.queryAll(ctx, q, fJobCreated, since, until)
-	if err != nil {
-		return nil, fmt.Errorf("list failed deliveries: %w", err)
-	}
-	return jobs, nil
+	return a.jobsWithStatus(ctx, statusFailure, "list failed deliveries", since, until)
 }
 
 // running lists the jobs of scheduled (not run-once) plans that started in
 // [since, until) and have no status yet: deliveries still running, which
 // may yet fail.
 func (a *activity) running(ctx context.Context, since, until time.Time) ([]job, error) {
+	return a.jobsWithStatus(ctx, "NULL", "list running deliveries", since, until)
+}
+
+// jobsWithStatus lists the jobs of scheduled plans that started in [since,
+// until) whose status matches the filter expression status.
+func (a *activity) jobsWithStatus(ctx context.Context, status, what string, since, until time.Time) ([]job, error) {
 	q := a.query(slices.Concat(planFields, jobFields), map[string]string{
 		fPlanRunOnce: "No",
-		fJobStatus:   "NULL",
+		fJobStatus:   status,
 	})
 	jobs, err := a.queryAll(ctx, q, fJobCreated, since, until)
 	if err != nil {
-		return nil, fmt.Errorf("list running deliveries: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return jobs, nil
 }
@@ -243,10 +241,8 @@ func (a *activity) queryAll(ctx context.Context, q looker.Query, timeField strin
 		jobs          []job
 		rows, skipped int
 	)
-	select {
-	case a.slots <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	if err := a.acquire(ctx); err != nil {
+		return nil, err
 	}
 	err := a.lk.RunInlineQuery(ctx, q, func(row looker.Row) error {
 		rows++
@@ -285,6 +281,16 @@ func (a *activity) queryAll(ctx context.Context, q looker.Query, timeField strin
 		a.log.Warn().Int("rows", skipped).Str("field", fPlanID).Msg("skipped System Activity rows without a plan id")
 	}
 	return jobs, nil
+}
+
+// acquire takes a slot for a query in flight; release it with <-a.slots.
+func (a *activity) acquire(ctx context.Context) error {
+	select {
+	case a.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func ceilSecond(t time.Time) time.Time {

@@ -37,7 +37,9 @@ func (a *activity) proveZone(ctx context.Context) (plans bool, err error) {
 	q := a.query([]string{fPlanID, fPlanCreated}, nil)
 	q.Sorts, q.Limit = []string{fPlanCreated + " desc"}, fmt.Sprint(probePlans)
 	var rows []job
-	a.slots <- struct{}{}
+	if err := a.acquire(ctx); err != nil {
+		return false, err
+	}
 	err = a.lk.RunInlineQuery(ctx, q, func(row looker.Row) error {
 		j, err := decodeJob(row, a.loc)
 		if err == nil && !j.PlanCreated.IsZero() {
