@@ -258,12 +258,17 @@ def lookertest(tmp_path_factory):
         )
         yield {"url": f"http://{host}:{port}", "started": started, "log": tmp / "lookertest.log"}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc, timeout=10)
         log.close()
+
+
+def stop(proc: subprocess.Popen, timeout: float) -> None:
+    """Stop a helper process as a service manager would: SIGTERM, then SIGKILL after timeout."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def reruns(url):

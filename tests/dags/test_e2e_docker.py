@@ -40,7 +40,7 @@ import time
 import pendulum
 import pytest
 
-from conftest import CLIENT_ID, CLIENT_SECRET, DAGS, REPO, e2e, reruns, run
+from conftest import CLIENT_ID, CLIENT_SECRET, DAGS, REPO, e2e, reruns, run, stop
 
 pytestmark = e2e
 
@@ -120,11 +120,7 @@ def podman_service(podman, tmp, name, container_env=()):
             time.sleep(0.2)
         yield f"unix://{sock}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc, timeout=15)
 
 
 class Airflow:
