@@ -37,9 +37,28 @@ type ScheduledPlan struct {
 	LookID            string `json:"look_id"`
 	DashboardID       string `json:"dashboard_id"`
 	LookMLDashboardID string `json:"lookml_dashboard_id"`
-	// CreatedAt is an absolute time (RFC 3339 with its offset), whatever
-	// time zone Looker's queries answer in. Zero when Looker gave none.
+	// FiltersString is the filters the content is run with, as a URL query
+	// string; DashboardFilters is its deprecated alias.
+	FiltersString    string `json:"filters_string"`
+	DashboardFilters string `json:"dashboard_filters"`
+	// Destinations are where the plan delivers, in the order Looker lists
+	// them (which a run-once copy need not keep).
+	Destinations []Destination `json:"scheduled_plan_destination"`
+	// CreatedAt and UpdatedAt are absolute times (RFC 3339 with an offset),
+	// whatever time zone Looker's queries answer in. Zero when Looker gave
+	// none.
 	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Destination is the part of Looker's ScheduledPlanDestination that says
+// what is delivered where.
+type Destination struct {
+	// Type is email, webhook, s3, sftp or an action's.
+	Type string `json:"type"`
+	// Format is the data format sent, such as csv or wysiwyg_pdf.
+	Format  string `json:"format"`
+	Address string `json:"address"`
 }
 
 // ScheduledPlan returns a scheduled plan (operation scheduled_plan), with

@@ -116,34 +116,33 @@ func NewClient(baseURL string, opts ...Option) (*Client, error) {
 
 // NormalizeBaseURL parses a Looker base URL and returns it ending in
 // /api/4.0/. It rejects URLs that carry credentials, a query or a fragment,
-// and any other API version.
+// and any other API version. Its errors quote the URL as RedactURL shows it.
 func NormalizeBaseURL(raw string) (*url.URL, error) {
-	u, err := url.Parse(strings.TrimSpace(raw))
+	raw = strings.TrimSpace(raw)
+	shown := RedactURL(raw)
+	u, err := url.Parse(raw)
 	if err != nil {
-		// url.Parse quotes the URL whole, password included.
+		// url.Parse quotes the URL whole, password and query included.
 		var uerr *url.Error
 		if errors.As(err, &uerr) {
 			err = uerr.Err
 		}
-		return nil, fmt.Errorf("base url %q: %w", redactUserinfo(strings.TrimSpace(raw)), err)
+		return nil, fmt.Errorf("base url %q: %w", shown, redactedError{err, raw})
 	}
-	// No error quotes the user info, name or password.
-	userinfo := u.User != nil
-	u.User = nil
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, fmt.Errorf("base url %q: scheme must be https or http", u)
+		return nil, fmt.Errorf("base url %q: scheme must be https or http", shown)
 	case u.Host == "":
-		return nil, fmt.Errorf("base url %q: no host", u)
-	case userinfo:
-		return nil, fmt.Errorf("base url %q: must not carry credentials (user info left out here): the API key goes in LOOKERSDK_CLIENT_ID and LOOKERSDK_CLIENT_SECRET", u)
-	case u.RawQuery != "" || u.Fragment != "":
-		return nil, fmt.Errorf("base url %q: must not have a query or fragment", u)
+		return nil, fmt.Errorf("base url %q: no host", shown)
+	case u.User != nil:
+		return nil, fmt.Errorf("base url %q: must not carry credentials: the API key goes in LOOKERSDK_CLIENT_ID and LOOKERSDK_CLIENT_SECRET", shown)
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.ContainsAny(raw, "?#"):
+		return nil, fmt.Errorf("base url %q: must not have a query or fragment", shown)
 	}
 	p := strings.TrimRight(u.Path, "/")
 	if i := strings.LastIndex(p, "/api/"); i >= 0 {
 		if v := p[i+len("/api/"):]; v != APIVersion {
-			return nil, fmt.Errorf("base url %q: API version %q is not supported, only %s", u, v, APIVersion)
+			return nil, fmt.Errorf("base url %q: API version %q is not supported, only %s", shown, v, APIVersion)
 		}
 		p = p[:i]
 	}
@@ -152,24 +151,43 @@ func NormalizeBaseURL(raw string) (*url.URL, error) {
 	return u, nil
 }
 
-// redactUserinfo cuts anything between "://" and the last "@" of the
-// authority from a URL that did not parse, so an error can quote the rest.
-func redactUserinfo(raw string) string {
+// RedactURL returns raw with anything that may be a secret cut out, for logs
+// and errors: the user info (everything between "://" and the last "@",
+// whatever characters a password holds), and the query and fragment (an
+// access_token=... parameter). It works on text that does not parse as a URL.
+func RedactURL(raw string) string {
+	raw = strings.TrimSpace(raw)
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
 		scheme, rest = "", raw
 	} else {
 		scheme += "://"
 	}
-	end := strings.IndexAny(rest, "/?#")
-	if end < 0 {
-		end = len(rest)
-	}
-	if at := strings.LastIndex(rest[:end], "@"); at >= 0 {
+	if at := strings.LastIndex(rest, "@"); at >= 0 {
 		rest = "REDACTED@" + rest[at+1:]
+	}
+	if i := strings.IndexAny(rest, "?#"); i >= 0 {
+		rest = rest[:i] + "?REDACTED"
 	}
 	return scheme + rest
 }
+
+// redactedError is a parse error of a URL that carries user info or a
+// query: the parser quotes pieces of it (a port, an escape) that may be part
+// of a password, so none of its text is shown.
+type redactedError struct {
+	err error
+	raw string
+}
+
+func (e redactedError) Error() string {
+	if RedactURL(e.raw) != strings.TrimSpace(e.raw) {
+		return "does not parse as a URL (details left out: they may quote its user info or query)"
+	}
+	return e.err.Error()
+}
+
+func (e redactedError) Unwrap() error { return e.err }
 
 // BaseURL returns the API root every request is sent under.
 func (c *Client) BaseURL() string { return c.base.String() }
