@@ -219,7 +219,7 @@ func TestSummaryOnStdoutAndInResultFile(t *testing.T) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	want := []string{"dry_run", "exit_code", "failed", "failed_jobs", "failed_plans", "in_progress", "needs_person", "not_attempted", "rerun", "skipped", "source", "window"}
+	want := []string{"dry_run", "exit_code", "failed", "failed_jobs", "failed_plans", "in_progress", "max_activity_lag_seconds", "needs_person", "not_attempted", "rerun", "skipped", "source", "window"}
 	if diff := cmp.Diff(want, keys); diff != "" {
 		t.Errorf("summary fields (-want +got):\n%s", diff)
 	}

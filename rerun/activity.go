@@ -59,6 +59,11 @@ type job struct {
 	Status  string // success, failure, or "" while running
 	Detail  string
 	Created time.Time
+
+	// Ambiguous is the wall time of a cell that falls in the hour repeated
+	// when daylight saving ends ("" when none does): the row cannot be
+	// ordered against times near it.
+	Ambiguous string
 }
 
 // hasJob reports whether the row carries a job (the explore joins plans to
@@ -124,29 +129,30 @@ func (a *activity) jobsWithStatus(ctx context.Context, status, what string, sinc
 }
 
 // lookFailures runs the saved Look and returns the plan ids its rows name, in
-// order of first appearance, and the number of rows.
-func (a *activity) lookFailures(ctx context.Context, lookID string) ([]string, int, error) {
+// order of first appearance. Which of them failed in the window, and how
+// often, System Activity tells.
+func (a *activity) lookFailures(ctx context.Context, lookID string) ([]string, error) {
 	rows, err := a.lk.RunLook(ctx, lookID, a.pageSize)
 	if err != nil {
-		return nil, 0, fmt.Errorf("list failed deliveries: %w", err)
+		return nil, fmt.Errorf("list failed deliveries: %w", err)
 	}
 	if len(rows) >= a.pageSize {
 		// A Look cannot be split by time like a query: never act on a list
 		// that may be cut.
-		return nil, 0, fmt.Errorf("look %s returned %d rows, Looker's limit: the list may be cut; narrow the Look's filters or leave RERUN_LOOK_ID unset to query System Activity", lookID, len(rows))
+		return nil, fmt.Errorf("look %s returned %d rows, Looker's limit: the list may be cut; narrow the Look's filters or leave RERUN_LOOK_ID unset to query System Activity", lookID, len(rows))
 	}
 	var ids []string
 	seen := map[string]bool{}
 	for i, row := range rows {
 		id, ok, err := rowID(row, fPlanID)
 		if err != nil {
-			return nil, 0, fmt.Errorf("look %s row %d: %w", lookID, i+1, err)
+			return nil, fmt.Errorf("look %s row %d: %w", lookID, i+1, err)
 		}
 		if !ok {
 			if _, present := row[fPlanID]; present {
 				continue // a null id: a job whose plan was deleted
 			}
-			return nil, 0, fmt.Errorf("look %s: its rows have no %s column (columns: %s); add the field Scheduled Plan > ID to the Look",
+			return nil, fmt.Errorf("look %s: its rows have no %s column (columns: %s); add the field Scheduled Plan > ID to the Look",
 				lookID, fPlanID, strings.Join(slices.Sorted(maps.Keys(row)), ", "))
 		}
 		if !seen[id] {
@@ -154,7 +160,7 @@ func (a *activity) lookFailures(ctx context.Context, lookID string) ([]string, i
 			ids = append(ids, id)
 		}
 	}
-	return ids, len(rows), nil
+	return ids, nil
 }
 
 // history lists every job of the given plans that started since since, up to
@@ -214,6 +220,71 @@ func (a *activity) copies(ctx context.Context, from time.Time) ([]job, error) {
 	return jobs, nil
 }
 
+// plansLike lists the scheduled (not run-once) plans that share a copyKey
+// with keys: the plans a run-once copy with one of those keys may have been
+// made from. One row per plan: no job field is selected.
+func (a *activity) plansLike(ctx context.Context, keys []copyKey) ([]job, error) {
+	want := map[copyKey]bool{}
+	var contents []string
+	for _, k := range keys {
+		want[k] = true
+		contents = append(contents, k.content)
+	}
+	slices.Sort(contents)
+	contents = slices.Compact(contents)
+	batches := slices.Collect(slices.Chunk(contents, idsPerQuery))
+	results := make([][]job, len(batches))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, batch := range batches {
+		g.Go(func() error {
+			q := a.query(planFields, map[string]string{fPlanRunOnce: "No", fPlanContent: strings.Join(batch, ",")})
+			var err error
+			results[i], err = a.queryPage(gctx, q)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, fmt.Errorf("list the plans alike to run-once copies: %w", err)
+	}
+	var out []job
+	for _, j := range slices.Concat(results...) {
+		if want[j.key()] {
+			out = append(out, j)
+		}
+	}
+	return out, nil
+}
+
+// queryPage runs q once, without a time range to split: a result that fills
+// the page is an error, never a silent cut.
+func (a *activity) queryPage(ctx context.Context, q looker.Query) ([]job, error) {
+	var jobs []job
+	rows := 0
+	if err := a.acquire(ctx); err != nil {
+		return nil, err
+	}
+	err := a.lk.RunInlineQuery(ctx, q, func(row looker.Row) error {
+		rows++
+		j, err := decodeJob(row, q.Fields, a.loc)
+		switch {
+		case errors.Is(err, errNoPlanID):
+			return nil
+		case err != nil:
+			return fmt.Errorf("system activity row %d: %w", rows, err)
+		}
+		jobs = append(jobs, j)
+		return nil
+	})
+	<-a.slots
+	if err != nil {
+		return nil, err
+	}
+	if rows >= a.pageSize {
+		return nil, fmt.Errorf("%d rows, Looker's row limit: cannot list them all", rows)
+	}
+	return jobs, nil
+}
+
 // query is an inline query on the scheduled_plan explore, in UTC, sorted on
 // its first field, asking for a page of rows.
 func (a *activity) query(fields []string, filters map[string]string) looker.Query {
@@ -246,7 +317,7 @@ func (a *activity) queryAll(ctx context.Context, q looker.Query, timeField strin
 	}
 	err := a.lk.RunInlineQuery(ctx, q, func(row looker.Row) error {
 		rows++
-		j, err := decodeJob(row, a.loc)
+		j, err := decodeJob(row, q.Fields, a.loc)
 		switch {
 		case errors.Is(err, errNoPlanID):
 			skipped++ // nothing to re-run without a plan
@@ -309,15 +380,26 @@ func cloneWith(m map[string]string, k, v string) map[string]string {
 	return out
 }
 
-// decodeJob reads the fields of a row that are present, times in loc. The
-// plan id is required; a field the query selected but a cell cannot be read
-// is an error.
-func decodeJob(r looker.Row, loc *time.Location) (job, error) {
+// errMissingField marks a row without a field its query selected.
+var errMissingField = errors.New("System Activity answered without a field the query selected")
+
+// decodeJob reads a row of a query that selected fields, times in loc. The
+// plan id is required. Every selected field must be in the row (null is a
+// value; absent is not): a Looker whose System Activity lacks a field would
+// otherwise be read as empty values, and a copy would lose what tells it
+// apart. A cell that cannot be read is an error.
+func decodeJob(r looker.Row, fields []string, loc *time.Location) (job, error) {
 	var (
 		j   job
 		ok  bool
 		err error
 	)
+	for _, f := range fields {
+		if _, present := r[f]; !present {
+			return j, fmt.Errorf("%w: no %s in a row of the scheduled_plan explore: this Looker's System Activity does not have it "+
+				"(looker-rerun needs Looker's System Activity with that field: check the Looker version)", errMissingField, f)
+		}
+	}
 	if j.PlanID, ok, err = rowID(r, fPlanID); err != nil {
 		return j, err
 	} else if !ok {
@@ -338,11 +420,19 @@ func decodeJob(r looker.Row, loc *time.Location) (job, error) {
 	if j.JobID, _, err = rowID(r, fJobID); err != nil {
 		return j, err
 	}
-	if j.Created, _, err = rowTime(r, fJobCreated, loc); err != nil {
-		return j, err
-	}
-	if j.PlanCreated, _, err = rowTime(r, fPlanCreated, loc); err != nil {
-		return j, err
+	times := []struct {
+		field string
+		dst   *time.Time
+	}{{fJobCreated, &j.Created}, {fPlanCreated, &j.PlanCreated}}
+	for _, t := range times {
+		var twice bool
+		if *t.dst, twice, _, err = rowTime(r, t.field, loc); err != nil {
+			return j, err
+		}
+		if twice {
+			raw, _, _ := rowString(r, t.field)
+			j.Ambiguous = raw + " " + loc.String()
+		}
 	}
 	var runOnce, enabled string
 	if runOnce, _, err = rowString(r, fPlanRunOnce); err != nil {
@@ -354,7 +444,21 @@ func decodeJob(r looker.Row, loc *time.Location) (job, error) {
 	j.RunOnce = yes(runOnce)
 	j.Disabled = enabled != "" && !yes(enabled)
 	j.Status = strings.ToLower(strings.TrimSpace(j.Status))
+	j.Dests = destSet(j.Dests)
 	return j, nil
+}
+
+// destSet writes a destination_addresses cell as a set: Looker lists a
+// copy's destinations in an order of its own.
+func destSet(cell string) string {
+	var addrs []string
+	for _, a := range strings.Split(cell, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			addrs = append(addrs, a)
+		}
+	}
+	slices.Sort(addrs)
+	return strings.Join(slices.Compact(addrs), ",")
 }
 
 // yes reads a yesno cell.

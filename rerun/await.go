@@ -139,14 +139,20 @@ func (s *sender) poll(ctx, callCtx context.Context, follow []*watched) []*watche
 	}
 	// A copy shows when its job does: that is what a run that follows
 	// reads to decide.
+	seen := s.opts.Now()
+	var lags []time.Duration
 	s.mu.Lock()
 	for i := range s.made {
 		if c, ok := byID[s.made[i].id]; ok && c.hasJob() && !s.made[i].visible {
 			s.made[i].visible = true
+			lags = append(lags, seen.Sub(s.made[i].answered))
 			s.log.Debug().Str("plan_id", s.made[i].planID).Str("new_plan_id", s.made[i].id).Msg("copy shows in System Activity")
 		}
 	}
 	s.mu.Unlock()
+	for _, d := range lags {
+		s.sawLag(d)
+	}
 
 	var ids []string
 	for _, w := range follow {
@@ -208,30 +214,67 @@ func (s *sender) finishDelivery(ctx, callCtx context.Context, p *plan, j job) *w
 	}
 	log.Warn().Str("started", started).Str("detail", j.Detail).Msg("the delivery waited for failed")
 	q := *p
-	q.Failures++
-	q.LastFailure, q.LastDetail, q.Latest = j.Created, j.Detail, j
+	q.addFailure(j)
+	q.Latest = j
 	d, ok := decideFirst(&q, s.rules())
 	if !ok {
-		copies, err := s.sa.copies(callCtx, q.LastFailure)
-		if err != nil {
+		var err error
+		if d, err = s.decideAgain(callCtx, &q); err != nil {
 			s.fail(log, &q, err, "its delivery failed while the run waited, and System Activity could not be read to see whether someone re-ran it: not re-run")
 			return nil
 		}
-		d = decideCopies(&q, shareOut([]*plan{&q}, copies, s.ledger), s.rules())
 	}
-	switch {
-	case d.person:
+	switch d.act {
+	case actPerson:
 		s.attention(Attention{PlanID: q.ID, Name: q.Name, Owner: q.OwnerEmail, Reason: d.reason, Detail: d.detail})
-	case d.reason != "" || d.wait || d.ignore:
-		s.skip(Skip{PlanID: q.ID, Name: q.Name, Reason: d.reason, Detail: d.detail, NewPlanID: d.copy.PlanID})
-	default:
+	case actRerun:
 		if i := s.send(ctx, callCtx, &q, "its delivery started at "+started+" failed while the run waited for it"); i >= 0 {
 			w := &watched{copyID: s.sum.Rerun[i].NewPlanID, skip: -1, rerun: i}
 			s.setOutcomes([]*watched{w}, OutcomeRunning, "")
 			return w
 		}
+	default:
+		s.skip(Skip{PlanID: q.ID, Name: q.Name, Reason: d.reason, Detail: d.detail, NewPlanID: d.copy.PlanID})
 	}
 	return nil
+}
+
+// decideAgain applies the copies' rules to a plan whose delivery just
+// failed, with the copies made since: a person may have re-sent it.
+func (s *sender) decideAgain(ctx context.Context, p *plan) (decision, error) {
+	copies, err := s.sa.copies(ctx, p.LastFailure)
+	if err != nil {
+		return decision{}, err
+	}
+	ids := []string{p.ID}
+	var alike []job
+	for _, c := range copies {
+		if c.RunOnce && c.key() == p.Key && c.PlanID != p.ID && !c.made().Before(p.LastFailure) {
+			alike = append(alike, c)
+			ids = append(ids, c.PlanID)
+		}
+	}
+	b := newBooks()
+	if len(alike) > 0 {
+		if err := s.defs.load(ctx, ids); err != nil {
+			return decision{}, err
+		}
+	}
+	var same []job
+	for _, c := range alike {
+		switch v, why := s.defs.judge(p, c); v {
+		case sameReport:
+			same = append(same, c)
+		case unsure:
+			if c.covers() {
+				b.doubt(p.ID, ReasonUnsureCopy, why)
+			}
+		}
+	}
+	slices.SortFunc(same, byMade)
+	rl := s.rules()
+	b.keep([]*plan{p}, map[string]bool{p.ID: true}, same, newSpan(s.opts.Since, s.opts.Until), rl, s.ledger)
+	return decideCopies(p, b, rl), nil
 }
 
 // settle records what never finished: copies never seen in System Activity
@@ -256,7 +299,8 @@ func (s *sender) settle(follow []*watched) {
 		if w.jobID != "" {
 			s.log.Warn().Str("plan_id", w.plan.ID).Time("started", w.plan.Latest.Created).Msg("the delivery waited for is still running at the end of the wait")
 			s.sum.InProgress = append(s.sum.InProgress, Progress{PlanID: w.plan.ID, Name: w.plan.Name, Started: w.plan.Latest.Created,
-				Outcome: OutcomeRunning, Detail: "still running at the end of RERUN_WAIT; if it fails, a later run re-runs it only if its window covers " + w.plan.Latest.Created.Format(time.RFC3339)})
+				Outcome: OutcomeRunning, Detail: "still running at the end of RERUN_WAIT; if it fails, only the run whose window holds " +
+					w.plan.Latest.Created.Format(time.RFC3339) + " re-runs it: check it in Looker"})
 			continue
 		}
 		s.log.Warn().Str("new_plan_id", w.copyID).Msg("re-run still running at the end of the wait")

@@ -55,32 +55,66 @@ func rowString(r looker.Row, field string) (s string, ok bool, err error) {
 }
 
 // rowID reads an id cell (number or numeric text) as Looker 4.0's string id.
+// Whole numbers are read as integers first: an id past 2^53 read as a float
+// would become another id.
 func rowID(r looker.Row, field string) (string, bool, error) {
 	s, ok, err := rowString(r, field)
 	if err != nil || !ok {
 		return "", ok, err
 	}
 	s = strings.TrimSpace(s)
-	// Numbers may come back as 42.0 from some dialects.
-	if f, err := strconv.ParseFloat(s, 64); err == nil && f == float64(int64(f)) && f > 0 {
+	if n, err := strconv.ParseUint(s, 10, 64); err == nil && n > 0 {
+		return strconv.FormatUint(n, 10), true, nil
+	}
+	// Some dialects answer 42.0; only a float that is exactly a whole
+	// number an integer can hold is an id.
+	if f, err := strconv.ParseFloat(s, 64); err == nil && f > 0 && f < 1<<53 && f == float64(int64(f)) {
 		return strconv.FormatInt(int64(f), 10), true, nil
 	}
-	if _, err := strconv.ParseUint(s, 10, 64); err != nil {
-		return "", false, fmt.Errorf("%s: %q is not an id", field, s)
-	}
-	return s, true, nil
+	return "", false, fmt.Errorf("%s: %q is not an id", field, s)
 }
 
 // rowTime reads a time cell, shown in loc unless it says its zone.
-func rowTime(r looker.Row, field string, loc *time.Location) (time.Time, bool, error) {
+// ambiguous is set when the cell is a wall-clock time loc shows twice (the
+// hour repeated when daylight saving ends): which of the two instants it
+// is cannot be known, and it is read as the first.
+func rowTime(r looker.Row, field string, loc *time.Location) (t time.Time, ambiguous, ok bool, err error) {
 	s, ok, err := rowString(r, field)
 	if err != nil || !ok {
-		return time.Time{}, ok, err
+		return time.Time{}, false, ok, err
 	}
+	s = strings.TrimSpace(s)
 	for _, layout := range timeLayouts {
-		if t, err := time.ParseInLocation(layout, strings.TrimSpace(s), loc); err == nil {
-			return t.UTC(), true, nil
+		if t, err := time.ParseInLocation(layout, s, loc); err == nil {
+			zoned := strings.ContainsAny(layout, "Z07")
+			return t.UTC(), !zoned && repeated(t.In(loc)), true, nil
 		}
 	}
-	return time.Time{}, false, fmt.Errorf("%s: %q is not a time", field, s)
+	return time.Time{}, false, false, fmt.Errorf("%s: %q is not a time", field, s)
+}
+
+// repeated reports whether the wall clock of t occurs twice in t's
+// location: t falls in the hour (or so) repeated when the clocks go back.
+func repeated(t time.Time) bool {
+	_, off := t.Zone()
+	start, end := t.ZoneBounds()
+	var others []int
+	if !start.IsZero() {
+		_, o := start.Add(-time.Second).Zone()
+		others = append(others, o)
+	}
+	if !end.IsZero() {
+		_, o := end.Zone()
+		others = append(others, o)
+	}
+	for _, o := range others {
+		if o == off {
+			continue
+		}
+		twin := t.Add(time.Duration(off-o) * time.Second).In(t.Location())
+		if twin.Hour() == t.Hour() && twin.Minute() == t.Minute() && twin.Second() == t.Second() && twin.Day() == t.Day() {
+			return true
+		}
+	}
+	return false
 }

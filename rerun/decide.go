@@ -10,49 +10,116 @@ import (
 
 // Reasons a failed plan is not re-run.
 const (
-	ReasonLaterSuccess  = "later_success"         // the plan's latest delivery, up to now, succeeded
-	ReasonAlreadyRerun  = "already_rerun"         // a run-once copy made after the failure succeeded or is running
-	ReasonRunInProgress = "later_run_in_progress" // a delivery that started after the window, and belongs to the next one, is running
-	ReasonRunOnce       = "one_off"               // the plan is itself a one-off (run-once) send
-	ReasonDisabled      = "disabled"              // the plan is disabled: someone turned it off
-	ReasonNotInWindow   = "no_failure_in_window"  // the saved Look names it, System Activity has no failure of it in the window
+	ReasonLaterSuccess = "later_success"        // the plan's latest delivery, up to now, succeeded
+	ReasonAlreadyRerun = "already_rerun"        // a run-once copy that delivers the same report, made after the failure, succeeded or is running
+	ReasonRunOnce      = "one_off"              // the plan is itself a one-off (run-once) send
+	ReasonDisabled     = "disabled"             // the plan is disabled: someone turned it off
+	ReasonNotInWindow  = "no_failure_in_window" // the saved Look names it, System Activity has no failure of it in the window
 )
 
 // Reasons a failed plan needs a person instead of a re-run.
 const (
 	ReasonPermanent         = "permanent"          // its failure is one a re-run cannot fix
 	ReasonAttemptsExhausted = "attempts_exhausted" // RERUN_MAX_ATTEMPTS re-runs of this failure failed already
+	// ReasonUnsureCopy: a run-once copy alike on System Activity's fields
+	// cannot be told apart from a re-run of it: the plan was edited after
+	// the copy was made, or a definition cannot be read.
+	ReasonUnsureCopy = "unsure_copy"
+	// ReasonAmbiguousTime: a time the rules must compare falls in the hour
+	// repeated when daylight saving ends, in the zone Looker answers in.
+	ReasonAmbiguousTime = "ambiguous_time"
 )
 
 // plan is what the rules know of one scheduled plan that failed, or whose
 // delivery was running, in the window.
 type plan struct {
-	ID          string
-	Name        string
-	OwnerEmail  string
-	Key         copyKey
-	RunOnce     bool
-	Disabled    bool
-	Failures    int       // failed jobs that started in the window
+	ID         string
+	Name       string
+	OwnerEmail string
+	Key        copyKey
+	RunOnce    bool
+	Disabled   bool
+	// Failures counts the failed deliveries that started in the window: its
+	// own jobs, and its run-once copies that failed (a copy is a delivery of
+	// its plan).
+	Failures    int
 	LastFailure time.Time // start of the latest of them
 	LastDetail  string
-	Latest      job // latest job up to now
+	Latest      job // latest own job up to now
+
+	// lastOwnFailure and lastOwnSuccess are the starts of its latest own
+	// failed and successful jobs that the run read (since the window
+	// before this one for a plan that has copies).
+	lastOwnFailure, lastOwnSuccess time.Time
+	// firstCopyFailure is the earliest of its failed copies read that came
+	// after its latest own success: where a chain of failed re-runs began
+	// when its own failure is older than what the run read.
+	firstCopyFailure time.Time
+	// repeats are its own jobs whose start System Activity showed in the
+	// hour repeated when daylight saving ends; ambiguous names one that is
+	// near enough another of its deliveries that their order may be either.
+	repeats   []job
+	starts    []job // its own jobs: their ids and starts
+	ambiguous string
 }
 
-// decision is what to do with one plan.
+// nearRepeat is how close two times must be for a repeated hour to swap
+// them: the clocks go back an hour (or less) at a time.
+const nearRepeat = 2 * time.Hour
+
+// ambiguousNear returns the wall time of a repeat of p's that lies within
+// nearRepeat of t, other than the job jobID itself; "" when no comparison
+// with t can be misread.
+func (p *plan) ambiguousNear(t time.Time, jobID string) string {
+	for _, r := range p.repeats {
+		if r.JobID != jobID && r.Created.Sub(t).Abs() <= nearRepeat {
+			return r.Ambiguous
+		}
+	}
+	return ""
+}
+
+// open reports whether the plan's latest own failure has no own success
+// after it.
+func (p *plan) open() bool {
+	return !p.lastOwnFailure.IsZero() && !p.lastOwnSuccess.After(p.lastOwnFailure)
+}
+
+// action is what a decision does with a plan.
+type action int
+
+const (
+	// actRerun re-runs the plan once.
+	actRerun action = iota
+	// actSkip reports the plan under skipped with a reason.
+	actSkip
+	// actPerson reports the plan under needs_person with a reason.
+	actPerson
+	// actAwait waits (RERUN_WAIT) for a delivery of the plan that is
+	// running, and decides again when it ends; without a wait it is
+	// reported in progress.
+	actAwait
+	// actIgnore: nothing failed and nothing runs; not worth a line.
+	actIgnore
+)
+
+// decision is what to do with one plan, and why.
 type decision struct {
 	plan   *plan
-	reason string // "" to re-run, unless wait or ignore
+	act    action
+	reason string // for actSkip and actPerson
 	detail string
-	person bool // the reason needs a person: report, do not re-run
-	// wait: a delivery of the plan that started in the window is running;
-	// its outcome decides (RERUN_WAIT), or it is reported as in progress.
-	wait bool
-	// ignore: nothing failed and nothing runs; not worth a line.
-	ignore bool
 	// copy is the run-once copy that already covers the failure
 	// (already_rerun).
 	copy job
+}
+
+func skip(p *plan, reason, detail string) decision {
+	return decision{plan: p, act: actSkip, reason: reason, detail: detail}
+}
+
+func person(p *plan, reason, detail string) decision {
+	return decision{plan: p, act: actPerson, reason: reason, detail: detail}
 }
 
 // rules are the settings decide applies beyond the fixed rules.
@@ -60,14 +127,16 @@ type rules struct {
 	maxFailedReruns int // 0: no cap
 	permanent       *Classifier
 	retryPermanent  bool
-	until           time.Time // the window's end
+	since, until    time.Time // the window
 	// look: the plans come from a saved Look, which names them whether or
 	// not they failed in the window.
 	look bool
 }
 
-// gather folds the jobs of the candidate plans into one plan each.
-func gather(ids []string, since, until time.Time, jobLists ...[]job) []*plan {
+// gather folds the own jobs of the candidate plans (and of the plans alike
+// to copies) into one plan each. Failures count only when they started in
+// the window.
+func gather(ids []string, since, until time.Time, jobLists ...[]job) map[string]*plan {
 	plans := make(map[string]*plan, len(ids))
 	for _, id := range ids {
 		plans[id] = &plan{ID: id}
@@ -85,10 +154,21 @@ func gather(ids []string, since, until time.Time, jobLists ...[]job) []*plan {
 			return
 		}
 		seen[j.JobID] = true
-		if j.Status == statusFailure && !j.Created.Before(since) && j.Created.Before(until) {
-			p.Failures++
-			if !j.Created.Before(p.LastFailure) {
-				p.LastFailure, p.LastDetail = j.Created, j.Detail
+		p.starts = append(p.starts, job{JobID: j.JobID, Created: j.Created, Ambiguous: j.Ambiguous})
+		if j.Ambiguous != "" {
+			p.repeats = append(p.repeats, *j)
+		}
+		switch j.Status {
+		case statusFailure:
+			if j.Created.After(p.lastOwnFailure) {
+				p.lastOwnFailure = j.Created
+			}
+			if !j.Created.Before(since) && j.Created.Before(until) {
+				p.addFailure(*j)
+			}
+		case statusSuccess:
+			if j.Created.After(p.lastOwnSuccess) {
+				p.lastOwnSuccess = j.Created
 			}
 		}
 		if later(*j, p.Latest) {
@@ -100,6 +180,34 @@ func gather(ids []string, since, until time.Time, jobLists ...[]job) []*plan {
 			add(&jobs[i])
 		}
 	}
+	for _, p := range plans {
+		p.flagAmbiguous()
+	}
+	return plans
+}
+
+// flagAmbiguous names a repeated-hour start of p's own jobs that is near
+// another of them: the rules compare them.
+func (p *plan) flagAmbiguous() {
+	for _, j := range p.starts {
+		if a := p.ambiguousNear(j.Created, j.JobID); a != "" {
+			p.ambiguous = a
+			return
+		}
+	}
+}
+
+// addFailure counts a failed delivery of p in the window: its own job or a
+// copy's.
+func (p *plan) addFailure(j job) {
+	p.Failures++
+	if !j.Created.Before(p.LastFailure) {
+		p.LastFailure, p.LastDetail = j.Created, j.Detail
+	}
+}
+
+// sorted returns the plans in ids' order of plan id.
+func sorted(plans map[string]*plan, ids []string) []*plan {
 	out := make([]*plan, 0, len(ids))
 	for _, id := range ids {
 		out = append(out, plans[id])
@@ -138,41 +246,47 @@ func decideFirst(p *plan, rl rules) (d decision, ok bool) {
 	case p.Failures == 0 && !rl.look && (p.Disabled || p.RunOnce || !running):
 		// Listed for a delivery that was running; it has finished, or
 		// would not be re-run anyway.
-		return decision{plan: p, ignore: true}, true
+		return decision{plan: p, act: actIgnore}, true
 	case p.RunOnce:
-		return decision{plan: p, reason: ReasonRunOnce, detail: "a one-off send is not re-sent"}, true
+		return skip(p, ReasonRunOnce, "a one-off send is not re-sent"), true
 	case p.Disabled:
-		return decision{plan: p, reason: ReasonDisabled, detail: "the plan is disabled in Looker: someone turned it off since it failed"}, true
-	case running && p.Failures > 0 && p.Latest.Created.After(p.LastFailure) && !p.Latest.Created.Before(rl.until):
-		return decision{plan: p, reason: ReasonRunInProgress, detail: "a delivery started at " + p.Latest.Created.Format(time.RFC3339) +
-			", after the window, is running: it belongs to the next window"}, true
-	case running && (p.Failures == 0 || p.Latest.Created.After(p.LastFailure)) && p.Latest.Created.Before(rl.until):
-		return decision{plan: p, wait: true, detail: "a delivery started at " + p.Latest.Created.Format(time.RFC3339) + " is still running"}, true
+		return skip(p, ReasonDisabled, "the plan is disabled in Looker: someone turned it off since it failed"), true
+	case p.ambiguous != "":
+		return person(p, ReasonAmbiguousTime, "System Activity shows one of its deliveries at "+p.ambiguous+
+			", an hour the clocks show twice: which came first cannot be told; check its deliveries in Looker"), true
+	case running && (p.Failures == 0 || p.Latest.Created.After(p.LastFailure)):
+		// A delivery in the window, or a later one (the next window's),
+		// is running: if it succeeds the report arrived, if it fails it
+		// is re-run once, for this failure and its own.
+		return decision{plan: p, act: actAwait, detail: "a delivery started at " + p.Latest.Created.Format(time.RFC3339) + " is still running"}, true
 	case p.Failures == 0:
-		return decision{plan: p, reason: ReasonNotInWindow, detail: "no failed delivery of it started in the window"}, true
+		return skip(p, ReasonNotInWindow, "no failed delivery of it started in the window"), true
 	case p.Latest.Status == statusSuccess && p.Latest.Created.After(p.LastFailure):
-		return decision{plan: p, reason: ReasonLaterSuccess, detail: "delivered at " + p.Latest.Created.Format(time.RFC3339)}, true
+		return skip(p, ReasonLaterSuccess, "delivered at "+p.Latest.Created.Format(time.RFC3339)), true
 	}
 	return decision{}, false
 }
 
-// decideCopies applies the rules that read the run-once copies, as shared
-// out among look-alike plans (shareOut).
-func decideCopies(p *plan, sh shares, rl rules) decision {
-	if c, ok := sh.covering[p.ID]; ok {
+// decideCopies applies the rules that read the run-once copies, as the books
+// share them among look-alike plans.
+func decideCopies(p *plan, b *books, rl rules) decision {
+	if c, ok := b.covering[p.ID]; ok {
 		state := "succeeded"
 		if c.Status != statusSuccess {
 			state = "is still running"
 		}
-		return decision{plan: p, reason: ReasonAlreadyRerun, copy: c,
-			detail: "run-once copy " + c.PlanID + " made at " + c.made().Format(time.RFC3339) + " " + state}
+		d := skip(p, ReasonAlreadyRerun, "run-once copy "+c.PlanID+" made at "+c.made().Format(time.RFC3339)+" "+state)
+		d.copy = c
+		return d
 	}
-	failed := sh.failed[p.ID]
+	if why, ok := b.unsure[p.ID]; ok {
+		return person(p, why.reason, why.detail)
+	}
+	failed := b.failed[p.ID]
 	if rl.maxFailedReruns > 0 && len(failed) >= rl.maxFailedReruns {
 		last := failed[len(failed)-1]
-		return decision{plan: p, person: true, reason: ReasonAttemptsExhausted,
-			detail: fmt.Sprintf("%d re-runs of the failure at %s failed; the last: %s",
-				len(failed), p.LastFailure.Format(time.RFC3339), orUnknown(last.Detail))}
+		return person(p, ReasonAttemptsExhausted, fmt.Sprintf("%d re-runs of the failure at %s failed; the last: %s",
+			len(failed), p.LastFailure.Format(time.RFC3339), orUnknown(last.Detail)))
 	}
 	if !rl.retryPermanent {
 		details := []string{p.LastDetail}
@@ -181,31 +295,23 @@ func decideCopies(p *plan, sh shares, rl rules) decision {
 		}
 		for _, d := range details {
 			if m := rl.permanent.Permanent(d); m != "" {
-				return decision{plan: p, person: true, reason: ReasonPermanent,
-					detail: fmt.Sprintf("a re-run cannot fix %q: %s", m, d)}
+				return person(p, ReasonPermanent, fmt.Sprintf("a re-run cannot fix %q: %s", m, d))
 			}
 		}
 	}
-	return decision{plan: p}
+	return decision{plan: p, act: actRerun}
 }
 
-// decideAll decides for every plan, sharing the copies out among the plans
-// that reach the copies' rules.
-func decideAll(plans []*plan, copies []job, rl rules, l *ledger) []decision {
+// decideAll decides for every plan: the copies' rules for those the first
+// rules leave, with the books kept on the copies.
+func decideAll(plans []*plan, b *books, rl rules) []decision {
 	out := make([]decision, len(plans))
-	var rest []*plan
-	at := map[string]int{}
 	for i, p := range plans {
 		if d, ok := decideFirst(p, rl); ok {
 			out[i] = d
 			continue
 		}
-		rest = append(rest, p)
-		at[p.ID] = i
-	}
-	sh := shareOut(rest, copies, l)
-	for _, p := range rest {
-		out[at[p.ID]] = decideCopies(p, sh, rl)
+		out[i] = decideCopies(p, b, rl)
 	}
 	return out
 }

@@ -27,7 +27,7 @@ func FuzzDecodeJob(f *testing.F) {
 		if json.Unmarshal(raw, &row) != nil {
 			return
 		}
-		j, err := decodeJob(row, time.UTC)
+		j, err := decodeJob(row, nil, time.UTC)
 		if err != nil {
 			return
 		}
@@ -58,12 +58,12 @@ func FuzzLookRows(f *testing.F) {
 			return
 		}
 		a := newActivity(lookRows(rows), Options{PageSize: 5000, Concurrency: 1})
-		ids, n, err := a.lookFailures(t.Context(), "1")
+		ids, err := a.lookFailures(t.Context(), "1")
 		if err != nil {
 			return
 		}
-		if n != len(rows) || len(ids) > len(rows) {
-			t.Errorf("%d ids from %d rows, counted %d", len(ids), len(rows), n)
+		if len(ids) > len(rows) {
+			t.Errorf("%d ids from %d rows", len(ids), len(rows))
 		}
 		seen := map[string]bool{}
 		for _, id := range ids {

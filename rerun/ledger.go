@@ -9,14 +9,16 @@ import (
 
 // This file keeps the books on run-once copies: which copy proves which
 // plan's re-run. System Activity does not record which plan a copy was made
-// from, only what the copy shares with it, so plans alike in all of that
-// (look-alikes) form a group, and a group's copies are shared out among its
-// plans, each copy to one plan at most.
+// from. A copy counts for a plan only when it delivers the same report
+// (identity.go); plans that deliver the same report (look-alikes) form a
+// group, and a group's copies are shared out among its failures, each copy
+// to one failure at most.
 
 // copyKey is what a run-once copy shares with the plan it was copied from, as
-// far as System Activity shows: scheduled_plan_run_once_by_id copies the
-// owner, content and destinations. The name is left out: a plan renamed
-// after its re-run must still know its copy.
+// far as System Activity shows: the owner, the content and the destination
+// addresses (as a set). The name is left out: a plan renamed after its
+// re-run must still know its copy. Plans and copies that share a key are
+// told apart by their definitions.
 type copyKey struct{ owner, content, dests string }
 
 func (j job) key() copyKey { return copyKey{j.Owner, j.Content, j.Dests} }
@@ -30,17 +32,166 @@ func (j job) made() time.Time {
 	return j.PlanCreated
 }
 
-// isCopyOf reports whether c looks like a run-once copy of p made at or
-// after p's latest failure.
-func isCopyOf(c job, p *plan) bool {
-	return c.RunOnce && c.key() == p.Key && c.PlanID != p.ID && !c.made().Before(p.LastFailure)
+// covers reports whether a copy delivers, or may still deliver, the report:
+// it succeeded, is running, or has not started.
+func (j job) covers() bool { return !j.hasJob() || j.Status == statusSuccess || j.Status == "" }
+
+func byMade(a, b job) int {
+	if c := a.made().Compare(b.made()); c != 0 {
+		return c
+	}
+	return compareIDs(a.PlanID, b.PlanID)
+}
+
+// span is the window of failures and the window before it, which the books
+// reach back to: a copy made in this window may be the re-run of a failure
+// in the one before.
+type span struct{ from, since, until time.Time }
+
+func newSpan(since, until time.Time) span {
+	return span{from: since.Add(-until.Sub(since)), since: since, until: until}
+}
+
+// ready returns the earliest a copy can be the re-run, made by this tool, of
+// a failure at t outside the window: windows tile time from since, each as
+// long as this one, and a window's run starts when the window ends. A copy
+// made before then is a person's send of another failure.
+func (w span) ready(t time.Time) time.Time {
+	n := w.until.Sub(w.since)
+	if t.Before(w.since) {
+		return w.since
+	}
+	return w.since.Add((t.Sub(w.since)/n + 1) * n)
+}
+
+// books is what the copies say about the plans decided: the copy that
+// covers each, the failed re-runs of its failure, or why it cannot be told.
+type books struct {
+	covering map[string]job   // plan id -> the copy that covers its failure
+	failed   map[string][]job // plan id -> failed re-runs of its failure, oldest first
+	unsure   map[string]doubt // plan id -> why a copy cannot be told apart from its re-run
+}
+
+// doubt is why a copy may or may not be a plan's re-run: a reason for a
+// person, and its detail.
+type doubt struct{ reason, detail string }
+
+func newBooks() *books {
+	return &books{covering: map[string]job{}, failed: map[string][]job{}, unsure: map[string]doubt{}}
+}
+
+// doubt records the first doubt about a plan's copies.
+func (b *books) doubt(planID, reason, detail string) {
+	if _, ok := b.unsure[planID]; !ok {
+		b.unsure[planID] = doubt{reason, detail}
+	}
+}
+
+// claimant is a plan's failure that a copy of its group may be the re-run of.
+type claimant struct {
+	p *plan
+	// after: a copy made before it cannot be this failure's re-run.
+	after time.Time
+	// decided: the plan's failure is in the window, decided by this run;
+	// otherwise it is another window's, counted so that its copies are not
+	// taken for this window's.
+	decided bool
+	got     bool
+}
+
+// keep shares out the copies of one group: plans that deliver the same
+// report (one plan, usually), with the copies that deliver it, oldest
+// first. Each copy that covers goes to one failure made before it, in the
+// order copies were made; a failure of another window takes it before one
+// of this window, so that when there are fewer copies than failures, this
+// window's failures are the ones left to re-run. Copies that failed are
+// dealt, for the RERUN_MAX_ATTEMPTS cap, to the decided plan with fewest so
+// far among those whose failure chain they may belong to. Covering copies
+// are claimed in l.
+func (b *books) keep(group []*plan, decided map[string]bool, copies []job, w span, rl rules, l *ledger) {
+	var cls []*claimant
+	for _, p := range group {
+		switch {
+		case decided[p.ID]:
+			cls = append(cls, &claimant{p: p, after: p.LastFailure, decided: true})
+		case p.open() && !p.Disabled && !p.RunOnce && (rl.retryPermanent || rl.permanent.Permanent(p.LastDetail) == ""):
+			// Another window's failure that its run would re-run.
+			cls = append(cls, &claimant{p: p, after: maxTime(p.lastOwnFailure, w.ready(p.lastOwnFailure))})
+		}
+	}
+	slices.SortFunc(cls, func(a, b *claimant) int {
+		return cmp.Or(cmpBool(a.decided, b.decided), a.after.Compare(b.after), compareIDs(a.p.ID, b.p.ID))
+	})
+	for _, c := range copies {
+		if !c.covers() {
+			continue
+		}
+		for _, cl := range cls {
+			if cl.got || c.made().Before(cl.after) {
+				continue
+			}
+			if cl.decided && !l.claim(c.PlanID, cl.p.ID) {
+				continue
+			}
+			cl.got = true
+			if cl.decided {
+				b.covering[cl.p.ID] = c
+			}
+			break
+		}
+	}
+	for _, c := range copies {
+		if c.covers() {
+			continue
+		}
+		var to *plan
+		for _, cl := range cls {
+			if cl.decided && !c.made().Before(chainStart(cl.p)) && (to == nil || len(b.failed[cl.p.ID]) < len(b.failed[to.ID])) {
+				to = cl.p
+			}
+		}
+		if to != nil {
+			b.failed[to.ID] = append(b.failed[to.ID], c)
+		}
+	}
+}
+
+// chainStart is the failure the re-runs of p's latest failure were made
+// for: its latest own failure not followed by an own success, or, when that
+// is outside what the run read, the window's latest failure. Failed copies
+// made since then are failed re-runs of it.
+func chainStart(p *plan) time.Time {
+	if p.open() && !p.lastOwnFailure.After(p.LastFailure) {
+		return p.lastOwnFailure
+	}
+	if !p.firstCopyFailure.IsZero() && p.firstCopyFailure.After(p.lastOwnSuccess) {
+		return p.firstCopyFailure
+	}
+	return p.LastFailure
+}
+
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // ledger is the run's record of copies: those System Activity showed when the
 // run began, and which plan each claimed copy belongs to. A copy is claimed
 // once: by the plan whose run_once answer named it, by the plan whose lost
-// answer it proves, or by the plan an earlier copy was shared out to. It is
-// safe for concurrent use.
+// answer it proves, or by the plan the books shared it out to. It is safe
+// for concurrent use.
 type ledger struct {
 	mu      sync.Mutex
 	known   map[string]bool   // copy ids listed before this run re-ran anything
@@ -67,94 +218,20 @@ func (l *ledger) claim(id, planID string) bool {
 	return true
 }
 
-// claimNew claims for p the oldest copy of it among copies that the run had
-// not listed when it began and that no plan has claimed: after a lost
-// answer, the one copy that can prove p's call was acted on.
-func (l *ledger) claimNew(p *plan, copies []job) (job, bool) {
+// fresh returns the copies alike to p on System Activity's fields, made at or
+// after its latest failure, that the run had not listed when it began and no
+// plan has claimed, oldest first: after a lost answer, those that may prove
+// p's call was acted on.
+func (l *ledger) fresh(p *plan, copies []job) []job {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var found []job
 	for _, c := range copies {
-		if _, taken := l.claimed[c.PlanID]; isCopyOf(c, p) && !l.known[c.PlanID] && !taken {
+		if _, taken := l.claimed[c.PlanID]; c.RunOnce && c.key() == p.Key && c.PlanID != p.ID &&
+			!c.made().Before(p.LastFailure) && !l.known[c.PlanID] && !taken {
 			found = append(found, c)
 		}
 	}
-	if len(found) == 0 {
-		return job{}, false
-	}
-	c := slices.MinFunc(found, byMade)
-	l.claimed[c.PlanID] = p.ID
-	return c, true
+	slices.SortFunc(found, byMade)
+	return found
 }
-
-func byMade(a, b job) int {
-	if c := a.made().Compare(b.made()); c != 0 {
-		return c
-	}
-	return compareIDs(a.PlanID, b.PlanID)
-}
-
-// shares is what the existing copies say about each plan: the copy that
-// covers it (succeeded, running or not started), and the failed re-runs of
-// its failure.
-type shares struct {
-	covering map[string]job   // plan id -> its covering copy
-	failed   map[string][]job // plan id -> failed copies, oldest first
-}
-
-// shareOut shares the copies among the plans. Within a group of look-alikes,
-// plans in the order of their latest failure each take the oldest covering
-// copy made at or after it that no other plan took, so N failed plans need N
-// copies; a copy covers one plan at most. Failed copies are dealt the same
-// way, each to the plan it may belong to that has the fewest so far: across
-// runs, copies of look-alikes cannot be told apart, so they are counted per
-// group. Covering copies are claimed in l.
-func shareOut(plans []*plan, copies []job, l *ledger) shares {
-	sh := shares{covering: map[string]job{}, failed: map[string][]job{}}
-	groups := map[copyKey][]*plan{}
-	for _, p := range plans {
-		groups[p.Key] = append(groups[p.Key], p)
-	}
-	byKey := map[copyKey][]job{}
-	for _, c := range copies {
-		if _, ok := groups[c.key()]; ok && c.RunOnce {
-			byKey[c.key()] = append(byKey[c.key()], c)
-		}
-	}
-	for key, group := range groups {
-		slices.SortFunc(group, func(a, b *plan) int {
-			return cmp.Or(a.LastFailure.Compare(b.LastFailure), compareIDs(a.ID, b.ID))
-		})
-		cs := byKey[key]
-		slices.SortFunc(cs, byMade)
-		taken := map[string]bool{}
-		for _, p := range group {
-			for _, c := range cs {
-				if !taken[c.PlanID] && c.covers() && isCopyOf(c, p) && l.claim(c.PlanID, p.ID) {
-					taken[c.PlanID] = true
-					sh.covering[p.ID] = c
-					break
-				}
-			}
-		}
-		for _, c := range cs {
-			if c.Status != statusFailure {
-				continue
-			}
-			var to *plan
-			for _, p := range group {
-				if isCopyOf(c, p) && (to == nil || len(sh.failed[p.ID]) < len(sh.failed[to.ID])) {
-					to = p
-				}
-			}
-			if to != nil {
-				sh.failed[to.ID] = append(sh.failed[to.ID], c)
-			}
-		}
-	}
-	return sh
-}
-
-// covers reports whether a copy delivers, or may still deliver, the report:
-// it succeeded, is running, or has not started.
-func (j job) covers() bool { return !j.hasJob() || j.Status == statusSuccess || j.Status == "" }

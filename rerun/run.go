@@ -13,6 +13,9 @@ package rerun
 
 import (
 	"context"
+	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -123,10 +126,12 @@ func Run(ctx context.Context, lk Looker, opts Options) (*Summary, error) {
 	opts.defaults()
 	sum := newSummary(opts)
 	sa := newActivity(lk, opts)
+	defs := newDefinitions(lk, opts.Concurrency)
 
 	// 1. List the failed plans, their deliveries and the run-once copies,
-	// once the time zone System Activity answers in is proven.
-	plans, copies, err := list(ctx, sa, opts, sum)
+	// once the time zone System Activity answers in is proven, and keep
+	// the books on the copies.
+	l, err := list(ctx, sa, defs, opts, sum)
 	if err != nil {
 		sum.Error = err.Error()
 		return sum, err
@@ -134,32 +139,36 @@ func Run(ctx context.Context, lk Looker, opts Options) (*Summary, error) {
 
 	// 2. Decide for each plan: re-run, skip, leave to a person, or wait for
 	// its running delivery.
-	l := newLedger(copies)
-	s := newSender(lk, sa, opts, sum, l)
+	s := newSender(lk, sa, defs, opts, sum, l.ledger)
 	rl := s.rules()
 	rl.look = opts.LookID != ""
 	var (
-		todo    []*plan
-		running []decision
+		todo  []*plan
+		await []decision
 	)
-	for _, d := range decideAll(plans, copies, rl, l) {
+	for _, d := range decideAll(l.plans, l.books, rl) {
 		p := d.plan
-		switch {
-		case d.ignore:
-		case d.wait && opts.Wait > 0 && !opts.DryRun:
-			running = append(running, d)
-		case d.wait:
+		switch d.act {
+		case actIgnore:
+		case actAwait:
+			if opts.Wait > 0 && !opts.DryRun {
+				await = append(await, d)
+				continue
+			}
 			opts.Log.Warn().Str("plan_id", p.ID).Str("name", p.Name).Time("started", p.Latest.Created).
-				Msg("a delivery that started in the window is still running: if it fails, no run re-runs it unless RERUN_WAIT waits for it")
+				Msg("a delivery of a failed plan is still running: if it fails, the run whose window holds its start re-runs it; RERUN_WAIT waits for it")
 			sum.InProgress = append(sum.InProgress, Progress{PlanID: p.ID, Name: p.Name, Started: p.Latest.Created, Detail: d.detail})
-		case d.reason == "":
+		case actRerun:
 			todo = append(todo, p)
-		case d.person:
+		case actPerson:
 			s.attention(Attention{PlanID: p.ID, Name: p.Name, Owner: p.OwnerEmail, Reason: d.reason, Detail: d.detail})
-		default:
+		case actSkip:
 			sk := Skip{PlanID: p.ID, Name: p.Name, Reason: d.reason, Detail: d.detail, NewPlanID: d.copy.PlanID}
 			if d.copy.PlanID != "" && d.copy.Status == "" && opts.Wait > 0 && !opts.DryRun {
 				sk.Outcome = OutcomeRunning // an earlier run's copy: waited for as this run's own
+			}
+			if d.reason == ReasonNotInWindow {
+				opts.Log.Warn().Str("plan_id", p.ID).Str("name", p.Name).Msg("the saved Look lists a plan with no failed delivery in the window: not re-run")
 			}
 			s.skip(sk)
 		}
@@ -178,7 +187,7 @@ func Run(ctx context.Context, lk Looker, opts Options) (*Summary, error) {
 		if gaveUp != nil {
 			waitCtx = canceled()
 		}
-		s.watch(waitCtx, callCtx, running)
+		s.watch(waitCtx, callCtx, await)
 	}
 	switch {
 	case ctx.Err() != nil:
@@ -197,83 +206,295 @@ func canceled() context.Context {
 	return ctx
 }
 
-// list proves the time zone, then lists the failed plans (and those whose
-// delivery is running), their deliveries since the window began, and the
-// run-once copies made since the earliest failure; it counts the failed
-// jobs and plans into sum.
-func list(ctx context.Context, sa *activity, opts Options, sum *Summary) ([]*plan, []job, error) {
-	var (
-		ids    []string
-		failed []job
-		err    error
-	)
+// listing is what the run decides on: the plans, in order of id, the books
+// on their copies, and the ledger of the copies known at the start.
+type listing struct {
+	plans  []*plan
+	books  *books
+	ledger *ledger
+}
+
+// list proves the time zone, then lists the plans whose delivery failed in
+// the window or is running (the running ones first: a delivery that fails
+// between the two queries is then in the second), their deliveries since the
+// window began, and the run-once copies made since the window before it.
+// Where a copy is alike to a plan on System Activity's fields, it reads the
+// definitions and keeps the books (books.go). It counts the failed jobs and
+// plans into sum.
+func list(ctx context.Context, sa *activity, defs *definitions, opts Options, sum *Summary) (listing, error) {
+	w := newSpan(opts.Since, opts.Until)
+	empty := listing{books: newBooks(), ledger: newLedger(nil)}
+	for _, end := range []time.Time{opts.Since, opts.Until} {
+		if local := end.In(opts.Location); repeated(local) {
+			return empty, fmt.Errorf("the window's bound %s is %s in %s, a wall time the clocks show twice (daylight saving ends): "+
+				"System Activity's times in that hour cannot be placed on either side of it; move the bound out of the hour %s to %s",
+				end.Format(time.RFC3339), local.Format("2006-01-02 15:04:05"), opts.Location, local.Truncate(time.Hour).Format("15:04"),
+				local.Truncate(time.Hour).Add(time.Hour).Format("15:04"))
+		}
+	}
+	var ids []string
 	if opts.LookID != "" {
-		if ids, sum.FailedJobs, err = sa.lookFailures(ctx, opts.LookID); err != nil {
-			return nil, nil, err
+		var err error
+		if ids, err = sa.lookFailures(ctx, opts.LookID); err != nil {
+			return empty, err
 		}
 	}
 	// Nothing is read by time before the zone is proven.
 	if any, err := sa.proveZone(ctx); err != nil {
-		return nil, nil, err
+		return empty, err
 	} else if !any {
 		opts.Log.Info().Msg("System Activity lists no scheduled plan: nothing can have failed")
-		return nil, nil, nil
+		return empty, nil
 	}
+	var failed []job
 	if opts.LookID == "" {
-		var running []job
-		g, gctx := errgroup.WithContext(ctx)
-		g.Go(func() (err error) { failed, err = sa.failures(gctx, opts.Since, opts.Until); return err })
-		g.Go(func() (err error) { running, err = sa.running(gctx, opts.Since, opts.Until); return err })
-		if err := g.Wait(); err != nil {
-			return nil, nil, err
+		running, err := sa.running(ctx, opts.Since, opts.Until)
+		if err != nil {
+			return empty, err
 		}
-		// Count jobs, not rows: split pages may meet on a boundary row.
-		seenPlan, seenJob := map[string]bool{}, map[string]bool{}
-		for _, j := range failed {
-			if !seenJob[j.PlanID+"/"+j.JobID] {
-				seenJob[j.PlanID+"/"+j.JobID] = true
-				sum.FailedJobs++
-			}
-			if !seenPlan[j.PlanID] {
-				seenPlan[j.PlanID] = true
-				ids = append(ids, j.PlanID)
-			}
+		if failed, err = sa.failures(ctx, opts.Since, opts.Until); err != nil {
+			return empty, err
 		}
-		sum.FailedPlans = len(ids)
-		// Plans whose delivery is running may yet fail: their history is
-		// read too.
-		for _, j := range running {
-			if !seenPlan[j.PlanID] {
-				seenPlan[j.PlanID] = true
+		seen := map[string]bool{}
+		for _, j := range slices.Concat(failed, running) {
+			if !seen[j.PlanID] {
+				seen[j.PlanID] = true
 				ids = append(ids, j.PlanID)
 			}
 		}
 	}
-	if opts.LookID != "" {
-		sum.FailedPlans = len(ids)
+	var (
+		hist, copies []job
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	if len(ids) > 0 {
+		g.Go(func() (err error) { hist, err = sa.history(gctx, ids, opts.Since); return err })
+	}
+	g.Go(func() (err error) { copies, err = sa.copies(gctx, w.from); return err })
+	if err := g.Wait(); err != nil {
+		return empty, err
+	}
+	b := newBooks()
+	l := newLedger(copies)
+	plans, ids, err := attribute(ctx, sa, defs, opts, w, ids, slices.Concat(failed, hist), copies, b, l)
+	if err != nil {
+		return empty, err
+	}
+	decided := sorted(plans, ids)
+	for _, p := range decided {
+		if p.Failures > 0 {
+			sum.FailedPlans++
+			sum.FailedJobs += p.Failures
+		}
 	}
 	opts.Log.Info().Str("source", sum.Source).Int("failed_jobs", sum.FailedJobs).Int("failed_plans", sum.FailedPlans).
-		Int("running", len(ids)-sum.FailedPlans).Msg("listed failed deliveries")
-	if len(ids) == 0 {
-		return nil, nil, nil
-	}
-	hist, err := sa.history(ctx, ids, opts.Since)
-	if err != nil {
-		return nil, nil, err
-	}
-	plans := gather(ids, opts.Since, opts.Until, failed, hist)
-	var earliest time.Time
-	for _, p := range plans {
-		if p.Failures > 0 && (earliest.IsZero() || p.LastFailure.Before(earliest)) {
-			earliest = p.LastFailure
+		Int("running", len(decided)-sum.FailedPlans).Int("copies", len(copies)).Msg("listed failed deliveries")
+	return listing{plans: decided, books: b, ledger: l}, nil
+}
+
+// attribute tells which copies deliver what the plans deliver, and keeps the
+// books on them. It looks only where a copy is alike to a plan on System
+// Activity's fields (owner, content, destination addresses): then it lists
+// every scheduled plan alike to it (look-alikes outside the window may own
+// the copy), reads their deliveries since the window before this one, and
+// reads the definitions of those plans and copies. A failed copy in the
+// window is a failed delivery of its plan there: that plan is decided too.
+// It returns the plans (by id) and the ids of those to decide.
+func attribute(ctx context.Context, sa *activity, defs *definitions, opts Options, w span,
+	ids []string, jobs, copies []job, b *books, l *ledger) (map[string]*plan, []string, error) {
+	plans := gather(ids, opts.Since, opts.Until, jobs)
+	alike := map[copyKey][]job{}
+	for _, c := range copies {
+		if c.RunOnce {
+			alike[c.key()] = append(alike[c.key()], c)
 		}
 	}
-	if earliest.IsZero() {
-		return plans, nil, nil
+	// The keys where a copy may matter: a failed copy in the window, or a
+	// copy made since a decided plan's failure chain began.
+	need := map[copyKey]bool{}
+	for _, cs := range alike {
+		for _, c := range cs {
+			if c.Status == statusFailure && inWindow(c.Created, opts) {
+				need[c.key()] = true
+			}
+		}
 	}
-	copies, err := sa.copies(ctx, earliest)
+	for _, p := range plans {
+		for _, c := range alike[p.Key] {
+			if p.Failures > 0 && !c.made().Before(lowest(p, w)) {
+				need[p.Key] = true
+			}
+		}
+	}
+	if len(need) == 0 {
+		return plans, ids, nil
+	}
+	keys := slices.Collect(maps.Keys(need))
+	likes, err := sa.plansLike(ctx, keys)
 	if err != nil {
 		return nil, nil, err
 	}
-	return plans, copies, nil
+	members := map[copyKey][]string{}
+	for _, p := range plans {
+		if need[p.Key] {
+			members[p.Key] = append(members[p.Key], p.ID)
+		}
+	}
+	var more []string
+	for _, j := range likes {
+		if !slices.Contains(members[j.key()], j.PlanID) {
+			members[j.key()] = append(members[j.key()], j.PlanID)
+		}
+		more = append(more, j.PlanID)
+	}
+	slices.Sort(more)
+	more = slices.Compact(more)
+	// Their deliveries since the window before: where their failure chains
+	// began, and the failures of look-alikes in other windows.
+	older, err := sa.history(ctx, more, w.from)
+	if err != nil {
+		return nil, nil, err
+	}
+	all := slices.Concat(ids, more)
+	slices.Sort(all)
+	plans = gather(slices.Compact(all), opts.Since, opts.Until, jobs, older, likes)
+
+	var read []string
+	for key, ps := range members {
+		var low time.Time
+		for _, id := range ps {
+			if t := lowest(plans[id], w); low.IsZero() || t.Before(low) {
+				low = t
+			}
+		}
+		if len(ps) > 1 {
+			low = w.from // look-alikes: every copy counts
+		}
+		read = append(read, ps...)
+		for _, c := range alike[key] {
+			if !c.made().Before(low) || (c.Status == statusFailure && inWindow(c.Created, opts)) {
+				read = append(read, c.PlanID)
+			}
+		}
+	}
+	if err := defs.load(ctx, read); err != nil {
+		return nil, nil, err
+	}
+
+	decided := map[string]bool{}
+	for _, id := range ids {
+		decided[id] = true
+	}
+	rl := rules{permanent: opts.Permanent, retryPermanent: opts.RetryPermanent}
+	for key, ps := range members {
+		groups := map[definition][]*plan{}
+		var order []definition
+		for _, id := range ps {
+			pd, _ := defs.get(id)
+			d := pd.def
+			if pd.err != nil {
+				d = definition{content: "unreadable:" + id} // a group of its own
+			}
+			if _, ok := groups[d]; !ok {
+				order = append(order, d)
+			}
+			groups[d] = append(groups[d], plans[id])
+		}
+		for _, d := range order {
+			group := groups[d]
+			slices.SortFunc(group, func(a, b *plan) int { return compareIDs(a.ID, b.ID) })
+			var same []job
+			for _, c := range alike[key] {
+				if _, ok := defs.get(c.PlanID); !ok {
+					continue // made before anything it could be the re-run of
+				}
+				v, why := defs.judge(group[0], c)
+				switch v {
+				case sameReport:
+					same = append(same, c)
+				case unsure:
+					for _, p := range group {
+						if c.covers() && !c.made().Before(p.LastFailure) && p.Failures > 0 {
+							b.doubt(p.ID, ReasonUnsureCopy, why)
+						}
+					}
+				}
+			}
+			slices.SortFunc(same, byMade)
+			countCopyFailures(group, same, opts, decided)
+			for _, p := range group {
+				for _, c := range same {
+					if !c.covers() && c.made().After(p.lastOwnSuccess) && (p.firstCopyFailure.IsZero() || c.made().Before(p.firstCopyFailure)) {
+						p.firstCopyFailure = c.made()
+					}
+					if a := c.Ambiguous; a != "" && decided[p.ID] && c.made().Sub(p.LastFailure).Abs() <= nearRepeat {
+						b.doubt(p.ID, ReasonAmbiguousTime, "run-once copy "+c.PlanID+" shows at "+a+
+							", an hour the clocks show twice, near the failure at "+p.LastFailure.Format(time.RFC3339)+
+							": whether it came after the failure cannot be told; check it in Looker")
+					}
+				}
+			}
+			b.keep(group, decided, same, w, rl, l)
+		}
+	}
+	for id := range decided {
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	return plans, ids, nil
+}
+
+// countCopyFailures counts each failed copy of the group that ran in the
+// window as a failed delivery of the plan it was most likely made for: among
+// those whose latest own failure came before it, the one with fewest so far.
+// That plan is decided too.
+func countCopyFailures(group []*plan, same []job, opts Options, decided map[string]bool) {
+	counted := map[string]int{}
+	for _, c := range same {
+		if c.Status != statusFailure || !inWindow(c.Created, opts) {
+			continue
+		}
+		// A plan whose own failure came before the copy is likelier its
+		// source; then the one with fewest so far; then the lowest id.
+		before := func(p *plan) bool { return p.open() && !p.lastOwnFailure.After(c.made()) }
+		var to *plan
+		for _, p := range group {
+			switch {
+			case p.RunOnce:
+			case to == nil, before(p) && !before(to):
+				to = p
+			case before(p) == before(to) && counted[p.ID] < counted[to.ID]:
+				to = p
+			}
+		}
+		if to == nil {
+			continue
+		}
+		counted[to.ID]++
+		to.addFailure(job{JobID: c.JobID, Created: c.Created, Detail: c.Detail, Status: statusFailure})
+		to.starts = append(to.starts, job{JobID: c.JobID, Created: c.Created, Ambiguous: c.Ambiguous})
+		if c.Ambiguous != "" {
+			to.repeats = append(to.repeats, c)
+		}
+		to.flagAmbiguous()
+		decided[to.ID] = true
+	}
+}
+
+// lowest is the earliest a copy can matter to p: the start of its failure
+// chain as far as the run read it, or its latest failure in the window.
+func lowest(p *plan, w span) time.Time {
+	low := p.LastFailure
+	if p.open() && (low.IsZero() || p.lastOwnFailure.Before(low)) {
+		low = p.lastOwnFailure
+	}
+	if low.IsZero() {
+		low = maxTime(w.from, p.lastOwnSuccess)
+	}
+	return low
+}
+
+func inWindow(t time.Time, opts Options) bool {
+	return !t.Before(opts.Since) && t.Before(opts.Until)
 }

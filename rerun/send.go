@@ -30,6 +30,7 @@ const maxUnreachable = 3
 type sender struct {
 	lk     Looker
 	sa     *activity
+	defs   *definitions
 	opts   Options
 	log    zerolog.Logger
 	ledger *ledger
@@ -44,6 +45,9 @@ type sender struct {
 	// made lists the copies this run's calls made, to see each of them in
 	// System Activity before the run ends.
 	made []madeCopy
+	// maxLag is the longest a copy this run made took to show in System
+	// Activity after run_once answered.
+	maxLag time.Duration
 }
 
 // madeCopy is a copy made by this run: by a run_once that answered, or
@@ -55,8 +59,8 @@ type madeCopy struct {
 	rerun      int       // its entry in sum.Rerun
 }
 
-func newSender(lk Looker, sa *activity, opts Options, sum *Summary, l *ledger) *sender {
-	return &sender{lk: lk, sa: sa, opts: opts, log: opts.Log, ledger: l, sum: sum}
+func newSender(lk Looker, sa *activity, defs *definitions, opts Options, sum *Summary, l *ledger) *sender {
+	return &sender{lk: lk, sa: sa, defs: defs, opts: opts, log: opts.Log, ledger: l, sum: sum}
 }
 
 // graceful returns a context for the calls to Looker that outlives ctx by
@@ -166,6 +170,9 @@ func (s *sender) send(ctx, callCtx context.Context, p *plan, note string) int {
 			return -1
 		case found:
 			s.noteReachability(false, nil)
+			if c.hasJob() {
+				s.sawLag(s.opts.Now().Sub(answered))
+			}
 			log.Info().Str("new_plan_id", c.PlanID).Stringer("after", s.opts.Now().Sub(answered).Round(time.Millisecond)).Msg("re-run (its copy found in System Activity after a lost answer)")
 			rr.NewPlanID = c.PlanID
 			rr.Note = strings.TrimPrefix(rr.Note+"; ", "; ") + "answer lost (" + err.Error() + "); copy " + c.PlanID + " found in System Activity"
@@ -181,9 +188,12 @@ func (s *sender) send(ctx, callCtx context.Context, p *plan, note string) int {
 }
 
 // confirm looks in System Activity for a copy of p that proves its call was
-// acted on (ledger.claimNew), at once and then polling with backoff until
-// opts.Confirm after the answer. An error means System Activity could not
-// be read: then nobody knows, and nothing may be sent again.
+// acted on: one the run had not seen when it began, that no plan has
+// claimed, and that delivers what p delivers (not a person's send with other
+// filters made meanwhile). It looks at once and then polls with backoff
+// until opts.Confirm after the answer. An error means System Activity (or a
+// definition) could not be read: then nobody knows, and nothing may be sent
+// again.
 func (s *sender) confirm(ctx context.Context, p *plan, answered time.Time) (job, bool, error) {
 	deadline := answered.Add(s.opts.Confirm)
 	interval := s.opts.PollMin
@@ -192,8 +202,18 @@ func (s *sender) confirm(ctx context.Context, p *plan, answered time.Time) (job,
 		if err != nil {
 			return job{}, false, err
 		}
-		if c, ok := s.ledger.claimNew(p, copies); ok {
-			return c, true, nil
+		fresh := s.ledger.fresh(p, copies)
+		ids := []string{p.ID}
+		for _, c := range fresh {
+			ids = append(ids, c.PlanID)
+		}
+		if err := s.defs.load(ctx, ids); err != nil {
+			return job{}, false, err
+		}
+		for _, c := range fresh {
+			if v, _ := s.defs.judge(p, c); v == sameReport && s.ledger.claim(c.PlanID, p.ID) {
+				return c, true, nil
+			}
 		}
 		left := deadline.Sub(s.opts.Now())
 		if left <= 0 {
@@ -203,6 +223,16 @@ func (s *sender) confirm(ctx context.Context, p *plan, answered time.Time) (job,
 			return job{}, false, fmt.Errorf("stopped while looking: %w", context.Cause(ctx))
 		}
 		interval = min(interval*2, s.opts.PollMax)
+	}
+}
+
+// sawLag records how long a copy took to show in System Activity.
+func (s *sender) sawLag(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d > s.maxLag {
+		s.maxLag = d
+		s.sum.MaxActivityLag = d.Round(time.Millisecond).Seconds()
 	}
 }
 
@@ -232,7 +262,8 @@ func (s *sender) record(rr Rerun, c madeCopy) int {
 
 // rules are the rules for a plan decided again while the run waits.
 func (s *sender) rules() rules {
-	return rules{maxFailedReruns: s.opts.MaxFailedReruns, permanent: s.opts.Permanent, retryPermanent: s.opts.RetryPermanent, until: s.opts.Until}
+	return rules{maxFailedReruns: s.opts.MaxFailedReruns, permanent: s.opts.Permanent, retryPermanent: s.opts.RetryPermanent,
+		since: s.opts.Since, until: s.opts.Until}
 }
 
 func (s *sender) skip(sk Skip) {

@@ -32,6 +32,11 @@ type Summary struct {
 	// still running at the end of the run: without RERUN_WAIT a warning;
 	// with it, outcome "running" (they were waited for in vain).
 	InProgress []Progress `json:"in_progress"`
+	// MaxActivityLag is the longest, in seconds, that a copy this run made
+	// took to show in System Activity after run_once answered (as first
+	// seen by a poll, so at most a poll interval late): what RERUN_CONFIRM
+	// must cover. 0 when the run made no copy.
+	MaxActivityLag float64 `json:"max_activity_lag_seconds"`
 	// Error says why the run could not list the failures (exit code 3), or
 	// was stopped.
 	Error string `json:"error,omitempty"`

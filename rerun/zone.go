@@ -41,8 +41,9 @@ func (a *activity) proveZone(ctx context.Context) (plans bool, err error) {
 		return false, err
 	}
 	err = a.lk.RunInlineQuery(ctx, q, func(row looker.Row) error {
-		j, err := decodeJob(row, a.loc)
-		if err == nil && !j.PlanCreated.IsZero() {
+		j, err := decodeJob(row, q.Fields, a.loc)
+		// A time in the repeated hour cannot prove an offset: the next plan may.
+		if err == nil && !j.PlanCreated.IsZero() && j.Ambiguous == "" {
 			rows = append(rows, j)
 		}
 		if errors.Is(err, errNoPlanID) {
