@@ -36,9 +36,11 @@
 //   - a job runs with no status, detail or finalized time until its
 //     Finalized time (Outcome.After for a copy's job);
 //   - Inject scripts faults: an answer delayed, lost (Reset) or replaced
-//     (Status, Body; ProxyPage is a proxy's HTML 503), with Looker acting
-//     before it (AfterAction), or later in the background whatever becomes
-//     of the answer (LateAction, seen in LateActions);
+//     (Status, Body; ProxyPage is a proxy's HTML 503, GatewayJSON503 a
+//     gateway's JSON one, EchoForm a login page that quotes the form, its
+//     secret too), with Looker acting before it (AfterAction), or later in
+//     the background whatever becomes of the answer (LateAction, seen in
+//     LateActions);
 //   - SetQueryTimezone runs every query in one zone, as Looker does with
 //     user-specific time zones off, whatever query_timezone says;
 //   - DisablePlan and RenamePlan change a plan as its owner would; a
