@@ -183,7 +183,7 @@ func (s *Server) runOnce(w http.ResponseWriter, r *http.Request, id string) int 
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cp, ok := s.table.copyPlan(id, time.Now().UTC(), s.lag.draw)
+	cp, ok := s.table.copyPlan(id, s.now(), s.lag.draw)
 	if !ok {
 		return writeError(w, http.StatusNotFound, "Not found")
 	}

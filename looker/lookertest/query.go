@@ -104,6 +104,7 @@ func (s *Server) runInlineQuery(w http.ResponseWriter, r *http.Request, format s
 		return s.unknown(w, r, fmt.Sprintf("the fake has only the explore system__activity/scheduled_plan, not %s/%s", q.Model, q.View))
 	}
 	rows, err := s.evaluate(q)
+	s.afterQuery(q)
 	if err != nil {
 		// Looker reports a query it cannot run inside a 200 json answer.
 		s.complain(r, err.Error())
@@ -161,7 +162,7 @@ func (s *Server) evaluate(q looker.Query) ([]map[string]any, error) {
 		filters = append(filters, filter{f, m})
 	}
 	s.mu.Lock()
-	now := time.Now()
+	now := s.now()
 	limit := s.table.maxRows
 	// System Activity at now: rows not yet visible left out, running jobs
 	// without their status.

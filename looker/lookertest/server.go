@@ -17,12 +17,16 @@
 //   - a saved Look answers the rows given to AddLook, whatever its query;
 //   - a run-once copy's job ends the moment it is created, with the status
 //     set by RunOnceOutcome (success by default), unless its Outcome says to
-//     run a while (After) or until FinishCopies (no Status);
+//     run a while (After) or until FinishCopies or FinishJob (no Status);
 //   - System Activity shows a run-once copy the moment run_once makes it,
 //     unless SetActivityLag is on; Looker's trails by seconds or more;
 //   - a scheduled plan's JSON carries only the keys planJSON in handler.go
 //     lists, with no destinations, and crontab "0 6 * * *" for every plan
 //     that is not run-once;
+//   - the time that decides what System Activity shows (lags, running jobs,
+//     when run_once made a copy, when a plan was edited) is the fake's
+//     clock, SetClock's or the wall clock; timers that really wait
+//     (latency, Delay, LateAction) run on the wall clock;
 //   - access tokens never expire by themselves: only logout, ExpireTokens or
 //     an injected fault revokes them;
 //   - there is no cache, no permissions model and no rate limit unless a
@@ -44,7 +48,9 @@
 //   - SetQueryTimezone runs every query in one zone, as Looker does with
 //     user-specific time zones off, whatever query_timezone says;
 //   - DisablePlan and RenamePlan change a plan as its owner would; a
-//     disabled plan still runs once, and its copy is enabled.
+//     disabled plan still runs once, and its copy is enabled;
+//   - AfterQuery runs the test's code between two queries of a client, to
+//     change the table (FinishJob, say) exactly there.
 //
 // It may not stand in for Looker anywhere but tests and demos: it keeps
 // everything in memory, serves plain HTTP, and accepts one API key.
@@ -90,6 +96,10 @@ type Server struct {
 	lag lag
 	// late is the work Looker does after a request's answer is decided.
 	late late
+	// clock is the time that decides what System Activity shows.
+	clock clock
+	// hooks are the test's code the fake runs between its steps.
+	hooks hooks
 }
 
 // New returns a fake that is not started: serve it with net/http.

@@ -22,8 +22,9 @@ type Plan struct {
 	// runs it, and its copy is enabled.
 	Disabled bool
 	Created  time.Time
-	// Visible is when System Activity starts showing the plan; zero, at once.
-	// The fake sets it on run-once copies when SetActivityLag is on.
+	// Visible is when System Activity starts showing the plan, on the
+	// fake's clock; zero, at once. The fake sets it on run-once copies when
+	// SetActivityLag is on.
 	Visible time.Time
 
 	deleted bool
@@ -38,8 +39,8 @@ type Job struct {
 	Status  string
 	Detail  string
 	Created time.Time
-	// Finalized is when the job ended: zero, or in the future, while it
-	// runs. Until then System Activity shows no status, detail or
+	// Finalized is when the job ended: zero, or after the fake's now
+	// (SetClock), while it runs. Until then System Activity shows no status, detail or
 	// finalized time, whatever Status says.
 	Finalized time.Time
 	// Visible is when System Activity starts showing the job; zero, at once.
@@ -128,7 +129,7 @@ func (s *Server) DisablePlan(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if p, ok := s.table.plans[id]; ok {
-		p.Disabled, p.updated = true, time.Now().UTC()
+		p.Disabled, p.updated = true, s.now()
 	}
 }
 
@@ -138,7 +139,7 @@ func (s *Server) RenamePlan(id, name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if p, ok := s.table.plans[id]; ok {
-		p.Name, p.updated = name, time.Now().UTC()
+		p.Name, p.updated = name, s.now()
 	}
 }
 
@@ -157,13 +158,13 @@ func (s *Server) RunOnceOutcome(planID string, outcomes ...Outcome) {
 	s.table.outcomes[planID] = outcomes
 }
 
-// FinishCopies ends now, with o's Status and Detail, every run-once job of
-// plan that is still running: those with no status and those whose
-// Outcome.After has not yet passed.
+// FinishCopies ends at the fake's now, with o's Status and Detail, every
+// run-once job of plan that is still running: those with no status and
+// those whose Outcome.After has not yet passed.
 func (s *Server) FinishCopies(planID string, o Outcome) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := time.Now().UTC()
+	now := s.now()
 	for _, cp := range s.table.copies[planID] {
 		for _, j := range s.table.jobs {
 			if j.PlanID == cp && j.running(now) {
@@ -171,6 +172,22 @@ func (s *Server) FinishCopies(planID string, o Outcome) {
 			}
 		}
 	}
+}
+
+// FinishJob ends job jobID at the fake's now with status and detail, as
+// Looker does when a delivery it was running succeeds or fails: System
+// Activity shows them from then on. A test may call it from AfterQuery, to
+// end a job between two queries. It panics for a job the fake does not have.
+func (s *Server) FinishJob(jobID, status, detail string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, j := range s.table.jobs {
+		if j.ID == jobID {
+			j.Status, j.Detail, j.Finalized = status, detail, s.now()
+			return
+		}
+	}
+	panic("lookertest: FinishJob of unknown job " + jobID)
 }
 
 // Reruns returns, per original plan id, how many run-once copies Looker made:
