@@ -113,6 +113,24 @@ func (s *Server) runInlineQuery(w http.ResponseWriter, r *http.Request, format s
 	return writeJSON(w, http.StatusOK, rows)
 }
 
+// OmitFields makes System Activity answer as a Looker whose explore lacks
+// the named fields: a query may still select, filter and sort on them, but
+// its rows come back without their keys (and rows equal in the other
+// fields as one). Each call replaces the last; none restores every field.
+// It panics for a field the fake does not know.
+func (s *Server) OmitFields(names ...string) {
+	omit := map[string]bool{}
+	for _, name := range names {
+		if _, ok := fields[name]; !ok {
+			panic("lookertest: OmitFields of unknown field " + strconv.Quote(name))
+		}
+		omit[name] = true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.table.omitted = omit
+}
+
 // SetQueryTimezone sets the Query Time Zone of a Looker whose user-specific
 // time zones are off: every query then runs in loc whatever its
 // query_timezone says, its filter times read and its time cells shown in
@@ -192,6 +210,9 @@ func (s *Server) evaluate(q looker.Query) ([]map[string]any, error) {
 			}
 			row := make(map[string]any, len(q.Fields))
 			for _, name := range q.Fields {
+				if s.table.omitted[name] {
+					continue
+				}
 				f := fields[name]
 				row[name] = render(f.kind, f.get(p, j), loc)
 			}

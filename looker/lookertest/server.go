@@ -46,7 +46,11 @@
 //     the background whatever becomes of the answer (LateAction, seen in
 //     LateActions);
 //   - SetQueryTimezone runs every query in one zone, as Looker does with
-//     user-specific time zones off, whatever query_timezone says;
+//     user-specific time zones off, whatever query_timezone says; times
+//     show as wall clock in that zone, without an offset, so in the hour
+//     summer time ends two times an hour apart show the same, as in Looker;
+//   - OmitFields answers as a Looker whose System Activity lacks columns:
+//     rows come back without their keys;
 //   - DisablePlan and RenamePlan change a plan as its owner would; a
 //     disabled plan still runs once, and its copy is enabled;
 //   - AfterQuery runs the test's code between two queries of a client, to

@@ -70,6 +70,7 @@ type table struct {
 	queryZone         *time.Location       // the Query Time Zone; nil honours query_timezone
 	outcomes          map[string][]Outcome // per plan, how its next copies' jobs end
 	copies            map[string][]string  // per plan, its run-once copies, oldest first
+	omitted           map[string]bool      // fields System Activity's rows lack
 }
 
 // AddPlan adds a scheduled plan and returns it with its ID set.
