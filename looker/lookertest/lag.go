@@ -24,7 +24,7 @@ func newLag(seed int64) lag {
 // each run-once copy that run_once makes from now on, its plan row and its
 // job, shows in run_inline_query only a random duration in [min, max]
 // after Looker made it (the job no earlier than the plan), on the fake's
-// clock (SetClock). The API itself
+// clock (SetClock). SendNow's plans lag alike. The API itself
 // does not lag: run_once's answer and GET scheduled_plan show the copy at
 // once. Plans and jobs a test adds show at once unless their Visible says
 // otherwise. The default is no lag. It panics if min is negative or above

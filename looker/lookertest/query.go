@@ -51,7 +51,7 @@ var fields = map[string]field{
 	"scheduled_plan.run_once":              {"yesno", func(p *Plan, _ *Job) any { return yesNo(p.RunOnce) }},
 	"scheduled_plan.enabled":               {"yesno", func(p *Plan, _ *Job) any { return yesNo(!p.Disabled) }},
 	"scheduled_plan.content_type_id":       {"string", func(p *Plan, _ *Job) any { return p.ContentTypeID }},
-	"scheduled_plan.destination_addresses": {"string", func(p *Plan, _ *Job) any { return p.Destinations }},
+	"scheduled_plan.destination_addresses": {"string", func(p *Plan, _ *Job) any { return p.destinationAddresses() }},
 	"scheduled_plan.created_time":          {"time", func(p *Plan, _ *Job) any { return p.Created }},
 	"user.email":                           {"string", func(p *Plan, _ *Job) any { return orNull(p.OwnerEmail) }},
 	"user.name":                            {"string", func(p *Plan, _ *Job) any { return orNull(p.OwnerName) }},
