@@ -1,10 +1,14 @@
 package lookertest
 
 import (
+	"fmt"
+	"html"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -43,6 +47,12 @@ type Fault struct {
 	RetryAfter  string
 	ContentType string
 	Body        string
+	// EchoForm makes the body an HTML page that quotes the request's form
+	// fields and values back, as some SSO and WAF login pages do
+	// (<input name="client_secret" value="...">): text/html unless
+	// ContentType says otherwise. It needs a Status, which says whether the
+	// page comes as a refusal (403) or as a success (200), and no Body.
+	EchoForm bool
 }
 
 // script is the misbehaviour to come. Server.mu guards it.
@@ -51,8 +61,12 @@ type script struct {
 	faults  []Fault       // in the order injected
 }
 
-// Inject scripts a fault. Faults apply in the order injected.
+// Inject scripts a fault. Faults apply in the order injected. It panics for
+// an EchoForm fault without a Status or with a Body.
 func (s *Server) Inject(f Fault) {
+	if f.EchoForm && (f.Status == 0 || f.Body != "") {
+		panic("lookertest: Inject: an EchoForm fault needs a Status and no Body")
+	}
 	if f.Op == "run_once" {
 		f.Op = OpRunOnce
 	}
@@ -106,7 +120,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, op string, args [
 		reset(w)
 		return 0
 	case f.Status != 0:
-		return f.write(w)
+		return f.write(w, r)
 	case lateAnswer != nil:
 		select {
 		case acted = <-lateAnswer:
@@ -168,13 +182,27 @@ const ProxyPage = `<html>
 </html>
 `
 
-// write answers as the fault says: Looker's JSON error without a Body, the
-// Body as text/html unless ContentType says otherwise.
-func (f *Fault) write(w http.ResponseWriter) int {
+// GatewayJSON503 is the body Envoy (and so many a cloud load balancer or
+// service mesh in front of Looker) answers in application/json when the
+// connection to Looker drops before Looker answered. It is not Looker's
+// error: it has no documentation_url. Looker may have acted all the same:
+//
+//	Fault{Op: OpRunOnce, Status: 503, ContentType: "application/json",
+//		Body: lookertest.GatewayJSON503, AfterAction: true}
+const GatewayJSON503 = `{"message":"upstream connect error or disconnect/reset before headers. reset reason: connection termination"}`
+
+// write answers r as the fault says: Looker's JSON error without a Body,
+// the Body (or the echoed form) as text/html unless ContentType says
+// otherwise.
+func (f *Fault) write(w http.ResponseWriter, r *http.Request) int {
 	if f.RetryAfter != "" {
 		w.Header().Set("Retry-After", f.RetryAfter)
 	}
-	if f.Body == "" {
+	body := f.Body
+	if f.EchoForm {
+		body = echoForm(r)
+	}
+	if body == "" {
 		return writeError(w, f.Status, http.StatusText(f.Status))
 	}
 	ct := f.ContentType
@@ -183,8 +211,25 @@ func (f *Fault) write(w http.ResponseWriter) int {
 	}
 	w.Header().Set("Content-Type", ct)
 	w.WriteHeader(f.Status)
-	_, _ = io.WriteString(w, f.Body)
+	_, _ = io.WriteString(w, body)
 	return f.Status
+}
+
+// echoForm is a login page that quotes r's form (body and query) back in
+// hidden inputs, its fields in name order.
+func echoForm(r *http.Request) string {
+	_ = r.ParseForm() // a body that is no form leaves only the query's fields
+	var b strings.Builder
+	b.WriteString("<html>\n<head><title>Sign in</title></head>\n<body>\n<form method=\"post\" action=\"")
+	b.WriteString(html.EscapeString(r.URL.Path))
+	b.WriteString("\">\n")
+	for _, name := range slices.Sorted(maps.Keys(r.Form)) {
+		for _, v := range r.Form[name] {
+			fmt.Fprintf(&b, "<input type=\"hidden\" name=\"%s\" value=\"%s\">\n", html.EscapeString(name), html.EscapeString(v))
+		}
+	}
+	b.WriteString("<p>Your session has expired. Please sign in again.</p>\n<button type=\"submit\">Sign in</button>\n</form>\n</body>\n</html>\n")
+	return b.String()
 }
 
 // sleep waits d or until the client gives up; it reports whether to go on.

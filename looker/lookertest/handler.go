@@ -183,7 +183,7 @@ func (s *Server) runOnce(w http.ResponseWriter, r *http.Request, id string) int 
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cp, ok := s.table.copyPlan(id, time.Now().UTC(), s.lag.draw)
+	cp, ok := s.table.copyPlan(id, s.now(), s.lag.draw)
 	if !ok {
 		return writeError(w, http.StatusNotFound, "Not found")
 	}
@@ -215,7 +215,8 @@ func (s *Server) scheduledPlan(w http.ResponseWriter, r *http.Request, id string
 	return writeJSON(w, http.StatusOK, out)
 }
 
-// planJSON renders a plan as Looker's ScheduledPlan, its times in UTC.
+// planJSON renders a plan as Looker's ScheduledPlan, its times in UTC, its
+// filters under their name and their deprecated alias.
 func planJSON(p *Plan) map[string]any {
 	updated := p.updated
 	if updated.IsZero() {
@@ -226,6 +227,8 @@ func planJSON(p *Plan) map[string]any {
 		"look_id": nil, "dashboard_id": nil, "lookml_dashboard_id": nil,
 		"created_at": p.Created.UTC().Format(time.RFC3339), "updated_at": updated.UTC().Format(time.RFC3339),
 		"crontab": nil, "datagroup": nil, "timezone": nil,
+		"filters_string": orNull(p.Filters), "dashboard_filters": orNull(p.Filters),
+		"scheduled_plan_destination": p.destinationsJSON(),
 	}
 	if kind, id, ok := strings.Cut(p.ContentTypeID, "::"); ok {
 		out[kind+"_id"] = id

@@ -23,7 +23,8 @@ func newLag(seed int64) lag {
 // SetActivityLag makes System Activity trail run_once as Looker's does:
 // each run-once copy that run_once makes from now on, its plan row and its
 // job, shows in run_inline_query only a random duration in [min, max]
-// after Looker made it (the job no earlier than the plan). The API itself
+// after Looker made it (the job no earlier than the plan), on the fake's
+// clock (SetClock). SendNow's plans lag alike. The API itself
 // does not lag: run_once's answer and GET scheduled_plan show the copy at
 // once. Plans and jobs a test adds show at once unless their Visible says
 // otherwise. The default is no lag. It panics if min is negative or above

@@ -16,7 +16,8 @@ import (
 type LateAction struct {
 	Op  string // Looker operation id
 	URL string // the request URL as received: path and raw query
-	// Due is when Looker acts.
+	// Due is when Looker acts, on the wall clock: the timer that waits for
+	// it does, whatever SetClock says.
 	Due time.Time
 	// Done says Looker acted; Status is then the status its answer had.
 	Done   bool

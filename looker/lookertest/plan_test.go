@@ -23,11 +23,19 @@ func TestGetScheduledPlan(t *testing.T) {
 	}
 	token := login(t, base)
 	status, obj, _ := call(t, "GET", base+"scheduled_plans/42", token, "", "")
+	if ids, _ := destinations(t, obj); len(ids) != 1 || ids[0] == "" {
+		t.Errorf("destination ids %q, want one", ids)
+	}
 	wantPlan := map[string]any{
 		"id": "42", "name": "Daily revenue", "user_id": "7", "run_once": false, "enabled": true,
 		"look_id": nil, "dashboard_id": "9", "lookml_dashboard_id": nil, "crontab": "0 6 * * *",
 		"datagroup": nil, "timezone": nil,
 		"created_at": "2026-01-01T18:04:05Z", "updated_at": "2026-01-01T18:04:05Z",
+		"filters_string": nil, "dashboard_filters": nil,
+		"scheduled_plan_destination": []any{map[string]any{
+			"scheduled_plan_id": "42", "type": "looker-integration", "format": "wysiwyg_pdf", "address": "#reports-42",
+			"apply_formatting": false, "apply_vis": false, "looker_recipient": false, "parameters": nil, "message": nil,
+		}},
 	}
 	if diff := cmp.Diff(wantPlan, obj); status != 200 || diff != "" {
 		t.Errorf("GET scheduled_plans/42: %d (-want +got):\n%s", status, diff)

@@ -51,7 +51,7 @@ var fields = map[string]field{
 	"scheduled_plan.run_once":              {"yesno", func(p *Plan, _ *Job) any { return yesNo(p.RunOnce) }},
 	"scheduled_plan.enabled":               {"yesno", func(p *Plan, _ *Job) any { return yesNo(!p.Disabled) }},
 	"scheduled_plan.content_type_id":       {"string", func(p *Plan, _ *Job) any { return p.ContentTypeID }},
-	"scheduled_plan.destination_addresses": {"string", func(p *Plan, _ *Job) any { return p.Destinations }},
+	"scheduled_plan.destination_addresses": {"string", func(p *Plan, _ *Job) any { return p.destinationAddresses() }},
 	"scheduled_plan.created_time":          {"time", func(p *Plan, _ *Job) any { return p.Created }},
 	"user.email":                           {"string", func(p *Plan, _ *Job) any { return orNull(p.OwnerEmail) }},
 	"user.name":                            {"string", func(p *Plan, _ *Job) any { return orNull(p.OwnerName) }},
@@ -104,12 +104,31 @@ func (s *Server) runInlineQuery(w http.ResponseWriter, r *http.Request, format s
 		return s.unknown(w, r, fmt.Sprintf("the fake has only the explore system__activity/scheduled_plan, not %s/%s", q.Model, q.View))
 	}
 	rows, err := s.evaluate(q)
+	s.afterQuery(q)
 	if err != nil {
 		// Looker reports a query it cannot run inside a 200 json answer.
 		s.complain(r, err.Error())
 		return writeJSON(w, http.StatusOK, []map[string]string{{"looker_error": err.Error()}})
 	}
 	return writeJSON(w, http.StatusOK, rows)
+}
+
+// OmitFields makes System Activity answer as a Looker whose explore lacks
+// the named fields: a query may still select, filter and sort on them, but
+// its rows come back without their keys (and rows equal in the other
+// fields as one). Each call replaces the last; none restores every field.
+// It panics for a field the fake does not know.
+func (s *Server) OmitFields(names ...string) {
+	omit := map[string]bool{}
+	for _, name := range names {
+		if _, ok := fields[name]; !ok {
+			panic("lookertest: OmitFields of unknown field " + strconv.Quote(name))
+		}
+		omit[name] = true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.table.omitted = omit
 }
 
 // SetQueryTimezone sets the Query Time Zone of a Looker whose user-specific
@@ -161,7 +180,7 @@ func (s *Server) evaluate(q looker.Query) ([]map[string]any, error) {
 		filters = append(filters, filter{f, m})
 	}
 	s.mu.Lock()
-	now := time.Now()
+	now := s.now()
 	limit := s.table.maxRows
 	// System Activity at now: rows not yet visible left out, running jobs
 	// without their status.
@@ -191,6 +210,9 @@ func (s *Server) evaluate(q looker.Query) ([]map[string]any, error) {
 			}
 			row := make(map[string]any, len(q.Fields))
 			for _, name := range q.Fields {
+				if s.table.omitted[name] {
+					continue
+				}
 				f := fields[name]
 				row[name] = render(f.kind, f.get(p, j), loc)
 			}

@@ -15,14 +15,25 @@
 //   - filters understand what looker-rerun sends: Yes/No, exact values and
 //     comma lists, NULL and -NULL, and "A to B", "after A", "before A" times;
 //   - a saved Look answers the rows given to AddLook, whatever its query;
-//   - a run-once copy's job ends the moment it is created, with the status
-//     set by RunOnceOutcome (success by default), unless its Outcome says to
-//     run a while (After) or until FinishCopies (no Status);
+//   - a run-once copy's job, and that of a SendNow, ends the moment it is
+//     created, with the status set by RunOnceOutcome (success by default),
+//     unless its Outcome says to run a while (After) or until FinishCopies
+//     or FinishJob (no Status);
 //   - System Activity shows a run-once copy the moment run_once makes it,
 //     unless SetActivityLag is on; Looker's trails by seconds or more;
 //   - a scheduled plan's JSON carries only the keys planJSON in handler.go
-//     lists, with no destinations, and crontab "0 6 * * *" for every plan
-//     that is not run-once;
+//     lists, crontab "0 6 * * *" for every plan that is not run-once, and
+//     destinations with apply_formatting and apply_vis false, no parameters
+//     or message, and looker_recipient only for the owner's email;
+//   - a destination given only by its address (Plan.Destinations) gets a
+//     type from it (http:// or https:// a webhook, "@" an email, any other
+//     Slack's action, looker-integration) and a format from the content
+//     (csv for a Look, wysiwyg_pdf for a dashboard); Looker keeps what the
+//     person chose;
+//   - the time that decides what System Activity shows (lags, running jobs,
+//     when run_once made a copy, when a plan was edited) is the fake's
+//     clock, SetClock's or the wall clock; timers that really wait
+//     (latency, Delay, LateAction) run on the wall clock;
 //   - access tokens never expire by themselves: only logout, ExpireTokens or
 //     an injected fault revokes them;
 //   - there is no cache, no permissions model and no rate limit unless a
@@ -35,14 +46,26 @@
 //     in every fake NewServer makes, up to DefaultTestLag);
 //   - a job runs with no status, detail or finalized time until its
 //     Finalized time (Outcome.After for a copy's job);
+//   - a run-once copy lists its plan's destinations in reverse order, as
+//     Looker does not promise to keep it (KeepCopyOrder turns that off);
 //   - Inject scripts faults: an answer delayed, lost (Reset) or replaced
-//     (Status, Body; ProxyPage is a proxy's HTML 503), with Looker acting
-//     before it (AfterAction), or later in the background whatever becomes
-//     of the answer (LateAction, seen in LateActions);
+//     (Status, Body; ProxyPage is a proxy's HTML 503, GatewayJSON503 a
+//     gateway's JSON one, EchoForm a login page that quotes the form, its
+//     secret too), with Looker acting before it (AfterAction), or later in
+//     the background whatever becomes of the answer (LateAction, seen in
+//     LateActions);
 //   - SetQueryTimezone runs every query in one zone, as Looker does with
-//     user-specific time zones off, whatever query_timezone says;
-//   - DisablePlan and RenamePlan change a plan as its owner would; a
-//     disabled plan still runs once, and its copy is enabled.
+//     user-specific time zones off, whatever query_timezone says; times
+//     show as wall clock in that zone, without an offset, so in the hour
+//     summer time ends two times an hour apart show the same, as in Looker;
+//   - OmitFields answers as a Looker whose System Activity lacks columns:
+//     rows come back without their keys;
+//   - EditPlan, DisablePlan and RenamePlan change a plan as its owner
+//     would, and move its updated_at; a disabled plan still runs once, and
+//     its copy is enabled; SendNow is a person's ad hoc send, a run-once
+//     plan that is no copy;
+//   - AfterQuery runs the test's code between two queries of a client, to
+//     change the table (FinishJob, say) exactly there.
 //
 // It may not stand in for Looker anywhere but tests and demos: it keeps
 // everything in memory, serves plain HTTP, and accepts one API key.
@@ -88,6 +111,10 @@ type Server struct {
 	lag lag
 	// late is the work Looker does after a request's answer is decided.
 	late late
+	// clock is the time that decides what System Activity shows.
+	clock clock
+	// hooks are the test's code the fake runs between its steps.
+	hooks hooks
 }
 
 // New returns a fake that is not started: serve it with net/http.
@@ -98,6 +125,7 @@ func New() *Server {
 			looks:    map[string][]map[string]any{},
 			nextPlan: 90000,
 			nextJob:  900000,
+			nextDest: 50000,
 			maxRows:  5000,
 			outcomes: map[string][]Outcome{},
 			copies:   map[string][]string{},

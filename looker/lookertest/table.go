@@ -15,19 +15,30 @@ type Plan struct {
 	OwnerEmail, OwnerName string
 	// ContentTypeID is "look::ID" or "dashboard::ID".
 	ContentTypeID string
-	// Destinations is the comma-separated list of destination addresses.
+	// Filters is Looker's filters_string: the filters the content is run
+	// with, as a URL query string (Region=EMEA&Date=7+days).
+	Filters string
+	// Dests are where the plan delivers, in Looker's order. When it is
+	// empty they come from Destinations, one per address.
+	Dests []Destination
+	// Destinations is the comma-separated list of destination addresses,
+	// System Activity's destination_addresses when Dests is empty (and
+	// ignored when it is not). Empty too, the plan delivers to
+	// "#reports-ID".
 	Destinations string
 	RunOnce      bool
 	// Disabled is a plan whose schedule is switched off; run_once still
 	// runs it, and its copy is enabled.
 	Disabled bool
 	Created  time.Time
-	// Visible is when System Activity starts showing the plan; zero, at once.
-	// The fake sets it on run-once copies when SetActivityLag is on.
+	// Visible is when System Activity starts showing the plan, on the
+	// fake's clock; zero, at once. The fake sets it on run-once copies and
+	// SendNow's plans when SetActivityLag is on.
 	Visible time.Time
 
 	deleted bool
-	updated time.Time // the last DisablePlan or RenamePlan; zero, never
+	updated time.Time // the last edit (EditPlan, DisablePlan, RenamePlan); zero, never
+	dests   []dest    // Dests, or Destinations, resolved by the table
 }
 
 // Job is a row of Looker's scheduled_job table: one delivery attempt of a plan.
@@ -38,8 +49,8 @@ type Job struct {
 	Status  string
 	Detail  string
 	Created time.Time
-	// Finalized is when the job ended: zero, or in the future, while it
-	// runs. Until then System Activity shows no status, detail or
+	// Finalized is when the job ended: zero, or after the fake's now
+	// (SetClock), while it runs. Until then System Activity shows no status, detail or
 	// finalized time, whatever Status says.
 	Finalized time.Time
 	// Visible is when System Activity starts showing the job; zero, at once.
@@ -63,12 +74,14 @@ type table struct {
 	planOrder []string // plan ids as added: the order rows come out in
 	jobs      []*Job
 	looks     map[string][]map[string]any // the rows each saved Look answers
-	// nextPlan and nextJob are the last ids handed out.
-	nextPlan, nextJob int
-	maxRows           int                  // the most rows a query answers
-	queryZone         *time.Location       // the Query Time Zone; nil honours query_timezone
-	outcomes          map[string][]Outcome // per plan, how its next copies' jobs end
-	copies            map[string][]string  // per plan, its run-once copies, oldest first
+	// nextPlan, nextJob and nextDest are the last ids handed out.
+	nextPlan, nextJob, nextDest int
+	maxRows                     int                  // the most rows a query answers
+	queryZone                   *time.Location       // the Query Time Zone; nil honours query_timezone
+	outcomes                    map[string][]Outcome // per plan, how its next copies' jobs end
+	copies                      map[string][]string  // per plan, its run-once copies, oldest first
+	keepCopyOrder               bool                 // copies list destinations as the original does
+	omitted                     map[string]bool      // fields System Activity's rows lack
 }
 
 // AddPlan adds a scheduled plan and returns it with its ID set.
@@ -121,25 +134,23 @@ func (s *Server) DeletePlan(id string) {
 	}
 }
 
-// DisablePlan switches a plan's schedule off, as a user pausing it does.
+// DisablePlan switches a plan's schedule off, as a user pausing it does: an
+// edit, like EditPlan's, that does nothing to a plan the fake does not have.
 // System Activity shows it as scheduled_plan.enabled "No"; run_once still
 // runs it.
 func (s *Server) DisablePlan(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if p, ok := s.table.plans[id]; ok {
-		p.Disabled, p.updated = true, time.Now().UTC()
-	}
+	s.editPlan(id, func(p *Plan) { p.Disabled = true })
 }
 
-// RenamePlan renames a plan, as a user editing a schedule does; its jobs
-// show the new name from then on, and its later copies carry it.
+// RenamePlan renames a plan, as a user editing a schedule does: an edit,
+// like EditPlan's, that does nothing to a plan the fake does not have. Its
+// jobs show the new name from then on, and its later copies carry it.
 func (s *Server) RenamePlan(id, name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if p, ok := s.table.plans[id]; ok {
-		p.Name, p.updated = name, time.Now().UTC()
-	}
+	s.editPlan(id, func(p *Plan) { p.Name = name })
 }
 
 // AddLook adds a saved Look whose run answers rows.
@@ -157,13 +168,13 @@ func (s *Server) RunOnceOutcome(planID string, outcomes ...Outcome) {
 	s.table.outcomes[planID] = outcomes
 }
 
-// FinishCopies ends now, with o's Status and Detail, every run-once job of
-// plan that is still running: those with no status and those whose
-// Outcome.After has not yet passed.
+// FinishCopies ends at the fake's now, with o's Status and Detail, every
+// run-once job of plan that is still running: those with no status and
+// those whose Outcome.After has not yet passed.
 func (s *Server) FinishCopies(planID string, o Outcome) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := time.Now().UTC()
+	now := s.now()
 	for _, cp := range s.table.copies[planID] {
 		for _, j := range s.table.jobs {
 			if j.PlanID == cp && j.running(now) {
@@ -171,6 +182,22 @@ func (s *Server) FinishCopies(planID string, o Outcome) {
 			}
 		}
 	}
+}
+
+// FinishJob ends job jobID at the fake's now with status and detail, as
+// Looker does when a delivery it was running succeeds or fails: System
+// Activity shows them from then on. A test may call it from AfterQuery, to
+// end a job between two queries. It panics for a job the fake does not have.
+func (s *Server) FinishJob(jobID, status, detail string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, j := range s.table.jobs {
+		if j.ID == jobID {
+			j.Status, j.Detail, j.Finalized = status, detail, s.now()
+			return
+		}
+	}
+	panic("lookertest: FinishJob of unknown job " + jobID)
 }
 
 // Reruns returns, per original plan id, how many run-once copies Looker made:
@@ -195,6 +222,13 @@ func (s *Server) Copies(planID string) []string {
 // addPlan fills in what p leaves unset and adds it, replacing any plan with
 // its ID.
 func (t *table) addPlan(p Plan) *Plan {
+	t.fill(&p)
+	t.insert(&p)
+	return &p
+}
+
+// fill fills in what p leaves unset.
+func (t *table) fill(p *Plan) {
 	if p.ID == "" {
 		t.nextPlan++
 		p.ID = strconv.Itoa(t.nextPlan)
@@ -208,17 +242,22 @@ func (t *table) addPlan(p Plan) *Plan {
 	if p.ContentTypeID == "" {
 		p.ContentTypeID = "look::" + p.ID
 	}
-	if p.Destinations == "" {
+	if p.Destinations == "" && len(p.Dests) == 0 {
 		p.Destinations = "#reports-" + p.ID
 	}
 	if p.Created.IsZero() {
 		p.Created = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	}
+}
+
+// insert adds p as it is, with its destinations resolved, replacing any
+// plan with its ID.
+func (t *table) insert(p *Plan) {
+	t.resolveDests(p, nil)
 	if _, ok := t.plans[p.ID]; !ok {
 		t.planOrder = append(t.planOrder, p.ID)
 	}
-	t.plans[p.ID] = &p
-	return &p
+	t.plans[p.ID] = p
 }
 
 // addJob gives j an ID if it has none and adds it.
@@ -235,21 +274,21 @@ func (t *table) addJob(j Job) *Job {
 }
 
 // copyPlan does what Looker's run_once does to the table at now: it copies
-// plan id into a new run-once plan, enabled whatever the original is, and
-// starts the copy's job, which ends with the plan's next outcome. System
-// Activity shows the copy lag() after now, and its job no earlier. It
+// plan id (owner, content, name, filters, destinations, the latter in
+// reverse unless KeepCopyOrder) into a new run-once plan, enabled whatever
+// the original is, and launches it with the plan's next outcome. It
 // reports false for a plan that does not exist or was deleted.
 func (t *table) copyPlan(id string, now time.Time, lag func() time.Duration) (*Plan, bool) {
 	orig, ok := t.plans[id]
 	if !ok || orig.deleted {
 		return nil, false
 	}
-	planVisible := visibleAfter(now, lag())
-	cp := t.addPlan(Plan{
-		Name: orig.Name, UserID: orig.UserID, OwnerEmail: orig.OwnerEmail, OwnerName: orig.OwnerName,
-		ContentTypeID: orig.ContentTypeID, Destinations: orig.Destinations, RunOnce: true, Created: now,
-		Visible: planVisible,
-	})
+	t.nextPlan++
+	cp := &Plan{
+		ID: strconv.Itoa(t.nextPlan), Name: orig.Name, UserID: orig.UserID, OwnerEmail: orig.OwnerEmail, OwnerName: orig.OwnerName,
+		ContentTypeID: orig.ContentTypeID, Filters: orig.Filters, Dests: t.copyDests(orig),
+	}
+	cp.Destinations = cp.destinationAddresses()
 	t.copies[id] = append(t.copies[id], cp.ID)
 
 	o := Outcome{Status: "success"}
@@ -259,13 +298,23 @@ func (t *table) copyPlan(id string, now time.Time, lag func() time.Duration) (*P
 			t.outcomes[id] = next[1:]
 		}
 	}
-	j := Job{PlanID: cp.ID, Status: o.Status, Detail: o.Detail, Created: now, Visible: visibleAfter(now, lag())}
-	if j.Visible.Before(planVisible) {
-		j.Visible = planVisible // the explore joins jobs to plans: no job shows before its plan
+	t.launch(cp, now, lag, o)
+	return cp, true
+}
+
+// launch adds p as a run-once plan made at now and starts its job, which
+// ends as o says. System Activity shows p lag() after now, and its job no
+// earlier.
+func (t *table) launch(p *Plan, now time.Time, lag func() time.Duration, o Outcome) {
+	p.RunOnce, p.Created = true, now
+	p.Visible = visibleAfter(now, lag())
+	t.insert(p)
+	j := Job{PlanID: p.ID, Status: o.Status, Detail: o.Detail, Created: now, Visible: visibleAfter(now, lag())}
+	if j.Visible.Before(p.Visible) {
+		j.Visible = p.Visible // the explore joins jobs to plans: no job shows before its plan
 	}
 	if o.Status != "" {
 		j.Finalized = now.Add(o.After)
 	}
 	t.addJob(j)
-	return cp, true
 }
