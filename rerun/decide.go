@@ -51,6 +51,7 @@ type plan struct {
 	// failed and successful jobs that the run read (since the window
 	// before this one for a plan that has copies).
 	lastOwnFailure, lastOwnSuccess time.Time
+	lastOwnDetail                  string // of its latest own failure
 	// firstCopyFailure is the earliest of its failed copies read that came
 	// after its latest own success: where a chain of failed re-runs began
 	// when its own failure is older than what the run read.
@@ -161,7 +162,7 @@ func gather(ids []string, since, until time.Time, jobLists ...[]job) map[string]
 		switch j.Status {
 		case statusFailure:
 			if j.Created.After(p.lastOwnFailure) {
-				p.lastOwnFailure = j.Created
+				p.lastOwnFailure, p.lastOwnDetail = j.Created, j.Detail
 			}
 			if !j.Created.Before(since) && j.Created.Before(until) {
 				p.addFailure(*j)
@@ -270,6 +271,11 @@ func decideFirst(p *plan, rl rules) (d decision, ok bool) {
 // decideCopies applies the rules that read the run-once copies, as the books
 // share them among look-alike plans.
 func decideCopies(p *plan, b *books, rl rules) decision {
+	// A copy near the failure in the repeated hour may be before or after
+	// it: even one that reads as covering proves nothing.
+	if why, ok := b.unsure[p.ID]; ok && why.reason == ReasonAmbiguousTime {
+		return person(p, why.reason, why.detail)
+	}
 	if c, ok := b.covering[p.ID]; ok {
 		state := "succeeded"
 		if c.Status != statusSuccess {

@@ -112,9 +112,9 @@ func (b *books) keep(group []*plan, decided map[string]bool, copies []job, w spa
 	var cls []*claimant
 	for _, p := range group {
 		switch {
-		case decided[p.ID]:
+		case decided[p.ID] && p.Failures > 0:
 			cls = append(cls, &claimant{p: p, after: p.LastFailure, decided: true})
-		case p.open() && !p.Disabled && !p.RunOnce && (rl.retryPermanent || rl.permanent.Permanent(p.LastDetail) == ""):
+		case p.open() && !p.Disabled && !p.RunOnce && (rl.retryPermanent || rl.permanent.Permanent(p.lastOwnDetail) == ""):
 			// Another window's failure that its run would re-run.
 			cls = append(cls, &claimant{p: p, after: maxTime(p.lastOwnFailure, w.ready(p.lastOwnFailure))})
 		}

@@ -405,8 +405,12 @@ func attribute(ctx context.Context, sa *activity, defs *definitions, opts Option
 			slices.SortFunc(group, func(a, b *plan) int { return compareIDs(a.ID, b.ID) })
 			var same []job
 			for _, c := range alike[key] {
-				if _, ok := defs.get(c.PlanID); !ok {
+				cd, ok := defs.get(c.PlanID)
+				if !ok {
 					continue // made before anything it could be the re-run of
+				}
+				if _, other := groups[cd.def]; other && cd.err == nil && cd.def != d {
+					continue // it delivers what another plan alike delivers: that plan's
 				}
 				v, why := defs.judge(group[0], c)
 				switch v {
