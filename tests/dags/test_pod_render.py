@@ -14,10 +14,14 @@ import pytest
 
 from conftest import build_pod, render, scheduled_interval
 
+# The data interval of the run of 28 Nov 2026 (10:00-10:00 JST), and the window its
+# container gets.
 WINDOW = {
-    "data_interval_start": pendulum.datetime(2026, 11, 27, 15, tz="UTC"),
+    "data_interval_start": pendulum.datetime(2026, 11, 27, 1, tz="UTC"),
     "data_interval_end": pendulum.datetime(2026, 11, 28, 1, tz="UTC"),
 }
+RERUN_SINCE = "2026-11-27T01:00:00Z"
+RERUN_UNTIL = "2026-11-28T01:00:00Z"
 CREDENTIAL_ENVS = {"LOOKERSDK_CLIENT_ID", "LOOKERSDK_CLIENT_SECRET"}
 RESTRICTED = {
     "run_as_non_root": True,
@@ -54,8 +58,8 @@ def check_pod(pod, *, image, base_url, secret_name):
 
     env = env_of(base)
     # The window: the run's data interval, RFC 3339 in UTC.
-    assert env["RERUN_SINCE"].value == "2026-11-27T15:00:00Z"
-    assert env["RERUN_UNTIL"].value == "2026-11-28T01:00:00Z"
+    assert env["RERUN_SINCE"].value == RERUN_SINCE
+    assert env["RERUN_UNTIL"].value == RERUN_UNTIL
     assert env["LOOKERSDK_BASE_URL"].value == base_url
     assert env["LOG_FORMAT"].value == "json"
     assert env["RERUN_DRY_RUN"].value == "false"
@@ -127,10 +131,15 @@ def test_window_matches_the_scheduled_interval(get_dag, monkeypatch):
     monkeypatch.setenv("AIRFLOW_VAR_LOOKER_RERUN_IMAGE", "img")
     dag = get_dag("looker_rerun")
     info = scheduled_interval(dag, "2026-11-28")
-    window = {"data_interval_start": info.data_interval.start, "data_interval_end": info.data_interval.end}
+    window = {
+        "data_interval_start": info.data_interval.start,
+        "data_interval_end": info.data_interval.end,
+        "logical_date": info.logical_date,
+        "run_after": info.run_after,
+    }
     _, pod = rendered_pod(dag, window=window)
     env = env_of(containers_by_name(pod)["base"])
-    assert (env["RERUN_SINCE"].value, env["RERUN_UNTIL"].value) == ("2026-11-27T15:00:00Z", "2026-11-28T01:00:00Z")
+    assert (env["RERUN_SINCE"].value, env["RERUN_UNTIL"].value) == (RERUN_SINCE, RERUN_UNTIL)
 
 
 def test_params_override_window_image_and_url(get_dag, monkeypatch):
@@ -207,8 +216,8 @@ def test_docker_variant(get_dag, monkeypatch):
     task, context = render(dag.get_task("rerun_failed_deliveries"), **WINDOW)
 
     assert task.image == "registry.example.test/looker-rerun:1.2.3"
-    assert task.environment["RERUN_SINCE"] == "2026-11-27T15:00:00Z"
-    assert task.environment["RERUN_UNTIL"] == "2026-11-28T01:00:00Z"
+    assert task.environment["RERUN_SINCE"] == RERUN_SINCE
+    assert task.environment["RERUN_UNTIL"] == RERUN_UNTIL
     assert task.environment["LOOKERSDK_BASE_URL"] == "https://looker.example.test"
     assert task.environment["RERUN_NEEDS_PERSON_EXIT_CODE"] == "0"
     assert not (set(task.environment) & CREDENTIAL_ENVS)
@@ -244,11 +253,11 @@ def test_docker_variant(get_dag, monkeypatch):
 # What DockerOperator(xcom_all=True) returns for a real run: stdout and stderr as one
 # stream, the summary before the binary's last log line (LOG_FORMAT=json).
 DOCKER_SUMMARY = (
-    '{"window":{"since":"2026-11-27T15:00:00Z","until":"2026-11-28T01:00:00Z"},"source":"system_activity",'
+    '{"window":{"since":"2026-11-27T01:00:00Z","until":"2026-11-28T01:00:00Z"},"source":"system_activity",'
     '"rerun":[],"skipped":[],"failed":[],"needs_person":[],"exit_code":0}'
 )
 DOCKER_OUTPUT = [
-    '{"level":"info","since":"2026-11-27T15:00:00Z","time":"2026-11-28T01:00:01Z","message":"looker-rerun starting"}',
+    '{"level":"info","since":"2026-11-27T01:00:00Z","time":"2026-11-28T01:00:01Z","message":"looker-rerun starting"}',
     DOCKER_SUMMARY,
     '{"level":"info","rerun":0,"exit_code":0,"time":"2026-11-28T01:00:02Z","message":"looker-rerun done"}',
 ]
