@@ -13,7 +13,8 @@ When it runs
 ------------
 The nightly batch refreshes the warehouse after midnight (Asia/Tokyo); Looker delivers
 the scheduled reports built on it until about 09:00; the re-run runs at 10:00 Asia/Tokyo
-and re-sends, once, every delivery that failed in the 24 hours before.
+and re-sends, once, every delivery that failed in the 24 hours before (less a margin for
+System Activity's lag, below).
 
 * ``CronTriggerTimetable("0 10 * * *", interval=24h)``: one run per day, started at
   10:00 Asia/Tokyo, whose data interval is the 24 hours before it, 10:00-10:00 JST
@@ -25,6 +26,9 @@ and re-sends, once, every delivery that failed in the 24 hours before.
   interval, start == end: no window to hand the container, nothing for ``airflow
   backfill`` of a missed day to cover.) The run's logical date is its interval's start,
   10:00 JST the day before.
+* The container's window is the data interval moved ACTIVITY_MARGIN earlier, both ends,
+  so the windows still tile: System Activity shows a delivery seconds to minutes after it
+  happened, and the run must only read a stretch of it that has caught up.
 * The batch dependency is an Asset, ``NIGHTLY_BATCH_DONE``, that the batch DAG's last task
   lists in its ``outlets``. The first task of the re-run DAG is a sensor that waits for an
   event of that asset from this night: at or after 00:00 Asia/Tokyo of the run's day. Why
@@ -60,6 +64,16 @@ SCHEDULE = CronTriggerTimetable(SCHEDULE_CRON, timezone=TIMEZONE, interval=WINDO
 # data interval end). The nightly batch starts after midnight, so only a batch event from
 # then on is this night's; the 24-hour window also holds yesterday's batch.
 MIDNIGHT_TO_RUN = datetime.timedelta(hours=10)
+
+# System Activity shows a delivery seconds to minutes after it happened. The container's
+# window is the data interval moved this much earlier (both ends, so consecutive windows
+# still tile), so it ends at least this long before the task starts, and the run reads
+# only a stretch of System Activity that has caught up. The same duration is the
+# container's RERUN_CONFIRM, the binary's bound on that lag: how long it waits for a job
+# to show there. They must agree: with a margin shorter than RERUN_CONFIRM, a failure just
+# before the window's end may not show yet when the run reads it, and no later run looks
+# again (the next window starts after it). Raise both together, by changing this.
+ACTIVITY_MARGIN = datetime.timedelta(minutes=2)
 
 START_DATE = pendulum.datetime(2026, 1, 1, tz=TIMEZONE)
 
@@ -100,10 +114,11 @@ DEFAULT_IMAGE = "ghcr.io/looker-rerun/looker-rerun:latest"
 IMAGE_TEMPLATE = "{{ params.image or var.value.get('looker_rerun_image', '" + DEFAULT_IMAGE + "') }}"
 BASE_URL_TEMPLATE = "{{ params.looker_base_url or var.value.get('looker_rerun_base_url', '') }}"
 
-# The window handed to the binary, RFC 3339 in UTC: the run's data interval unless the
-# run was triggered with explicit ``since``/``until`` params.
-SINCE_TEMPLATE = "{{ params.since or rfc3339_utc(data_interval_start) }}"
-UNTIL_TEMPLATE = "{{ params.until or rfc3339_utc(data_interval_end) }}"
+# The window handed to the binary, RFC 3339 in UTC: the run's data interval less
+# ACTIVITY_MARGIN, unless the run was triggered with explicit ``since``/``until`` params,
+# which are the caller's window and used as given.
+SINCE_TEMPLATE = "{{ params.since or window_bound(data_interval_start) }}"
+UNTIL_TEMPLATE = "{{ params.until or window_bound(data_interval_end) }}"
 DRY_RUN_TEMPLATE = "{{ 'true' if params.dry_run else 'false' }}"
 
 # Where the binary writes its one-line JSON summary: the KubernetesPodOperator's XCom
@@ -118,7 +133,24 @@ def rfc3339_utc(value: datetime.datetime | None) -> str:
     return pendulum.instance(value).in_timezone("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-USER_DEFINED_MACROS = {"rfc3339_utc": rfc3339_utc}
+def window_bound(value: datetime.datetime | None) -> str:
+    """A data interval bound as the container's window bound: ACTIVITY_MARGIN earlier, RFC 3339 UTC."""
+    if value is None:
+        return rfc3339_utc(None)  # raises, saying how to run without a data interval
+    return rfc3339_utc(value - ACTIVITY_MARGIN)
+
+
+def go_duration(value: datetime.timedelta) -> str:
+    """A positive whole number of seconds as a Go duration (time.ParseDuration), e.g. 2m, 1m30s."""
+    seconds = value.total_seconds()
+    if seconds <= 0 or seconds != int(seconds):
+        raise ValueError(f"go duration of {value}: must be a positive whole number of seconds")
+    hours, rest = divmod(int(seconds), 3600)
+    minutes, seconds = divmod(rest, 60)
+    return "".join(f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (seconds, "s")) if n)
+
+
+USER_DEFINED_MACROS = {"window_bound": window_bound}
 
 
 def dag_params(*, with_base_url: bool = True) -> dict[str, Param]:
@@ -127,12 +159,14 @@ def dag_params(*, with_base_url: bool = True) -> dict[str, Param]:
         "since": Param(
             None,
             type=["null", "string"],
-            description="Start of the window, RFC 3339 (e.g. 2026-11-27T01:00:00Z). Empty: the run's data interval start.",
+            description="Start of the window, RFC 3339 (e.g. 2026-11-27T01:00:00Z), used as given. "
+            f"Empty: the run's data interval start less {go_duration(ACTIVITY_MARGIN)}.",
         ),
         "until": Param(
             None,
             type=["null", "string"],
-            description="End of the window, RFC 3339. Empty: the run's data interval end.",
+            description="End of the window, RFC 3339, used as given. "
+            f"Empty: the run's data interval end less {go_duration(ACTIVITY_MARGIN)}.",
         ),
         "dry_run": Param(False, type="boolean", description="List what would be re-run without re-running it."),
         "image": Param(
@@ -158,6 +192,8 @@ def rerun_env(base_url: str = BASE_URL_TEMPLATE) -> dict[str, str]:
         "LOOKERSDK_TIMEOUT": "120",
         "RERUN_SINCE": SINCE_TEMPLATE,
         "RERUN_UNTIL": UNTIL_TEMPLATE,
+        # System Activity's lag, the margin the window leaves before the task starts.
+        "RERUN_CONFIRM": go_duration(ACTIVITY_MARGIN),
         "RERUN_DRY_RUN": DRY_RUN_TEMPLATE,
         "RERUN_RESULT_FILE": RESULT_FILE,
         # Wait for the re-runs to be delivered, so the task fails (and alerts) when one

@@ -42,7 +42,7 @@ import pendulum
 import pytest
 
 from conftest import CLIENT_ID, CLIENT_SECRET, DAGS, REPO, e2e, reruns, run, stop
-from looker_rerun_common import WINDOW
+from looker_rerun_common import ACTIVITY_MARGIN, WINDOW
 
 pytestmark = e2e
 
@@ -190,11 +190,12 @@ def airflow(tmp_path_factory, lookertest, image):
 def test_docker_dag_end_to_end(podman, airflow, lookertest, tmp_path):
     assert reruns(lookertest["url"]) == {}
     # `airflow dags test` gives the run the data interval of one triggered at its logical
-    # date: the 24 hours before it, as a scheduled run's, and the container's window; the
-    # stand-in's failures (2 to 20 hours before it started) fall into it.
+    # date: the 24 hours before it, as a scheduled run's. The container's window is that,
+    # less the margin for System Activity's lag; the stand-in's failures (2 to 20 hours
+    # before it started) fall into it.
     logical_date = pendulum.now("UTC").replace(microsecond=0)
     interval = [logical_date.subtract(hours=24).isoformat(), logical_date.isoformat()]
-    since, until = rfc3339(logical_date - WINDOW), rfc3339(logical_date)
+    since, until = rfc3339(logical_date - WINDOW - ACTIVITY_MARGIN), rfc3339(logical_date - ACTIVITY_MARGIN)
 
     def diag(output):
         return f"\n--- airflow dags test\n{output}\n--- lookertest\n{lookertest['log'].read_text()}"

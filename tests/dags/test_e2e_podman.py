@@ -27,7 +27,7 @@ import pytest
 import yaml
 
 from conftest import CLIENT_ID, CLIENT_SECRET, build_pod, e2e, render, reruns, run
-from looker_rerun_common import WINDOW
+from looker_rerun_common import ACTIVITY_MARGIN, WINDOW
 
 SECRET_NAME = "looker-rerun"  # the single-instance DAG's Kubernetes Secret
 
@@ -68,7 +68,8 @@ def play_rendered_pod(podman, image, dag, lookertest, tmp_path, name):
 
     Returns (exit code, stdout, stderr, return.json text or None)."""
     # The stand-in seeds its failures within the 20 hours before it started, so all of
-    # them are in the 24 hours before now.
+    # them are in the 24 hours before now; its seeds are at least 2 hours old, so the
+    # margin taken off the window's end leaves them in.
     end = pendulum.now("UTC").add(seconds=1).replace(microsecond=0)
     start = end - WINDOW
     task, context = render(
@@ -84,8 +85,9 @@ def play_rendered_pod(podman, image, dag, lookertest, tmp_path, name):
     xcom_dir.chmod(0o777)  # written by uid 65532
     manifest = manifest_for_podman(pod, xcom_dir)
     env = {e["name"]: e for e in manifest["spec"]["containers"][0]["env"]}
-    assert env["RERUN_SINCE"]["value"] == start.strftime("%Y-%m-%dT%H:%M:%SZ")
-    assert env["RERUN_UNTIL"]["value"] == end.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # The data interval less the margin for System Activity's lag.
+    assert env["RERUN_SINCE"]["value"] == (start - ACTIVITY_MARGIN).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert env["RERUN_UNTIL"]["value"] == (end - ACTIVITY_MARGIN).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert env["LOOKERSDK_CLIENT_SECRET"]["valueFrom"]["secretKeyRef"] == {"name": SECRET_NAME, "key": "client_secret"}
 
     pod_name = manifest["metadata"]["name"]
