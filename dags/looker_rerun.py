@@ -8,11 +8,14 @@ Two DAGs:
 * ``looker_rerun_multi``: several Looker instances, one mapped task per entry of
   ``LOOKER_INSTANCES`` below, each with its own base URL and its own Secret.
 
-Both run daily at 10:00 Asia/Tokyo over the window 00:00-10:00 JST (the run's data
-interval), after the nightly batch has published its asset. See looker_rerun_common.py
-for the reasoning behind the schedule and the batch dependency.
+Both run daily at 10:00 Asia/Tokyo over the 24 hours before (the run's data interval,
+10:00-10:00 JST; each run's starts where the previous one's ended), after this night's
+batch has published its asset. See looker_rerun_common.py for the reasoning behind the
+schedule, the window and the batch dependency.
 
-The container gets the window as RERUN_SINCE/RERUN_UNTIL (RFC 3339, UTC), the Looker
+The container gets the window as RERUN_SINCE/RERUN_UNTIL (RFC 3339, UTC: the data
+interval less ACTIVITY_MARGIN, for System Activity's lag, which is also its
+RERUN_CONFIRM; or the ``since``/``until`` params of a triggered run, as given), the Looker
 credentials as LOOKERSDK_CLIENT_ID/LOOKERSDK_CLIENT_SECRET from a Kubernetes Secret
 (secretKeyRef: the values never pass through Airflow, its templates, logs or database),
 and writes its one-line JSON summary to /airflow/xcom/return.json, which becomes the

@@ -13,16 +13,26 @@ When it runs
 ------------
 The nightly batch refreshes the warehouse after midnight (Asia/Tokyo); Looker delivers
 the scheduled reports built on it until about 09:00; the re-run runs at 10:00 Asia/Tokyo
-and re-sends every delivery that failed since midnight, once.
+and re-sends, once, every delivery that failed in the 24 hours before (less a margin for
+System Activity's lag, below).
 
-* ``CronTriggerTimetable("0 10 * * *", interval=10h)``: one run per day, started at
-  10:00 Asia/Tokyo, whose data interval is the 10 hours before it, 00:00-10:00 JST
-  (15:00Z-01:00Z). A bare cron string would give Airflow 3's default CronTriggerTimetable
-  with an empty interval (start == end), so there would be no window to hand the
-  container, and ``airflow backfill`` of a missed day would have nothing to cover.
+* ``CronTriggerTimetable("0 10 * * *", interval=24h)``: one run per day, started at
+  10:00 Asia/Tokyo, whose data interval is the 24 hours before it, 10:00-10:00 JST
+  (01:00Z-01:00Z). Each run's interval starts where the previous one ended, so every
+  failure falls in exactly one scheduled run's window: one that happened after 10:00 is
+  the next morning's. The binary counts on that too: a failure whose plan's next delivery
+  is still running when it looks is left to the run whose window holds that delivery.
+  (A bare cron string would give Airflow 3's default CronTriggerTimetable with an empty
+  interval, start == end: no window to hand the container, nothing for ``airflow
+  backfill`` of a missed day to cover.) The run's logical date is its interval's start,
+  10:00 JST the day before.
+* The container's window is the data interval moved ACTIVITY_MARGIN earlier, both ends,
+  so the windows still tile: System Activity shows a delivery seconds to minutes after it
+  happened, and the run must only read a stretch of it that has caught up.
 * The batch dependency is an Asset, ``NIGHTLY_BATCH_DONE``, that the batch DAG's last task
   lists in its ``outlets``. The first task of the re-run DAG is a sensor that waits for an
-  event of that asset inside the run's window. Why not ``schedule=NIGHTLY_BATCH_DONE``:
+  event of that asset from this night: at or after 00:00 Asia/Tokyo of the run's day. Why
+  not ``schedule=NIGHTLY_BATCH_DONE``:
   an asset-triggered run starts the moment the batch ends (around 03:00, before Looker
   has even tried most deliveries) and has no data interval, so it cannot be backfilled.
   Why not an ExternalTaskSensor on the batch DAG: it has to know the batch DAG's id and
@@ -44,11 +54,26 @@ TIMEZONE = "Asia/Tokyo"
 
 # The run starts at 10:00 Asia/Tokyo, an hour after Looker's delivery cut-off (09:00).
 SCHEDULE_CRON = "0 10 * * *"
-# ...and covers the failures since midnight: the batch starts after 00:00, so no delivery
-# before then was built on today's data.
-WINDOW = datetime.timedelta(hours=10)
+# ...and looks at the 24 hours before it: each run's data interval starts where the
+# previous one ended, so every failure is examined by exactly one scheduled run.
+WINDOW = datetime.timedelta(hours=24)
 
 SCHEDULE = CronTriggerTimetable(SCHEDULE_CRON, timezone=TIMEZONE, interval=WINDOW)
+
+# The run's night began at 00:00 Asia/Tokyo, this long before its scheduled start (the
+# data interval end). The nightly batch starts after midnight, so only a batch event from
+# then on is this night's; the 24-hour window also holds yesterday's batch.
+MIDNIGHT_TO_RUN = datetime.timedelta(hours=10)
+
+# System Activity shows a delivery seconds to minutes after it happened. The container's
+# window is the data interval moved this much earlier (both ends, so consecutive windows
+# still tile), so it ends at least this long before the task starts, and the run reads
+# only a stretch of System Activity that has caught up. The same duration is the
+# container's RERUN_CONFIRM, the binary's bound on that lag: how long it waits for a job
+# to show there. They must agree: with a margin shorter than RERUN_CONFIRM, a failure just
+# before the window's end may not show yet when the run reads it, and no later run looks
+# again (the next window starts after it). Raise both together, by changing this.
+ACTIVITY_MARGIN = datetime.timedelta(minutes=2)
 
 START_DATE = pendulum.datetime(2026, 1, 1, tz=TIMEZONE)
 
@@ -89,10 +114,11 @@ DEFAULT_IMAGE = "ghcr.io/looker-rerun/looker-rerun:latest"
 IMAGE_TEMPLATE = "{{ params.image or var.value.get('looker_rerun_image', '" + DEFAULT_IMAGE + "') }}"
 BASE_URL_TEMPLATE = "{{ params.looker_base_url or var.value.get('looker_rerun_base_url', '') }}"
 
-# The window handed to the binary, RFC 3339 in UTC: the run's data interval unless the
-# run was triggered with explicit ``since``/``until`` params.
-SINCE_TEMPLATE = "{{ params.since or rfc3339_utc(data_interval_start) }}"
-UNTIL_TEMPLATE = "{{ params.until or rfc3339_utc(data_interval_end) }}"
+# The window handed to the binary, RFC 3339 in UTC: the run's data interval less
+# ACTIVITY_MARGIN, unless the run was triggered with explicit ``since``/``until`` params,
+# which are the caller's window and used as given.
+SINCE_TEMPLATE = "{{ params.since or window_bound(data_interval_start) }}"
+UNTIL_TEMPLATE = "{{ params.until or window_bound(data_interval_end) }}"
 DRY_RUN_TEMPLATE = "{{ 'true' if params.dry_run else 'false' }}"
 
 # Where the binary writes its one-line JSON summary: the KubernetesPodOperator's XCom
@@ -107,7 +133,24 @@ def rfc3339_utc(value: datetime.datetime | None) -> str:
     return pendulum.instance(value).in_timezone("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-USER_DEFINED_MACROS = {"rfc3339_utc": rfc3339_utc}
+def window_bound(value: datetime.datetime | None) -> str:
+    """A data interval bound as the container's window bound: ACTIVITY_MARGIN earlier, RFC 3339 UTC."""
+    if value is None:
+        return rfc3339_utc(None)  # raises, saying how to run without a data interval
+    return rfc3339_utc(value - ACTIVITY_MARGIN)
+
+
+def go_duration(value: datetime.timedelta) -> str:
+    """A positive whole number of seconds as a Go duration (time.ParseDuration), e.g. 2m, 1m30s."""
+    seconds = value.total_seconds()
+    if seconds <= 0 or seconds != int(seconds):
+        raise ValueError(f"go duration of {value}: must be a positive whole number of seconds")
+    hours, rest = divmod(int(seconds), 3600)
+    minutes, seconds = divmod(rest, 60)
+    return "".join(f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (seconds, "s")) if n)
+
+
+USER_DEFINED_MACROS = {"window_bound": window_bound}
 
 
 def dag_params(*, with_base_url: bool = True) -> dict[str, Param]:
@@ -116,12 +159,14 @@ def dag_params(*, with_base_url: bool = True) -> dict[str, Param]:
         "since": Param(
             None,
             type=["null", "string"],
-            description="Start of the window, RFC 3339 (e.g. 2026-11-27T15:00:00Z). Empty: the run's data interval start.",
+            description="Start of the window, RFC 3339 (e.g. 2026-11-27T01:00:00Z), used as given. "
+            f"Empty: the run's data interval start less {go_duration(ACTIVITY_MARGIN)}.",
         ),
         "until": Param(
             None,
             type=["null", "string"],
-            description="End of the window, RFC 3339. Empty: the run's data interval end.",
+            description="End of the window, RFC 3339, used as given. "
+            f"Empty: the run's data interval end less {go_duration(ACTIVITY_MARGIN)}.",
         ),
         "dry_run": Param(False, type="boolean", description="List what would be re-run without re-running it."),
         "image": Param(
@@ -147,6 +192,8 @@ def rerun_env(base_url: str = BASE_URL_TEMPLATE) -> dict[str, str]:
         "LOOKERSDK_TIMEOUT": "120",
         "RERUN_SINCE": SINCE_TEMPLATE,
         "RERUN_UNTIL": UNTIL_TEMPLATE,
+        # System Activity's lag, the margin the window leaves before the task starts.
+        "RERUN_CONFIRM": go_duration(ACTIVITY_MARGIN),
         "RERUN_DRY_RUN": DRY_RUN_TEMPLATE,
         "RERUN_RESULT_FILE": RESULT_FILE,
         # Wait for the re-runs to be delivered, so the task fails (and alerts) when one
@@ -163,10 +210,12 @@ def rerun_env(base_url: str = BASE_URL_TEMPLATE) -> dict[str, str]:
 
 
 class NightlyBatchSensor(BaseSensorOperator):
-    """Wait until the nightly batch has published NIGHTLY_BATCH_DONE since the window started.
+    """Wait until this night's batch has published NIGHTLY_BATCH_DONE.
 
-    Any event after the window start counts, also one after its end: a batch that finished
-    late (after 10:00) still means the warehouse is fresh, and the re-run should go ahead.
+    This night starts at 00:00 Asia/Tokyo of the run's day, MIDNIGHT_TO_RUN before the
+    data interval end; an event at or after it counts, also one after 10:00: a batch that
+    finished late still means the warehouse is fresh, and the re-run should go ahead. Not
+    the data interval start: the 24-hour window also holds yesterday's batch, late or not.
     The event's timestamp becomes the task's XCom.
 
     (A BaseSensorOperator subclass rather than ``@task.sensor``: in Airflow 3.3 with
@@ -180,10 +229,12 @@ class NightlyBatchSensor(BaseSensorOperator):
         self.asset = asset
 
     def poke(self, context) -> PokeReturnValue:
-        start = rfc3339_utc(context["data_interval_start"])
-        events = list(context["inlet_events"][self.asset].after(start).ascending(True).limit(1))
+        end = context["data_interval_end"]
+        night = rfc3339_utc(end - MIDNIGHT_TO_RUN if end is not None else None)
+        # The execution API's "after" is inclusive (timestamp >= after).
+        events = list(context["inlet_events"][self.asset].after(night).ascending(True).limit(1))
         if not events:
-            self.log.info("No %s event since %s yet", self.asset.name, start)
+            self.log.info("No %s event since %s yet", self.asset.name, night)
             return PokeReturnValue(is_done=False)
         self.log.info("%s published at %s", self.asset.name, events[0].timestamp)
         return PokeReturnValue(is_done=True, xcom_value=events[0].timestamp.isoformat())

@@ -64,29 +64,52 @@ def get_dag(dagbag):
     return _get
 
 
-def scheduled_interval(dag, run_day: str):
-    """The data interval and logical date the scheduler gives the run of ``run_day``
-    (YYYY-MM-DD, Asia/Tokyo), from the DAG's timetable in its scheduler-side form."""
+def scheduled_runs(dag, first_day: str, days: int = 1):
+    """The DagRunInfos of the runs the scheduler creates for ``days`` days from ``first_day``
+    (YYYY-MM-DD, Asia/Tokyo), from the DAG's timetable in its scheduler-side form: the
+    first as for a DAG that starts that day, each next one from the data interval of the
+    one before, as the scheduler chains them when it runs on time."""
     from airflow.serialization.encoders import coerce_to_core_timetable
-    from airflow.timetables.base import DataInterval, TimeRestriction
+    from airflow.timetables.base import TimeRestriction
 
     timetable = coerce_to_core_timetable(dag.timetable)
-    day = pendulum.parse(run_day, tz=TOKYO)
-    # The previous run's interval, as the scheduler would have recorded it.
-    prev = timetable.next_dagrun_info(
-        last_automated_data_interval=None,
-        restriction=TimeRestriction(earliest=day.subtract(days=1), latest=None, catchup=True),
-    )
-    info = timetable.next_dagrun_info(
-        last_automated_data_interval=DataInterval(prev.data_interval.start, prev.data_interval.end),
-        restriction=TimeRestriction(earliest=None, latest=None, catchup=True),
-    )
-    return info
+    earliest = pendulum.parse(first_day, tz=TOKYO)
+    runs = []
+    last = None
+    for _ in range(days):
+        info = timetable.next_dagrun_info(
+            last_automated_data_interval=last,
+            restriction=TimeRestriction(earliest=None if last else earliest, latest=None, catchup=True),
+        )
+        runs.append(info)
+        last = info.data_interval
+    return runs
+
+
+def scheduled_interval(dag, run_day: str):
+    """The DagRunInfo (data interval, logical date, run_after) the scheduler gives the run
+    of ``run_day`` (YYYY-MM-DD, Asia/Tokyo), the one after the day before's."""
+    day_before = pendulum.parse(run_day, tz=TOKYO).subtract(days=1).to_date_string()
+    return scheduled_runs(dag, day_before, 2)[1]
+
+
+def backfill_runs(dag, from_date: str, to_date: str):
+    """The DagRunInfos of the runs `airflow backfill create --from-date FROM --to-date TO`
+    creates: the serialized DAG's run infos between the two dates, as the backfill does
+    (airflow.models.backfill._get_info_list, which also drops runs not yet due)."""
+    from airflow.cli.cli_config import parsedate
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    serialized = DagSerialization.from_dict(DagSerialization.to_dict(dag))
+    return list(serialized.iter_dagrun_infos_between(parsedate(from_date), parsedate(to_date)))
 
 
 class FakeSupervisorComms:
     """Answers the Task SDK's requests to the supervisor the way an API server with no
-    Variables, Connections or asset events would (used for Variable defaults)."""
+    Variables or Connections would (used for Variable defaults). Asset events come from
+    ``asset_events`` when a test sets one (an AssetEventStore), else there are none."""
+
+    asset_events = None
 
     def send(self, msg):
         from airflow.sdk.exceptions import ErrorType
@@ -97,6 +120,8 @@ class FakeSupervisorComms:
             return ErrorResponse(error=ErrorType.VARIABLE_NOT_FOUND, detail={"key": msg.key})
         if name == "GetConnection":
             return ErrorResponse(error=ErrorType.CONNECTION_NOT_FOUND, detail={"conn_id": msg.conn_id})
+        if name == "GetAssetEventByAsset" and self.asset_events is not None:
+            return self.asset_events.answer(msg)
         raise AssertionError(f"unexpected supervisor request in an offline test: {msg!r}")
 
 
@@ -109,12 +134,86 @@ def supervisor_comms(monkeypatch):
     return comms
 
 
-def runtime_ti(task, *, data_interval_start, data_interval_end, logical_date=None, conf=None, map_index=-1):
-    """A RuntimeTaskInstance for ``task`` in a scheduled run with the given data interval."""
+class AssetEventStore:
+    """Asset events in an in-memory metadata database (Airflow's own tables), served by the
+    execution API's own route for GetAssetEventByAsset (filters, order, limit as the API
+    server applies them). Only the HTTP hop between supervisor and API server is skipped."""
+
+    def __init__(self):
+        from sqlalchemy import create_engine
+        from sqlalchemy.orm import Session
+
+        from airflow.models import import_all_models
+        from airflow.models.base import Base
+
+        import_all_models()  # every model's table on Base.metadata, foreign keys resolved
+        self.engine = create_engine("sqlite://")
+        Base.metadata.create_all(self.engine)
+        self.session = Session(self.engine)
+        self.requests = []
+
+    def add(self, asset, timestamp):
+        from airflow.models.asset import AssetEvent, AssetModel
+
+        model = self.session.query(AssetModel).filter_by(name=asset.name, uri=asset.uri).one_or_none()
+        if model is None:
+            model = AssetModel(name=asset.name, uri=asset.uri)
+            self.session.add(model)
+            self.session.flush()
+        self.session.add(AssetEvent(asset_id=model.id, timestamp=timestamp))
+        self.session.flush()
+
+    def answer(self, msg):
+        """What the supervisor sends back for a GetAssetEventByAsset: the route's answer,
+        through JSON as over HTTP, as an AssetEventsResult."""
+        import warnings
+
+        from airflow.sdk.api.datamodels._generated import AssetEventsResponse
+        from airflow.sdk.execution_time.comms import AssetEventsResult
+
+        with warnings.catch_warnings():
+            # The API server's own imports (svcs -> fastapi.testclient) warn about starlette's
+            # test client; nothing here uses it.
+            warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+            from airflow.api_fastapi.execution_api.routes.asset_events import get_asset_event_by_asset_name_uri
+
+        self.requests.append(msg)
+        response = get_asset_event_by_asset_name_uri(
+            name=msg.name,
+            uri=msg.uri,
+            session=self.session,
+            after=msg.after,
+            before=msg.before,
+            ascending=msg.ascending,
+            limit=msg.limit,
+        )
+        sdk_response = AssetEventsResponse.model_validate_json(response.model_dump_json())
+        return AssetEventsResult.from_asset_events_response(sdk_response)
+
+    def close(self):
+        self.session.close()
+        self.engine.dispose()
+
+
+@pytest.fixture
+def asset_events(supervisor_comms):
+    store = AssetEventStore()
+    supervisor_comms.asset_events = store
+    yield store
+    store.close()
+
+
+def runtime_ti(
+    task, *, data_interval_start, data_interval_end, logical_date=None, run_after=None, conf=None, map_index=-1
+):
+    """A RuntimeTaskInstance for ``task`` in a scheduled run with the given data interval.
+    run_after (when the run was due) defaults to the interval's end, as for a
+    CronTriggerTimetable; logical_date to run_after."""
     from airflow.sdk.api.datamodels._generated import DagRun, DagRunState, DagRunType, TIRunContext
     from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 
-    logical_date = logical_date or data_interval_end
+    run_after = run_after or data_interval_end
+    logical_date = logical_date or run_after
     run_id = f"scheduled__{logical_date.isoformat()}"
     dag_run = DagRun(
         dag_id=task.dag_id,
@@ -122,8 +221,8 @@ def runtime_ti(task, *, data_interval_start, data_interval_end, logical_date=Non
         logical_date=logical_date,
         data_interval_start=data_interval_start,
         data_interval_end=data_interval_end,
-        run_after=data_interval_end,
-        start_date=data_interval_end,
+        run_after=run_after,
+        start_date=run_after,
         end_date=None,
         run_type=DagRunType.SCHEDULED,
         state=DagRunState.RUNNING,

@@ -10,13 +10,14 @@ the container reaches it through the DAG's network setting, the Variable
 looker_rerun_docker_network=host. The Looker credentials come from the Connection
 looker_rerun, the base URL and image from Variables, as the README's install says.
 
-Three runs of the same 10 hours, against one stand-in with the demo seed:
+Three runs of the same 24 hours, against one stand-in with the demo seed (plan 106
+failed 20 hours before it started: after 10:00 the day before, in the window):
 
 1. A run that needs a person: plan 105's failure ("Webhook answered 502") is made
    permanent with RERUN_PERMANENT_PATTERN, which this podman service adds to every
    container's environment (containers.conf ``env``) so the DAG runs as shipped. The
    re-run task succeeds with the summary as its XCom; check_summary fails naming plan
-   105; plan 101 is re-run.
+   105; plans 101 and 106 are re-run.
 2. The same run cleared and run again without that pattern: only plan 105 is re-run,
    everything succeeds.
 3. Another DAG run over the same interval (the window given as params): nothing is sent
@@ -41,6 +42,7 @@ import pendulum
 import pytest
 
 from conftest import CLIENT_ID, CLIENT_SECRET, DAGS, REPO, e2e, reruns, run, stop
+from looker_rerun_common import ACTIVITY_MARGIN, WINDOW
 
 pytestmark = e2e
 
@@ -187,10 +189,13 @@ def airflow(tmp_path_factory, lookertest, image):
 
 def test_docker_dag_end_to_end(podman, airflow, lookertest, tmp_path):
     assert reruns(lookertest["url"]) == {}
-    # A scheduled run's window: the 10 hours before its logical date, which the stand-in's
-    # failures (3 to 8 hours before it started) fall into.
+    # `airflow dags test` gives the run the data interval of one triggered at its logical
+    # date: the 24 hours before it, as a scheduled run's. The container's window is that,
+    # less the margin for System Activity's lag; the stand-in's failures (2 to 20 hours
+    # before it started) fall into it.
     logical_date = pendulum.now("UTC").replace(microsecond=0)
-    since, until = rfc3339(logical_date.subtract(hours=10)), rfc3339(logical_date)
+    interval = [logical_date.subtract(hours=24).isoformat(), logical_date.isoformat()]
+    since, until = rfc3339(logical_date - WINDOW - ACTIVITY_MARGIN), rfc3339(logical_date - ACTIVITY_MARGIN)
 
     def diag(output):
         return f"\n--- airflow dags test\n{output}\n--- lookertest\n{lookertest['log'].read_text()}"
@@ -207,22 +212,23 @@ def test_docker_dag_end_to_end(podman, airflow, lookertest, tmp_path):
         "check_summary": "failed",
     }, diag(output)
     assert result["state"] == "failed"
+    assert result["data_interval"] == interval, result
     summary = result["xcom"]["rerun_failed_deliveries"]
     print("XCom, run that needs a person:", json.dumps(summary))
     assert isinstance(summary, dict), summary
     assert summary["window"] == {"since": since, "until": until}, summary
     assert summary["exit_code"] == 1, summary
-    assert [r["plan_id"] for r in summary["rerun"]] == ["101"], summary
+    assert sorted(r["plan_id"] for r in summary["rerun"]) == ["101", "106"], summary
     assert [(p["plan_id"], p["reason"]) for p in summary["needs_person"]] == [("105", "permanent")], summary
     assert "check_summary" not in result["xcom"]
     assert "needs a person: plan 105 (Inventory), owner analyst@example.com: permanent" in output, diag(output)
     assert "AirflowFailException" in output, diag(output)
-    assert reruns(lookertest["url"]) == {"101": 1}
+    assert reruns(lookertest["url"]) == {"101": 1, "106": 1}
     # The secret reached the container through private_environment and no log line.
     assert CLIENT_SECRET not in output
 
     # 2. The same run, cleared and run again once the pattern is gone: plan 105 is re-run,
-    #    plan 101 is not sent again, and every task succeeds.
+    #    plans 101 and 106 are not sent again, and every task succeeds.
     with podman_service(podman, tmp_path, "plain") as docker_host:
         output, result = airflow.dags_test(DAG_ID, logical_date, docker_host=docker_host)
         assert result["states"] == dict.fromkeys(
@@ -238,11 +244,13 @@ def test_docker_dag_end_to_end(podman, airflow, lookertest, tmp_path):
             "101": "already_rerun",
             "102": "later_success",
             "103": "already_rerun",
+            "106": "already_rerun",
         }, summary
         assert summary["needs_person"] == [] and summary["failed"] == [], summary
-        assert reruns(lookertest["url"]) == {"101": 1, "105": 1}
+        assert reruns(lookertest["url"]) == {"101": 1, "105": 1, "106": 1}
 
-        # 3. Another DAG run over the same window (given as params): nothing is sent twice.
+        # 3. Another DAG run over the same window (given as params, used as they are):
+        #    nothing is sent twice.
         output, result = airflow.dags_test(
             DAG_ID, logical_date.add(minutes=1), conf={"since": since, "until": until}, docker_host=docker_host
         )
@@ -250,4 +258,4 @@ def test_docker_dag_end_to_end(podman, airflow, lookertest, tmp_path):
     summary = result["xcom"]["rerun_failed_deliveries"]
     assert summary["window"] == {"since": since, "until": until}, summary
     assert summary["rerun"] == [] and summary["exit_code"] == 0, summary
-    assert reruns(lookertest["url"]) == {"101": 1, "105": 1}
+    assert reruns(lookertest["url"]) == {"101": 1, "105": 1, "106": 1}

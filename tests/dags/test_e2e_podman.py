@@ -1,7 +1,8 @@
 """End to end: the pod the DAG renders, run with `podman kube play` against the stand-in Looker.
 
 The pod is the one KubernetesPodOperator would create for a run whose data interval is
-the last 10 hours, with three changes for a machine without a cluster:
+the last 24 hours, as a scheduled run's, with three changes for a machine without a
+cluster:
 
 * the XCom sidecar is dropped (its alpine image cannot be pulled here, and the operator
   that would read return.json through it is not running); its volume stays, as a
@@ -26,6 +27,7 @@ import pytest
 import yaml
 
 from conftest import CLIENT_ID, CLIENT_SECRET, build_pod, e2e, render, reruns, run
+from looker_rerun_common import ACTIVITY_MARGIN, WINDOW
 
 SECRET_NAME = "looker-rerun"  # the single-instance DAG's Kubernetes Secret
 
@@ -62,13 +64,14 @@ def manifest_for_podman(pod, xcom_dir):
 
 
 def play_rendered_pod(podman, image, dag, lookertest, tmp_path, name):
-    """Render the DAG's pod for the window [stand-in start - 10h, now], run it to the end.
+    """Render the DAG's pod for a scheduled run's data interval ending now, run it to the end.
 
     Returns (exit code, stdout, stderr, return.json text or None)."""
-    # The data interval a scheduled run would have, ending now: the stand-in seeds its
-    # failures within the 10 hours before it started.
-    start = lookertest["started"].subtract(hours=10).replace(microsecond=0)
+    # The stand-in seeds its failures within the 20 hours before it started, so all of
+    # them are in the 24 hours before now; its seeds are at least 2 hours old, so the
+    # margin taken off the window's end leaves them in.
     end = pendulum.now("UTC").add(seconds=1).replace(microsecond=0)
+    start = end - WINDOW
     task, context = render(
         dag.get_task("rerun_failed_deliveries"),
         data_interval_start=start,
@@ -82,8 +85,9 @@ def play_rendered_pod(podman, image, dag, lookertest, tmp_path, name):
     xcom_dir.chmod(0o777)  # written by uid 65532
     manifest = manifest_for_podman(pod, xcom_dir)
     env = {e["name"]: e for e in manifest["spec"]["containers"][0]["env"]}
-    assert env["RERUN_SINCE"]["value"] == start.strftime("%Y-%m-%dT%H:%M:%SZ")
-    assert env["RERUN_UNTIL"]["value"] == end.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # The data interval less the margin for System Activity's lag.
+    assert env["RERUN_SINCE"]["value"] == (start - ACTIVITY_MARGIN).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert env["RERUN_UNTIL"]["value"] == (end - ACTIVITY_MARGIN).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert env["LOOKERSDK_CLIENT_SECRET"]["valueFrom"]["secretKeyRef"] == {"name": SECRET_NAME, "key": "client_secret"}
 
     pod_name = manifest["metadata"]["name"]
@@ -120,12 +124,13 @@ def test_rendered_pod_reruns_failed_plans_once_and_leaves_summary_in_xcom(
     summary = json.loads(result)
     # The same one-line JSON is the last stdout line.
     assert json.loads(stdout.strip().splitlines()[-1]) == summary, diag
-    # (plan ids compared as strings: Looker's API 4.0 ids are strings)
-    assert sorted(str(r["plan_id"]) for r in summary["rerun"]) == ["101", "105"], summary
+    # (plan ids compared as strings: Looker's API 4.0 ids are strings) 106 failed 20 hours
+    # before the stand-in started: after 10:00 the day before, in this run's window.
+    assert sorted(str(r["plan_id"]) for r in summary["rerun"]) == ["101", "105", "106"], summary
     assert summary["failed"] == [], summary
     assert summary["dry_run"] is False
     assert summary["exit_code"] == 0, summary  # what check_summary reads
-    assert reruns(lookertest["url"]) == {"101": 1, "105": 1}, diag
+    assert reruns(lookertest["url"]) == {"101": 1, "105": 1, "106": 1}, diag
     # The credentials came in through the Secret and went nowhere else.
     assert CLIENT_SECRET not in stdout + stderr + result
     # LOG_FORMAT=json: every stderr log line is a JSON object.
@@ -137,5 +142,5 @@ def test_rendered_pod_reruns_failed_plans_once_and_leaves_summary_in_xcom(
     diag = f"\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
     assert exit_code == 0, diag
     assert json.loads(result)["rerun"] == [], result
-    assert reruns(lookertest["url"]) == {"101": 1, "105": 1}
+    assert reruns(lookertest["url"]) == {"101": 1, "105": 1, "106": 1}
 

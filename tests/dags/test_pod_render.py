@@ -14,10 +14,14 @@ import pytest
 
 from conftest import build_pod, render, scheduled_interval
 
+# The data interval of the run of 28 Nov 2026 (10:00-10:00 JST), and the window its
+# container gets: the same, ACTIVITY_MARGIN (2 minutes) earlier.
 WINDOW = {
-    "data_interval_start": pendulum.datetime(2026, 11, 27, 15, tz="UTC"),
+    "data_interval_start": pendulum.datetime(2026, 11, 27, 1, tz="UTC"),
     "data_interval_end": pendulum.datetime(2026, 11, 28, 1, tz="UTC"),
 }
+RERUN_SINCE = "2026-11-27T00:58:00Z"
+RERUN_UNTIL = "2026-11-28T00:58:00Z"
 CREDENTIAL_ENVS = {"LOOKERSDK_CLIENT_ID", "LOOKERSDK_CLIENT_SECRET"}
 RESTRICTED = {
     "run_as_non_root": True,
@@ -53,9 +57,11 @@ def check_pod(pod, *, image, base_url, secret_name):
     assert base.command == [] and base.args == []
 
     env = env_of(base)
-    # The window: the run's data interval, RFC 3339 in UTC.
-    assert env["RERUN_SINCE"].value == "2026-11-27T15:00:00Z"
-    assert env["RERUN_UNTIL"].value == "2026-11-28T01:00:00Z"
+    # The window: the run's data interval less the margin, RFC 3339 in UTC; the margin is
+    # also how long the binary gives System Activity to show a job.
+    assert env["RERUN_SINCE"].value == RERUN_SINCE
+    assert env["RERUN_UNTIL"].value == RERUN_UNTIL
+    assert env["RERUN_CONFIRM"].value == "2m"
     assert env["LOOKERSDK_BASE_URL"].value == base_url
     assert env["LOG_FORMAT"].value == "json"
     assert env["RERUN_DRY_RUN"].value == "false"
@@ -66,7 +72,7 @@ def check_pod(pod, *, image, base_url, secret_name):
     # Only settings the binary reads.
     known = {
         "LOOKERSDK_BASE_URL", "LOOKERSDK_CLIENT_ID", "LOOKERSDK_CLIENT_SECRET", "LOOKERSDK_VERIFY_SSL",
-        "LOOKERSDK_TIMEOUT", "RERUN_SINCE", "RERUN_UNTIL", "RERUN_LOOKBACK", "RERUN_LOOK_ID",
+        "LOOKERSDK_TIMEOUT", "RERUN_SINCE", "RERUN_UNTIL", "RERUN_LOOKBACK", "RERUN_LOOK_ID", "RERUN_CONFIRM",
         "RERUN_DRY_RUN", "RERUN_CONCURRENCY", "RERUN_RATE", "RERUN_RESULT_FILE", "RERUN_WAIT",
         "RERUN_NEEDS_PERSON_EXIT_CODE", "LOG_LEVEL", "LOG_FORMAT",
     }  # fmt: skip
@@ -127,10 +133,15 @@ def test_window_matches_the_scheduled_interval(get_dag, monkeypatch):
     monkeypatch.setenv("AIRFLOW_VAR_LOOKER_RERUN_IMAGE", "img")
     dag = get_dag("looker_rerun")
     info = scheduled_interval(dag, "2026-11-28")
-    window = {"data_interval_start": info.data_interval.start, "data_interval_end": info.data_interval.end}
+    window = {
+        "data_interval_start": info.data_interval.start,
+        "data_interval_end": info.data_interval.end,
+        "logical_date": info.logical_date,
+        "run_after": info.run_after,
+    }
     _, pod = rendered_pod(dag, window=window)
     env = env_of(containers_by_name(pod)["base"])
-    assert (env["RERUN_SINCE"].value, env["RERUN_UNTIL"].value) == ("2026-11-27T15:00:00Z", "2026-11-28T01:00:00Z")
+    assert (env["RERUN_SINCE"].value, env["RERUN_UNTIL"].value) == (RERUN_SINCE, RERUN_UNTIL)
 
 
 def test_params_override_window_image_and_url(get_dag, monkeypatch):
@@ -150,6 +161,7 @@ def test_params_override_window_image_and_url(get_dag, monkeypatch):
     env = env_of(base)
     assert base.image == "looker-rerun:param"
     assert env["LOOKERSDK_BASE_URL"].value == "https://from-param.example.test"
+    # The caller's window, used as given: no margin taken off.
     assert env["RERUN_SINCE"].value == "2026-11-20T15:00:00Z"
     assert env["RERUN_UNTIL"].value == "2026-11-21T01:00:00Z"
     assert env["RERUN_DRY_RUN"].value == "true"
@@ -207,8 +219,9 @@ def test_docker_variant(get_dag, monkeypatch):
     task, context = render(dag.get_task("rerun_failed_deliveries"), **WINDOW)
 
     assert task.image == "registry.example.test/looker-rerun:1.2.3"
-    assert task.environment["RERUN_SINCE"] == "2026-11-27T15:00:00Z"
-    assert task.environment["RERUN_UNTIL"] == "2026-11-28T01:00:00Z"
+    assert task.environment["RERUN_SINCE"] == RERUN_SINCE
+    assert task.environment["RERUN_UNTIL"] == RERUN_UNTIL
+    assert task.environment["RERUN_CONFIRM"] == "2m"
     assert task.environment["LOOKERSDK_BASE_URL"] == "https://looker.example.test"
     assert task.environment["RERUN_NEEDS_PERSON_EXIT_CODE"] == "0"
     assert not (set(task.environment) & CREDENTIAL_ENVS)
@@ -244,11 +257,11 @@ def test_docker_variant(get_dag, monkeypatch):
 # What DockerOperator(xcom_all=True) returns for a real run: stdout and stderr as one
 # stream, the summary before the binary's last log line (LOG_FORMAT=json).
 DOCKER_SUMMARY = (
-    '{"window":{"since":"2026-11-27T15:00:00Z","until":"2026-11-28T01:00:00Z"},"source":"system_activity",'
+    '{"window":{"since":"2026-11-27T00:58:00Z","until":"2026-11-28T00:58:00Z"},"source":"system_activity",'
     '"rerun":[],"skipped":[],"failed":[],"needs_person":[],"exit_code":0}'
 )
 DOCKER_OUTPUT = [
-    '{"level":"info","since":"2026-11-27T15:00:00Z","time":"2026-11-28T01:00:01Z","message":"looker-rerun starting"}',
+    '{"level":"info","since":"2026-11-27T00:58:00Z","time":"2026-11-28T01:00:01Z","message":"looker-rerun starting"}',
     DOCKER_SUMMARY,
     '{"level":"info","rerun":0,"exit_code":0,"time":"2026-11-28T01:00:02Z","message":"looker-rerun done"}',
 ]

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import datetime
-from types import SimpleNamespace
 
 import pendulum
 import pytest
 
-from conftest import render, scheduled_interval
+from conftest import backfill_runs, render, scheduled_interval, scheduled_runs
 
 DAG_IDS = ["looker_rerun", "looker_rerun_multi", "looker_rerun_docker"]
 
 
 @pytest.mark.parametrize("dag_id", DAG_IDS)
-def test_runs_daily_at_10_tokyo_over_the_ten_hours_before(get_dag, dag_id):
+def test_runs_daily_at_10_tokyo_over_the_24_hours_before(get_dag, dag_id):
     from airflow.timetables.trigger import CronTriggerTimetable
 
     from airflow.serialization.encoders import coerce_to_core_timetable
@@ -27,10 +26,12 @@ def test_runs_daily_at_10_tokyo_over_the_ten_hours_before(get_dag, dag_id):
     info = scheduled_interval(dag, "2026-11-28")
     # Starts at 10:00 JST on the day...
     assert info.run_after == pendulum.datetime(2026, 11, 28, 10, tz="Asia/Tokyo")
-    # ...and covers 00:00-10:00 JST, a real (non-empty) interval.
-    assert info.data_interval.start == pendulum.datetime(2026, 11, 27, 15, tz="UTC")
+    # ...and covers the 24 hours before, 10:00-10:00 JST.
+    assert info.data_interval.start == pendulum.datetime(2026, 11, 27, 1, tz="UTC")
     assert info.data_interval.end == pendulum.datetime(2026, 11, 28, 1, tz="UTC")
-    assert info.data_interval.end - info.data_interval.start == datetime.timedelta(hours=10)
+    assert info.data_interval.end == info.run_after
+    # Its logical date (the run's "date" in the UI and CLI) is the interval's start.
+    assert info.logical_date == pendulum.datetime(2026, 11, 27, 10, tz="Asia/Tokyo")
 
 
 @pytest.mark.parametrize("dag_id", DAG_IDS)
@@ -76,67 +77,63 @@ def test_rerun_task_retries_and_timeout(get_dag, dag_id):
     assert rerun.execution_timeout == datetime.timedelta(minutes=30)
 
 
-class FakeInletEvents:
-    """inlet_events[asset].after(..).ascending(..).limit(..), over a fixed event list."""
-
-    def __init__(self, asset, timestamps):
-        self.asset = asset
-        self.timestamps = timestamps
-        self.after_arg = None
-
-    def __getitem__(self, asset):
-        assert asset == self.asset
-        return self
-
-    def after(self, after):
-        self.after_arg = after
-        return self
-
-    def ascending(self, ascending=True):
-        assert ascending is True
-        return self
-
-    def limit(self, limit):
-        assert limit == 1
-        return self
-
-    def __iter__(self):
-        after = pendulum.parse(self.after_arg)
-        hits = [t for t in sorted(self.timestamps) if t > after]
-        return iter([SimpleNamespace(timestamp=t) for t in hits[:1]])
+def jst(day, hour, minute=0, second=0):
+    return pendulum.datetime(2026, 11, day, hour, minute, second, tz="Asia/Tokyo")
 
 
 @pytest.mark.parametrize(
-    ("events", "done"),
+    ("events", "want"),
     [
-        ([], False),
-        # Yesterday's batch does not count.
-        ([pendulum.datetime(2026, 11, 27, 3, 10, tz="Asia/Tokyo")], False),
-        # Today's batch, finished 03:10 JST.
-        ([pendulum.datetime(2026, 11, 28, 3, 10, tz="Asia/Tokyo")], True),
-        # Late batch, finished after 10:00: still go.
-        ([pendulum.datetime(2026, 11, 28, 11, 0, tz="Asia/Tokyo")], True),
+        pytest.param([], None, id="no batch yet"),
+        pytest.param([jst(27, 3, 10)], None, id="yesterday's batch"),
+        # In the run's 24-hour window (from 10:00 yesterday), but not this night's.
+        pytest.param([jst(27, 14)], None, id="yesterday's late batch"),
+        pytest.param([jst(27, 23, 59, 59)], None, id="a second before midnight"),
+        pytest.param([jst(28, 0)], jst(28, 0), id="at midnight"),
+        pytest.param([jst(28, 3, 10)], jst(28, 3, 10), id="this night's batch"),
+        # Finished after 10:00: the warehouse is fresh, still go.
+        pytest.param([jst(28, 11)], jst(28, 11), id="this night's late batch"),
+        pytest.param([jst(27, 14), jst(28, 3, 10), jst(28, 4)], jst(28, 3, 10), id="the first of this night's"),
     ],
 )
-def test_sensor_pokes_for_a_batch_event_since_the_window_start(get_dag, events, done):
+def test_sensor_accepts_only_this_nights_batch(get_dag, asset_events, events, want):
+    # The run of 28 Nov: its night starts at 00:00 JST on the 28th. The events are served
+    # by the execution API's own route, as the sensor's inlet_events query them.
     from looker_rerun_common import NIGHTLY_BATCH_DONE
 
     dag = get_dag("looker_rerun")
     info = scheduled_interval(dag, "2026-11-28")
+    for t in events:
+        asset_events.add(NIGHTLY_BATCH_DONE, t)
     sensor, context = render(
         dag.get_task("wait_for_nightly_batch"),
         data_interval_start=info.data_interval.start,
         data_interval_end=info.data_interval.end,
+        logical_date=info.logical_date,
+        run_after=info.run_after,
     )
-    fake = FakeInletEvents(NIGHTLY_BATCH_DONE, events)
-    context = {**context, "inlet_events": fake}
 
     result = sensor.poke(context)
 
-    assert fake.after_arg == "2026-11-27T15:00:00Z"
-    assert result.is_done is done
-    if done:
-        assert pendulum.parse(result.xcom_value) == events[0]
+    assert len(asset_events.requests) == 1, asset_events.requests
+    assert result.is_done is (want is not None)
+    if want is not None:
+        assert pendulum.parse(result.xcom_value) == want
+
+
+@pytest.mark.parametrize("dag_id", DAG_IDS)
+def test_sensor_night_starts_at_midnight_tokyo_of_every_run_day(get_dag, dag_id):
+    # MIDNIGHT_TO_RUN before the data interval end is 00:00 JST of the run's day, for every
+    # run of a week, scheduled or backfilled.
+    from looker_rerun_common import MIDNIGHT_TO_RUN
+
+    dag = get_dag(dag_id)
+    runs = scheduled_runs(dag, "2026-11-23", 7) + backfill_runs(
+        dag, "2026-11-25T00:00:00+09:00", "2026-11-27T23:59:59+09:00"
+    )
+    for info in runs:
+        night = (info.data_interval.end - MIDNIGHT_TO_RUN).in_timezone("Asia/Tokyo")
+        assert night == info.run_after.in_timezone("Asia/Tokyo").start_of("day"), info
 
 
 @pytest.mark.parametrize("dag_id", DAG_IDS)
@@ -144,19 +141,18 @@ def test_backfill_of_one_missed_day(get_dag, dag_id):
     # The README's command for the run of 27 Nov 2026 (JST):
     #   airflow backfill create --dag-id looker_rerun \
     #     --from-date 2026-11-27T00:00:00+09:00 --to-date 2026-11-27T23:59:59+09:00
-    # creates exactly that day's run, over 00:00-10:00 JST.
-    from airflow.cli.cli_config import parsedate
-    from airflow.serialization.serialized_objects import DagSerialization
-
-    dag = DagSerialization.from_dict(DagSerialization.to_dict(get_dag(dag_id)))
-    infos = list(
-        dag.iter_dagrun_infos_between(parsedate("2026-11-27T00:00:00+09:00"), parsedate("2026-11-27T23:59:59+09:00"))
-    )
+    # creates exactly that day's run, over the 24 hours before 10:00 JST that day, the
+    # same window as the scheduler would have given it.
+    dag = get_dag(dag_id)
+    infos = backfill_runs(dag, "2026-11-27T00:00:00+09:00", "2026-11-27T23:59:59+09:00")
     assert [(i.data_interval.start, i.data_interval.end) for i in infos] == [
-        (pendulum.datetime(2026, 11, 26, 15, tz="UTC"), pendulum.datetime(2026, 11, 27, 1, tz="UTC"))
+        (pendulum.datetime(2026, 11, 26, 1, tz="UTC"), pendulum.datetime(2026, 11, 27, 1, tz="UTC"))
     ]
-    # Its logical date (the run's "date" in the UI and CLI) is the window start, 00:00 JST.
-    assert infos[0].logical_date == pendulum.datetime(2026, 11, 27, tz="Asia/Tokyo")
+    assert infos[0].run_after == pendulum.datetime(2026, 11, 27, 10, tz="Asia/Tokyo")
+    # Its logical date (the run's "date" in the UI and CLI) is the window start, 10:00 JST
+    # the day before.
+    assert infos[0].logical_date == pendulum.datetime(2026, 11, 26, 10, tz="Asia/Tokyo")
+    assert infos[0].data_interval == scheduled_interval(dag, "2026-11-27").data_interval
 
 
 def test_secret_manifest_matches_the_dags():
