@@ -86,7 +86,7 @@ func rowTime(r looker.Row, field string, loc *time.Location) (t time.Time, ambig
 	s = strings.TrimSpace(s)
 	for _, layout := range timeLayouts {
 		if t, err := time.ParseInLocation(layout, s, loc); err == nil {
-			zoned := strings.ContainsAny(layout, "Z07")
+			zoned := layout == time.RFC3339Nano // says its offset: never ambiguous
 			return t.UTC(), !zoned && repeated(t.In(loc)), true, nil
 		}
 	}

@@ -227,9 +227,8 @@ func list(ctx context.Context, sa *activity, defs *definitions, opts Options, su
 	for _, end := range []time.Time{opts.Since, opts.Until} {
 		if local := end.In(opts.Location); repeated(local) {
 			return empty, fmt.Errorf("the window's bound %s is %s in %s, a wall time the clocks show twice (daylight saving ends): "+
-				"System Activity's times in that hour cannot be placed on either side of it; move the bound out of the hour %s to %s",
-				end.Format(time.RFC3339), local.Format("2006-01-02 15:04:05"), opts.Location, local.Truncate(time.Hour).Format("15:04"),
-				local.Truncate(time.Hour).Add(time.Hour).Format("15:04"))
+				"System Activity's times in that hour cannot be placed on either side of it; move the bound out of the hour %02d:00 to %02d:00 (%s)",
+				end.Format(time.RFC3339), local.Format("2006-01-02 15:04:05"), opts.Location, local.Hour(), (local.Hour()+1)%24, local.Format("2006-01-02"))
 		}
 	}
 	var ids []string
@@ -321,7 +320,7 @@ func attribute(ctx context.Context, sa *activity, defs *definitions, opts Option
 	}
 	for _, p := range plans {
 		for _, c := range alike[p.Key] {
-			if p.Failures > 0 && !c.made().Before(lowest(p, w)) {
+			if p.Failures > 0 && mayFollow(c, lowest(p, w)) {
 				need[p.Key] = true
 			}
 		}
@@ -372,7 +371,7 @@ func attribute(ctx context.Context, sa *activity, defs *definitions, opts Option
 		}
 		read = append(read, ps...)
 		for _, c := range alike[key] {
-			if !c.made().Before(low) || (c.Status == statusFailure && inWindow(c.Created, opts)) {
+			if mayFollow(c, low) || (c.Status == statusFailure && inWindow(c.Created, opts)) {
 				read = append(read, c.PlanID)
 			}
 		}
@@ -497,6 +496,12 @@ func lowest(p *plan, w span) time.Time {
 		low = maxTime(w.from, p.lastOwnSuccess)
 	}
 	return low
+}
+
+// mayFollow reports whether copy c may have been made at or after t: it was,
+// or it shows in the repeated hour near t, where its order cannot be read.
+func mayFollow(c job, t time.Time) bool {
+	return !c.made().Before(t) || (c.Ambiguous != "" && c.made().Sub(t).Abs() <= nearRepeat)
 }
 
 func inWindow(t time.Time, opts Options) bool {
