@@ -3,6 +3,7 @@ package looker_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -278,5 +279,60 @@ func TestDecodeRows(t *testing.T) {
 		case tt.wantErr == "" && (err != nil || len(rows) != tt.rows):
 			t.Errorf("DecodeRows(%s) = %d rows, %v; want %d", tt.in, len(rows), err, tt.rows)
 		}
+	}
+}
+
+// behind starts a Looker that grants every login and answers every other
+// call with h, and returns a client for it.
+func behind(t *testing.T, h http.HandlerFunc) *looker.Client {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/4.0/login" {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"access_token":"tok-123","token_type":"Bearer","expires_in":3600}`))
+			return
+		}
+		h(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	c, err := looker.NewClient(srv.URL, looker.WithCredentials("id", "secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestOnlyLookersErrorShapeIsLookers(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, contentType, body string
+		wantMessage             string
+		wantFromLooker          bool
+	}{
+		{"Looker's own", "application/json", lookerJSON, "Service Unavailable", true},
+		{"Looker's, with an empty documentation_url", "application/json", `{"message":"Service Unavailable","documentation_url":""}`, "Service Unavailable", true},
+		{"a gateway's JSON with only a message", "application/json", envoyJSON, fmt.Sprintf("%q", envoyJSON), false},
+		{"JSON with a null documentation_url", "application/json", `{"message":"x","documentation_url":null}`, `"{\"message\":\"x\",\"documentation_url\":null}"`, false},
+		{"a proxy's page", "text/html", proxyPage, fmt.Sprintf("%q", proxyPage), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := behind(t, func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", tt.contentType)
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = w.Write([]byte(tt.body))
+			})
+			_, err := c.RunOnce(context.Background(), "42")
+			var lerr *looker.Error
+			if !errors.As(err, &lerr) {
+				t.Fatalf("error = %v, want *looker.Error", err)
+			}
+			want := &looker.Error{StatusCode: 503, Method: "POST", Path: "/api/4.0/scheduled_plans/42/run_once",
+				Message: tt.wantMessage, FromLooker: tt.wantFromLooker}
+			if diff := cmp.Diff(want, lerr); diff != "" {
+				t.Errorf("error (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

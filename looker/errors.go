@@ -19,8 +19,9 @@ type Error struct {
 	// answer was not Looker's JSON error.
 	Message string
 	// FromLooker reports that the answer was Looker's own JSON error
-	// (application/json with a message), not a page from a proxy or load
-	// balancer in front of it, which may have forwarded the call first.
+	// (application/json with a message and a documentation_url), not an
+	// answer from a proxy, gateway or load balancer in front of it, which
+	// may have forwarded the call first.
 	FromLooker bool
 }
 
@@ -52,22 +53,34 @@ func newError(req *http.Request, resp *http.Response) *Error {
 	return e
 }
 
-// lookerErrorBody is Looker's error answer.
+// lookerErrorBody is Looker's error answer: the spec's Error, or
+// ValidationError with its details.
 type lookerErrorBody struct {
 	Message string `json:"message"`
-	Errors  []struct {
+	// DocumentationURL is nil when the key is missing or null.
+	DocumentationURL *string `json:"documentation_url"`
+	Errors           []struct {
 		Field   string `json:"field"`
 		Message string `json:"message"`
 	} `json:"errors"`
 }
 
-// lookerError reads body as Looker's own error: JSON, declared as JSON, with
-// a message. A proxy's page, even one in JSON without a message, is not.
+// lookerError reads body as Looker's own error: a JSON object, declared as
+// JSON, with a non-empty message and a documentation_url string. The spec
+// requires both keys in Error and ValidationError, and Looker always fills
+// the URL; a URL that is empty still counts, one that is null or missing
+// does not.
+//
+// A message alone is not enough: Envoy, Kong and most API gateways answer
+// {"message":"..."} in application/json too, and their 503 may come after
+// they forwarded the call to Looker. Taking Looker's error for a gateway's
+// costs a check of System Activity; taking a gateway's for Looker's may
+// deliver a report twice. So the doubtful case is the gateway's.
 func lookerError(h http.Header, body []byte) (lookerErrorBody, bool) {
 	var le lookerErrorBody
 	mt, _, _ := mime.ParseMediaType(h.Get("Content-Type"))
 	if mt != "application/json" && !strings.HasSuffix(mt, "+json") {
 		return le, false
 	}
-	return le, json.Unmarshal(body, &le) == nil && le.Message != ""
+	return le, json.Unmarshal(body, &le) == nil && le.Message != "" && le.DocumentationURL != nil
 }

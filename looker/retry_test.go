@@ -40,6 +40,9 @@ func answer(code int, contentType, body string) *http.Response {
 const (
 	lookerJSON = `{"message":"Service Unavailable","documentation_url":"https://cloud.google.com/looker/docs/r/api/support"}`
 	proxyPage  = `<html><head><title>503 Service Temporarily Unavailable</title></head><body>upstream connect error</body></html>`
+	// envoyJSON is how Envoy, Kong and most API gateways answer: JSON with a
+	// message, and no documentation_url.
+	envoyJSON = `{"message":"upstream connect error or disconnect/reset before headers. reset reason: connection termination"}`
 )
 
 func TestRetryPolicies(t *testing.T) {
@@ -60,6 +63,11 @@ func TestRetryPolicies(t *testing.T) {
 		{"503 from a proxy, in HTML", answer(503, "text/html", proxyPage), nil, true, false},
 		{"429 from a proxy, in HTML", answer(429, "text/html", proxyPage), nil, true, false},
 		{"503 in JSON without a message", answer(503, "application/json", `{"error":"upstream"}`), nil, true, false},
+		{"503 from a gateway, JSON with only a message", answer(503, "application/json", envoyJSON), nil, true, false},
+		{"503 JSON with a null documentation_url", answer(503, "application/json", `{"message":"x","documentation_url":null}`), nil, true, false},
+		{"503 JSON with a documentation_url not a string", answer(503, "application/json", `{"message":"x","documentation_url":1}`), nil, true, false},
+		{"503 JSON with an empty message", answer(503, "application/json", `{"message":"","documentation_url":"u"}`), nil, true, false},
+		{"503 JSON with an empty documentation_url", answer(503, "application/json", `{"message":"x","documentation_url":""}`), nil, true, true},
 		{"503 JSON body declared as text", answer(503, "text/plain", lookerJSON), nil, true, false},
 		{"503 without a body", status(503), nil, true, false},
 		{"500", status(500), nil, true, false},
