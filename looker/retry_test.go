@@ -61,7 +61,9 @@ func TestRetryPolicies(t *testing.T) {
 		{"429 from Looker", answer(429, "application/json", lookerJSON), nil, true, true},
 		{"503 from Looker", answer(503, "application/json; charset=utf-8", lookerJSON), nil, true, true},
 		{"503 from a proxy, in HTML", answer(503, "text/html", proxyPage), nil, true, false},
-		{"429 from a proxy, in HTML", answer(429, "text/html", proxyPage), nil, true, false},
+		{"429 from a proxy, in HTML", answer(429, "text/html", proxyPage), nil, true, true},
+		{"429 from a gateway, JSON with only a message", answer(429, "application/json", `{"message":"API rate limit exceeded"}`), nil, true, true},
+		{"429 without a body", status(429), nil, true, true},
 		{"503 in JSON without a message", answer(503, "application/json", `{"error":"upstream"}`), nil, true, false},
 		{"503 from a gateway, JSON with only a message", answer(503, "application/json", envoyJSON), nil, true, false},
 		{"503 JSON with a null documentation_url", answer(503, "application/json", `{"message":"x","documentation_url":null}`), nil, true, false},
@@ -126,8 +128,8 @@ func TestNotActed(t *testing.T) {
 		want bool
 	}{
 		{lerr(400), true}, {lerr(403), true}, {lerr(404), true}, {lerr(409), true}, {lerr(422), true},
-		{lerr(429), true}, {lerr(503), true}, {proxyErr(404), true},
-		{proxyErr(429), false}, {proxyErr(503), false},
+		{lerr(429), true}, {lerr(503), true}, {proxyErr(404), true}, {proxyErr(429), true},
+		{proxyErr(503), false},
 		{lerr(408), false}, {lerr(500), false}, {lerr(501), false}, {lerr(502), false}, {lerr(504), false},
 		{dialErr, true}, {resetErr, false}, {eofErr, false}, {timeout, false},
 		{context.DeadlineExceeded, false}, {errors.New("something"), false},
@@ -145,8 +147,10 @@ func TestUnreachable(t *testing.T) {
 		err  error
 		want bool
 	}{
-		{nil, false}, {dialErr, true}, {lerr(503), true}, {lerr(429), true}, {proxyErr(503), false},
-		{lerr(404), false}, {lerr(403), false}, {lerr(500), false}, {resetErr, false}, {timeout, false},
+		{nil, false}, {dialErr, true}, {certErr, true}, {lerr(503), true}, {lerr(429), true}, {proxyErr(429), true},
+		{proxyErr(503), false}, {lerr(404), false}, {lerr(403), false}, {lerr(408), false}, {lerr(500), false},
+		{lerr(502), false}, {proxyErr(502), false}, {resetErr, false}, {eofErr, false}, {timeout, false},
+		{errors.New("something"), false},
 	}
 	for _, tt := range tests {
 		if got := looker.Unreachable(tt.err); got != tt.want {
