@@ -259,9 +259,10 @@ func withToken(req *http.Request, token string) *http.Request {
 	return req
 }
 
-// send sends req as it is and decodes the answer. quote says whether a
-// malformed body may be quoted in the error: never for login, whose answer
-// carries the access token.
+// send sends req as it is and decodes the answer. quote says whether the
+// body of an error or a malformed answer may be quoted in the error: never
+// for login, whose answer carries the access token, or may echo the client
+// secret when it comes from a page in front of Looker.
 func (c *Client) send(hc *http.Client, req *http.Request, v any, quote bool) error {
 	resp, err := hc.Do(req)
 	if err != nil {
@@ -271,7 +272,7 @@ func (c *Client) send(hc *http.Client, req *http.Request, v any, quote bool) err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return newError(req, resp)
+		return newError(req, resp, quote)
 	}
 	if v == nil || resp.StatusCode == http.StatusNoContent {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -334,5 +335,65 @@ func TestOnlyLookersErrorShapeIsLookers(t *testing.T) {
 				t.Errorf("error (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+func TestLoginAnswersAreNeverQuoted(t *testing.T) {
+	t.Parallel()
+	const id, secret = "client-id-Kp4", "Zq9-s3cr3t-Wx7"
+	// echoes are answers of a sign-in page or firewall in front of Looker
+	// that shows the posted form back, and of a Looker that would: content
+	// type and body.
+	echoes := map[string]func(form string) (string, string){
+		"html": func(form string) (string, string) {
+			return "text/html", fmt.Sprintf(`<html><form><input name="client_secret" value="%s"><p>%s</p></form></html>`, secret, form)
+		},
+		"looker json": func(form string) (string, string) {
+			return "application/json", fmt.Sprintf(`{"message":"bad login %s %s","documentation_url":"https://cloud.google.com/looker/docs/"}`, secret, form)
+		},
+		"malformed json": func(form string) (string, string) {
+			return "application/json", fmt.Sprintf(`{"access_token": %s, "expires_in": 1%s}`, secret, form)
+		},
+	}
+	for name, echo := range echoes {
+		for _, code := range []int{200, 403, 404, 500} {
+			t.Run(fmt.Sprintf("%s %d", name, code), func(t *testing.T) {
+				t.Parallel()
+				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					form, _ := io.ReadAll(r.Body)
+					contentType, body := echo(string(form))
+					w.Header().Set("Content-Type", contentType)
+					w.WriteHeader(code)
+					_, _ = io.WriteString(w, body)
+				}))
+				t.Cleanup(srv.Close)
+				c, err := looker.NewClient(srv.URL, looker.WithCredentials(id, secret))
+				if err != nil {
+					t.Fatal(err)
+				}
+				err = c.Login(context.Background())
+				if err == nil {
+					t.Fatal("Login succeeded")
+				}
+				var lerr *looker.Error
+				if code != 200 && (!errors.As(err, &lerr) || lerr.StatusCode != code) {
+					t.Errorf("error = %v, want a *looker.Error %d", err, code)
+				}
+				for _, text := range []string{fmt.Sprintf("%v", err), fmt.Sprintf("%+v", err), fmt.Sprintf("%#v", lerr)} {
+					for _, s := range []string{secret, "s3cr3t", id} {
+						if strings.Contains(text, s) {
+							t.Errorf("error shows %q: %s", s, text)
+						}
+					}
+				}
+				want := "bytes, not shown)"
+				if name == "looker json" && code == 200 {
+					want = "the answer has no access_token"
+				}
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q: want it to say %q", err, want)
+				}
+			})
+		}
 	}
 }

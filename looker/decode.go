@@ -24,12 +24,18 @@ const (
 
 // decodeJSON decodes a 2xx answer, refusing HTML error pages from proxies and
 // load balancers that answer 200 in Looker's place. A rowSink is fed row by
-// row as the body streams in; anything else is decoded whole.
+// row as the body streams in; anything else is decoded whole. Unless quote is
+// set, an error says nothing of the body but its size, not even the decoder's
+// message, which can quote a number or a character of it.
 func decodeJSON(req *http.Request, resp *http.Response, v any, quote bool) error {
 	where := req.Method + " " + req.URL.Path
 	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "" && mt != "application/json" && !strings.HasSuffix(mt, "+json") {
+		if !quote {
+			n, _ := io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
+			return fmt.Errorf("%s: want a JSON response, got %s%s", where, mt, withheld(int(n), n == maxErrorBody))
+		}
 		head, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("%s: want a JSON response, got %s%s", where, mt, snippet(head, quote))
+		return fmt.Errorf("%s: want a JSON response, got %s%s", where, mt, snippet(head))
 	}
 	body := &capped{r: io.LimitReader(resp.Body, maxBody+1)}
 	var err error
@@ -46,8 +52,10 @@ func decodeJSON(req *http.Request, resp *http.Response, v any, quote bool) error
 	switch {
 	case body.n > maxBody:
 		return fmt.Errorf("%s: response larger than %d bytes", where, maxBody)
+	case err != nil && !quote:
+		return fmt.Errorf("%s: the response is not the JSON expected%s", where, withheld(body.n, false))
 	case err != nil:
-		return fmt.Errorf("%s: %w%s", where, err, snippet(body.head, quote))
+		return fmt.Errorf("%s: %w%s", where, err, snippet(body.head))
 	}
 	return nil
 }
@@ -69,12 +77,18 @@ func (c *capped) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// snippet quotes the start of a body for an error message.
-func snippet(b []byte, quote bool) string {
-	const n = 120
-	if !quote {
-		return fmt.Sprintf(" (%d bytes, not shown)", len(b))
+// withheld stands in an error message for a body that must not be quoted:
+// its size only. cut says reading stopped at a cap, so there may be more.
+func withheld(n int, cut bool) string {
+	if cut {
+		return fmt.Sprintf(" (%d bytes or more, not shown)", n)
 	}
+	return fmt.Sprintf(" (%d bytes, not shown)", n)
+}
+
+// snippet quotes the start of a body for an error message.
+func snippet(b []byte) string {
+	const n = 120
 	s := strings.ToValidUTF8(string(b), "?")
 	if len(s) > n {
 		s = s[:n] + "..."

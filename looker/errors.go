@@ -34,21 +34,31 @@ func (e *Error) Error() string {
 }
 
 // newError reads at most maxErrorBody bytes of a failed answer into an *Error.
-func newError(req *http.Request, resp *http.Response) *Error {
+// Unless quote is set, the message keeps nothing of the body but its size,
+// not even Looker's own message: the answer to a login may come from a
+// sign-in page or firewall in front of Looker that echoes the form, client
+// secret included.
+func newError(req *http.Request, resp *http.Response, quote bool) *Error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	e := &Error{StatusCode: resp.StatusCode, Method: req.Method, Path: req.URL.Path}
-	if le, ok := lookerError(resp.Header, body); ok {
-		e.Message, e.FromLooker = le.Message, true
+	le, fromLooker := lookerError(resp.Header, body)
+	e.FromLooker = fromLooker
+	switch {
+	case len(body) == 0:
+	case !quote:
+		e.Message = strings.TrimSpace(http.StatusText(resp.StatusCode) + withheld(len(body), len(body) == maxErrorBody))
+	case fromLooker:
+		e.Message = le.Message
 		for _, d := range le.Errors {
 			e.Message += fmt.Sprintf("; %s: %s", d.Field, d.Message)
 		}
-		return e
-	}
-	if s := strings.TrimSpace(strings.ToValidUTF8(string(body), "?")); s != "" {
-		if len(s) > 200 {
-			s = s[:200] + "..."
+	default:
+		if s := strings.TrimSpace(strings.ToValidUTF8(string(body), "?")); s != "" {
+			if len(s) > 200 {
+				s = s[:200] + "..."
+			}
+			e.Message = fmt.Sprintf("%q", s)
 		}
-		e.Message = fmt.Sprintf("%q", s)
 	}
 	return e
 }
