@@ -21,6 +21,8 @@ func TestNormalizeBaseURL(t *testing.T) {
 	tests := []struct {
 		in, want string
 		wantErr  string
+		// secrets are the parts of in that no error may show.
+		secrets []string
 	}{
 		{in: "https://example.looker.com", want: "https://example.looker.com/api/4.0/"},
 		{in: "https://example.looker.com/", want: "https://example.looker.com/api/4.0/"},
@@ -31,11 +33,19 @@ func TestNormalizeBaseURL(t *testing.T) {
 		{in: "https://example.looker.com/api/3.1", wantErr: `API version "3.1" is not supported`},
 		{in: "example.looker.com", wantErr: "scheme must be https or http"},
 		{in: "https://", wantErr: "no host"},
-		{in: "https://id:secret@example.looker.com", wantErr: "must not carry credentials"},
-		{in: "https://looker-admin:secret@example.looker.com", wantErr: "must not carry credentials"},
-		{in: "https://id:s%zzsecret@example.looker.com", wantErr: `"https://REDACTED@example.looker.com"`},
-		{in: "https://id:sec ret@exa mple.looker.com/x", wantErr: `"https://REDACTED@exa mple.looker.com/x"`},
-		{in: "https://example.looker.com/?client_id=x", wantErr: "must not have a query"},
+		{in: "https://exa mple.looker.com", wantErr: `base url "https://exa mple.looker.com": invalid character " " in host name`},
+		{in: "https://id:secret@example.looker.com", wantErr: "must not carry credentials", secrets: []string{"secret", "id:"}},
+		{in: "https://looker-admin:secret@example.looker.com", wantErr: "must not carry credentials", secrets: []string{"secret", "looker-admin"}},
+		{in: "https://id:s%zzsecret@example.looker.com", wantErr: `"https://REDACTED@example.looker.com"`, secrets: []string{"secret", "id:"}},
+		{in: "https://id:sec ret@exa mple.looker.com/x", wantErr: `"https://REDACTED@exa mple.looker.com/x"`, secrets: []string{"sec ret", "id:"}},
+		{in: "https://admin:pa/ss@example.looker.com", wantErr: `"https://REDACTED@example.looker.com": must not carry credentials`, secrets: []string{"admin", "pa/ss"}},
+		{in: "https://admin:1234/abcd@example.looker.com", wantErr: `"https://REDACTED@example.looker.com": must not carry credentials`, secrets: []string{"admin", "1234", "abcd"}},
+		{in: "https://admin:pa#ss@example.looker.com", wantErr: `"https://REDACTED": must not carry credentials`, secrets: []string{"admin", "pa#ss", "ss@"}},
+		{in: "https://admin:pa?ss@example.looker.com", wantErr: `"https://REDACTED": must not carry credentials`, secrets: []string{"admin", "pa?ss", "ss@"}},
+		{in: "https://example.looker.com/?client_id=x", wantErr: "must not have a query", secrets: []string{"client_id"}},
+		{in: "https://example.looker.com/api/4.0?access_token=abc123", wantErr: `"https://example.looker.com/api/4.0?REDACTED": must not have a query or fragment`, secrets: []string{"access_token", "abc123"}},
+		{in: "https://example.looker.com#access_token=abc123", wantErr: `"https://example.looker.com?REDACTED": must not have a query or fragment`, secrets: []string{"access_token", "abc123"}},
+		{in: "https://example.looker.com/?next=a@b.example&token=xyz", wantErr: `"https://REDACTED"`, secrets: []string{"next", "b.example", "token", "xyz"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -45,9 +55,9 @@ func TestNormalizeBaseURL(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("error = %v, want %q", err, tt.wantErr)
 				}
-				for _, secret := range []string{"secret", "sec ret", "looker-admin", "id:"} {
+				for _, secret := range tt.secrets {
 					if strings.Contains(err.Error(), secret) {
-						t.Errorf("error shows the user info %q: %v", secret, err)
+						t.Errorf("error shows %q: %v", secret, err)
 					}
 				}
 				return
@@ -56,6 +66,37 @@ func TestNormalizeBaseURL(t *testing.T) {
 				t.Errorf("got %v, %v; want %s", got, err, tt.want)
 			}
 		})
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ in, want string }{
+		{"https://example.looker.com:19999/api/4.0/", "https://example.looker.com:19999/api/4.0/"},
+		{" https://example.looker.com ", "https://example.looker.com"},
+		{"https://exa mple.looker.com/%zz", "https://exa mple.looker.com/%zz"},
+		{"https://admin:secret@example.looker.com/x", "https://REDACTED@example.looker.com/x"},
+		{"https://admin:pa/ss@example.looker.com/x", "https://REDACTED@example.looker.com/x"},
+		{"https://admin:p@ss:w0rd@example.looker.com", "https://REDACTED@example.looker.com"},
+		{"https://id:s%zz@exa mple.looker.com:x/", "https://REDACTED@exa mple.looker.com:x/"},
+		{"user:pass@example.looker.com", "REDACTED@example.looker.com"},
+		{"https://example.looker.com/api/4.0?access_token=abc123", "https://example.looker.com/api/4.0?REDACTED"},
+		{"https://example.looker.com#access_token=abc123", "https://example.looker.com?REDACTED"},
+		{"https://example.looker.com?", "https://example.looker.com?REDACTED"},
+		// A ? or # before the last @ may start a password's second half or
+		// a query holding an @: either way, nothing after the scheme is
+		// known to be safe.
+		{"https://admin:pa#ss@example.looker.com", "https://REDACTED"},
+		{"https://admin:pa?ss@example.looker.com", "https://REDACTED"},
+		{"https://example.looker.com/?next=a@b.example&token=xyz", "https://REDACTED"},
+		// Only a scheme's characters before "://" make a scheme.
+		{"user:pass@example.looker.com/?x=https://y", "REDACTED@example.looker.com/?REDACTED"},
+		{"a b://user:pass@example.looker.com", "REDACTED@example.looker.com"},
+	}
+	for _, tt := range tests {
+		if got := looker.RedactURL(tt.in); got != tt.want {
+			t.Errorf("RedactURL(%q) = %q, want %q", tt.in, got, tt.want)
+		}
 	}
 }
 
