@@ -438,3 +438,63 @@ func TestLoginAnswersAreNeverQuoted(t *testing.T) {
 		}
 	}
 }
+
+func TestErrorsNeverShowTheToken(t *testing.T) {
+	t.Parallel()
+	const token = "Zx81Qw27Lm54Np09Rt36Vb"
+	// Each answer echoes the token as a proxy's or firewall's page that shows
+	// the request's headers might, some where a quote is cut short.
+	tests := []struct {
+		name, contentType string
+		status            int
+		body              string
+	}{
+		{"an error page", "text/html", 403, "<p>Authorization: token " + token + "</p>"},
+		{"an error page cut in the token", "text/html", 502, strings.Repeat("a", 190) + token},
+		{"Looker's JSON error", "application/json", 403, `{"message":"token ` + token + ` is not allowed","documentation_url":""}`},
+		{"a gateway's JSON error", "application/json", 503, `{"message":"token ` + token + `"}`},
+		{"a page instead of JSON", "text/html", 200, "<p>token " + token + "</p>"},
+		{"a page instead of JSON, cut in the token", "text/html", 200, "<p>" + strings.Repeat("a", 106) + token + "</p>"},
+		{"malformed JSON", "application/json", 200, `{"id": ` + token + `}`},
+		{"malformed JSON, cut in the token", "application/json", 200, `{"x":"` + strings.Repeat("a", 104) + token + `", oops}`},
+		{"the connection closed", "", 0, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/api/4.0/login" {
+					w.Header().Set("Content-Type", "application/json")
+					_, _ = io.WriteString(w, `{"access_token":"`+token+`","token_type":"Bearer","expires_in":3600}`)
+					return
+				}
+				if tt.status == 0 {
+					conn, _, err := http.NewResponseController(w).Hijack()
+					if err == nil {
+						_ = conn.Close()
+					}
+					return
+				}
+				w.Header().Set("Content-Type", tt.contentType)
+				w.WriteHeader(tt.status)
+				_, _ = io.WriteString(w, tt.body)
+			}))
+			t.Cleanup(srv.Close)
+			c, err := looker.NewClient(srv.URL, looker.WithCredentials("id", "secret"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = c.RunOnce(context.Background(), "42")
+			if err == nil {
+				t.Fatal("RunOnce succeeded")
+			}
+			for _, text := range []string{fmt.Sprintf("%v", err), fmt.Sprintf("%+v", err)} {
+				for i := 0; i+5 <= len(token); i++ {
+					if part := token[i : i+5]; strings.Contains(text, part) {
+						t.Fatalf("error shows %q of the token: %s", part, text)
+					}
+				}
+			}
+		})
+	}
+}

@@ -20,6 +20,8 @@ const (
 	// maxBody caps a successful response. A 5,000-row System Activity result
 	// is a few MiB; anything near this cap is not the JSON we asked for.
 	maxBody = 64 << 20
+	// snippetLen is how much of a malformed answer an error quotes.
+	snippetLen = 120
 )
 
 // decodeJSON decodes a 2xx answer, refusing HTML error pages from proxies and
@@ -35,7 +37,7 @@ func decodeJSON(req *http.Request, resp *http.Response, v any, quote bool) error
 			return fmt.Errorf("%s: want a JSON response, got %s%s", where, mt, withheld(int(n), n == maxErrorBody))
 		}
 		head, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("%s: want a JSON response, got %s%s", where, mt, snippet(head))
+		return fmt.Errorf("%s: want a JSON response, got %s: %s", where, mt, quoted(req, head, snippetLen))
 	}
 	body := &capped{r: io.LimitReader(resp.Body, maxBody+1)}
 	var err error
@@ -55,7 +57,7 @@ func decodeJSON(req *http.Request, resp *http.Response, v any, quote bool) error
 	case err != nil && !quote:
 		return fmt.Errorf("%s: the response is not the JSON expected%s", where, withheld(body.n, false))
 	case err != nil:
-		return fmt.Errorf("%s: %w%s", where, err, snippet(body.head))
+		return fmt.Errorf("%s: %w: %s", where, err, quoted(req, body.head, snippetLen))
 	}
 	return nil
 }
@@ -71,7 +73,7 @@ type capped struct {
 func (c *capped) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += n
-	if keep := 120 - len(c.head); keep > 0 {
+	if keep := snippetLen - len(c.head); keep > 0 {
 		c.head = append(c.head, p[:min(n, keep)]...)
 	}
 	return n, err
@@ -86,14 +88,41 @@ func withheld(n int, cut bool) string {
 	return fmt.Sprintf(" (%d bytes, not shown)", n)
 }
 
-// snippet quotes the start of a body for an error message.
-func snippet(b []byte) string {
-	const n = 120
-	s := strings.ToValidUTF8(string(b), "?")
-	if len(s) > n {
-		s = s[:n] + "..."
+// quoted quotes the start of a body for an error message: at most n bytes,
+// without the access token req carried. A proxy's or firewall's page may
+// echo the request's headers, and a quote cut short may end in the start of
+// the token, so both are cut out.
+func quoted(req *http.Request, b []byte, n int) string {
+	s := strings.TrimSpace(strings.ToValidUTF8(string(b), "?"))
+	more := len(s) > n
+	if more {
+		s = s[:n]
 	}
-	return fmt.Sprintf(": %q", s)
+	s = hide(s, sentToken(req))
+	if more {
+		s += "..."
+	}
+	return fmt.Sprintf("%q", s)
+}
+
+// hide replaces secret in s wherever it appears whole, and its start where s
+// ends in four or more of its first characters.
+func hide(s, secret string) string {
+	if secret == "" {
+		return s
+	}
+	s = strings.ReplaceAll(s, secret, "REDACTED")
+	for n := min(len(secret)-1, len(s)); n >= 4; n-- {
+		if strings.HasSuffix(s, secret[:n]) {
+			return s[:len(s)-n] + "REDACTED"
+		}
+	}
+	return s
+}
+
+// sentToken is the access token req carries, if any.
+func sentToken(req *http.Request) string {
+	return strings.TrimPrefix(req.Header.Get("Authorization"), "token ")
 }
 
 // rowSink receives the rows of a json result one by one.

@@ -1,6 +1,7 @@
 package looker
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -34,10 +35,10 @@ func (e *Error) Error() string {
 }
 
 // newError reads at most maxErrorBody bytes of a failed answer into an *Error.
-// Unless quote is set, the message keeps nothing of the body but its size,
-// not even Looker's own message: the answer to a login may come from a
-// sign-in page or firewall in front of Looker that echoes the form, client
-// secret included.
+// Nothing it quotes holds the access token the request carried. Unless quote
+// is set, the message keeps nothing of the body but its size, not even
+// Looker's own message: the answer to a login may come from a sign-in page or
+// firewall in front of Looker that echoes the form, client secret included.
 func newError(req *http.Request, resp *http.Response, quote bool) *Error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	e := &Error{StatusCode: resp.StatusCode, Method: req.Method, Path: req.URL.Path}
@@ -52,13 +53,9 @@ func newError(req *http.Request, resp *http.Response, quote bool) *Error {
 		for _, d := range le.Errors {
 			e.Message += fmt.Sprintf("; %s: %s", d.Field, d.Message)
 		}
-	default:
-		if s := strings.TrimSpace(strings.ToValidUTF8(string(body), "?")); s != "" {
-			if len(s) > 200 {
-				s = s[:200] + "..."
-			}
-			e.Message = fmt.Sprintf("%q", s)
-		}
+		e.Message = hide(e.Message, sentToken(req))
+	case len(bytes.TrimSpace(body)) > 0:
+		e.Message = quoted(req, body, 200)
 	}
 	return e
 }
