@@ -49,6 +49,8 @@ type Option func(*Client) error
 
 // WithHTTPClient sets the client used for every call except run_once. It
 // should retry what is safe to repeat; the default is http.DefaultClient.
+// Redirects are never followed, whatever hc's CheckRedirect: the Client uses
+// a copy of hc whose CheckRedirect returns the redirect as an *Error.
 func WithHTTPClient(hc *http.Client) Option {
 	return func(c *Client) error {
 		if hc == nil {
@@ -62,6 +64,7 @@ func WithHTTPClient(hc *http.Client) Option {
 // WithRunOnceHTTPClient sets the client used for scheduled_plan_run_once_by_id,
 // which is not idempotent: its transport must repeat a request only when
 // Looker certainly did not act on it. The default is the WithHTTPClient one.
+// Redirects are not followed, as with WithHTTPClient.
 func WithRunOnceHTTPClient(hc *http.Client) Option {
 	return func(c *Client) error {
 		if hc == nil {
@@ -111,7 +114,20 @@ func NewClient(baseURL string, opts ...Option) (*Client, error) {
 	if c.runOnceHC == nil {
 		c.runOnceHC = c.hc
 	}
+	c.hc, c.runOnceHC = noRedirects(c.hc), noRedirects(c.runOnceHC)
 	return c, nil
+}
+
+// noRedirects returns a copy of hc that returns a redirect as the answer
+// instead of following it. Go resends the body on a 307 or 308, to any host
+// and over plain HTTP: the login form, client secret and all. It keeps the
+// Authorization header on a redirect to the same host, even from https to
+// http. And on a 301, 302 or 303 it turns a POST into a GET, which for
+// run_once would be read as Looker's answer.
+func noRedirects(hc *http.Client) *http.Client {
+	cp := *hc
+	cp.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &cp
 }
 
 // NormalizeBaseURL parses a Looker base URL and returns it ending in

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -496,5 +497,49 @@ func TestErrorsNeverShowTheToken(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestRedirectsAreNotFollowed(t *testing.T) {
+	t.Parallel()
+	const secret = "Zq9-s3cr3t-Wx7"
+	for name, opts := range map[string][]looker.Option{
+		"the default http client":               nil,
+		"an http client that follows redirects": {looker.WithHTTPClient(&http.Client{}), looker.WithRunOnceHTTPClient(&http.Client{})},
+	} {
+		for _, target := range []string{"/api/4.0/login", "/api/4.0/scheduled_plans/42/run_once"} {
+			t.Run(name+" "+target, func(t *testing.T) {
+				t.Parallel()
+				// elsewhere is where a redirect points: a host that must see
+				// neither the client secret nor the token.
+				var reached atomic.Int32
+				elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+					reached.Add(1)
+					w.WriteHeader(http.StatusNoContent)
+				}))
+				t.Cleanup(elsewhere.Close)
+				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.URL.Path == target {
+						http.Redirect(w, r, elsewhere.URL+r.URL.Path, http.StatusTemporaryRedirect)
+						return
+					}
+					w.Header().Set("Content-Type", "application/json")
+					_, _ = io.WriteString(w, `{"access_token":"tok-123","token_type":"Bearer","expires_in":3600}`)
+				}))
+				t.Cleanup(srv.Close)
+				c, err := looker.NewClient(srv.URL, append(opts, looker.WithCredentials("id", secret))...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, err = c.RunOnce(context.Background(), "42")
+				var lerr *looker.Error
+				if !errors.As(err, &lerr) || lerr.StatusCode != http.StatusTemporaryRedirect || lerr.Path != target {
+					t.Errorf("error = %v, want a *looker.Error 307 on %s", err, target)
+				}
+				if n := reached.Load(); n != 0 {
+					t.Errorf("the redirect was followed: %d requests elsewhere", n)
+				}
+			})
+		}
 	}
 }
