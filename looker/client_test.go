@@ -170,6 +170,12 @@ func TestBadCredentialsAreA404(t *testing.T) {
 	if !strings.HasPrefix(err.Error(), "looker: login: ") || strings.Contains(err.Error(), "wrong-secret") {
 		t.Errorf("error %q: want it to name the operation and not the secret", err)
 	}
+	// A call that logs in by itself names both operations, and the package
+	// once.
+	_, err = c.RunOnce(context.Background(), "42")
+	if got, want := fmt.Sprint(err), "looker: run scheduled plan 42: login: POST /api/4.0/login: 404: "; !strings.HasPrefix(got, want) || strings.Count(got, "looker:") != 1 {
+		t.Errorf("RunOnce error %q, want it to start %q", got, want)
+	}
 }
 
 func TestA401LogsInOnceAndContinues(t *testing.T) {
