@@ -319,9 +319,15 @@ func TestDecodeRows(t *testing.T) {
 		{in: `[{"a":1}`, wantErr: "decode response"},
 		{in: `null`, wantErr: "got null"},
 		{in: ` `, wantErr: "got null or nothing"},
+		{in: `"Zx81Qw27Lm54 and more"`, wantErr: "got a string"},
+		{in: `12`, wantErr: "got a number"},
+		{in: `true`, wantErr: "got a boolean"},
 	}
 	for _, tt := range tests {
 		rows, err := looker.DecodeRows([]byte(tt.in))
+		if err != nil && strings.Contains(err.Error(), "Zx81") {
+			t.Errorf("DecodeRows(%s) error %q quotes the body", tt.in, err)
+		}
 		switch {
 		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
 			t.Errorf("DecodeRows(%s) error = %v, want %q", tt.in, err, tt.wantErr)

@@ -125,6 +125,20 @@ func sentToken(req *http.Request) string {
 	return strings.TrimPrefix(req.Header.Get("Authorization"), "token ")
 }
 
+// kind names the kind of a JSON value from its first token without quoting
+// it: a string could be anything, of any length.
+func kind(tok json.Token) string {
+	switch tok.(type) {
+	case string:
+		return "a string"
+	case float64, json.Number:
+		return "a number"
+	case bool:
+		return "a boolean"
+	}
+	return fmt.Sprintf("%v", tok)
+}
+
 // rowSink receives the rows of a json result one by one.
 type rowSink func(Row) error
 
@@ -160,7 +174,7 @@ func (sink rowSink) decode(r io.Reader) error {
 		}
 		return errors.New("want a JSON array of rows, got an object")
 	case tok != json.Delim('['):
-		return fmt.Errorf("want a JSON array of rows, got %v", tok)
+		return fmt.Errorf("want a JSON array of rows, got %s", kind(tok))
 	}
 	for i := 1; dec.More(); i++ {
 		var row Row
