@@ -45,7 +45,7 @@ func newError(req *http.Request, resp *http.Response, quote bool) *Error {
 	le, fromLooker := lookerError(resp.Header, body)
 	e.FromLooker = fromLooker
 	switch {
-	case len(body) == 0:
+	case len(bytes.TrimSpace(body)) == 0:
 	case !quote:
 		e.Message = strings.TrimSpace(http.StatusText(resp.StatusCode) + withheld(len(body), len(body) == maxErrorBody))
 	case fromLooker:
@@ -54,7 +54,7 @@ func newError(req *http.Request, resp *http.Response, quote bool) *Error {
 			e.Message += fmt.Sprintf("; %s: %s", d.Field, d.Message)
 		}
 		e.Message = hide(e.Message, sentToken(req))
-	case len(bytes.TrimSpace(body)) > 0:
+	default:
 		e.Message = quoted(req, body, 200)
 	}
 	return e
