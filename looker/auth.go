@@ -19,11 +19,15 @@ type accessToken struct {
 // later calls. The client id and secret travel form-encoded in the body, never
 // in the URL. Calls made before Login log in by themselves.
 func (c *Client) Login(ctx context.Context) error {
-	return c.relogin(ctx, c.currentToken())
+	if err := c.relogin(ctx, c.currentToken()); err != nil {
+		return fmt.Errorf("looker: %w", err)
+	}
+	return nil
 }
 
 // relogin logs in unless another goroutine already replaced stale, so a burst
-// of 401s from concurrent calls causes one login, not one each.
+// of 401s from concurrent calls causes one login, not one each. Its errors
+// start "login:", for the exported method that called it to prefix.
 func (c *Client) relogin(ctx context.Context, stale string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -31,19 +35,19 @@ func (c *Client) relogin(ctx context.Context, stale string) error {
 		return nil
 	}
 	if c.clientID == "" {
-		return errors.New("looker: login: no credentials configured")
+		return errors.New("login: no credentials configured")
 	}
 	form := url.Values{"client_id": {c.clientID}, "client_secret": {c.clientSecret}}
 	req, err := c.newRequest(ctx, http.MethodPost, "login", nil, form)
 	if err != nil {
-		return fmt.Errorf("looker: login: %w", err)
+		return fmt.Errorf("login: %w", err)
 	}
 	var tok accessToken
 	if err := c.send(c.hc, req, &tok, false); err != nil {
-		return fmt.Errorf("looker: login: %w", err)
+		return fmt.Errorf("login: %w", err)
 	}
 	if tok.AccessToken == "" {
-		return errors.New("looker: login: the answer has no access_token")
+		return errors.New("login: the answer has no access_token")
 	}
 	c.token = tok.AccessToken
 	return nil

@@ -49,6 +49,8 @@ type Option func(*Client) error
 
 // WithHTTPClient sets the client used for every call except run_once. It
 // should retry what is safe to repeat; the default is http.DefaultClient.
+// Redirects are never followed, whatever hc's CheckRedirect: the Client uses
+// a copy of hc whose CheckRedirect returns the redirect as an *Error.
 func WithHTTPClient(hc *http.Client) Option {
 	return func(c *Client) error {
 		if hc == nil {
@@ -62,6 +64,7 @@ func WithHTTPClient(hc *http.Client) Option {
 // WithRunOnceHTTPClient sets the client used for scheduled_plan_run_once_by_id,
 // which is not idempotent: its transport must repeat a request only when
 // Looker certainly did not act on it. The default is the WithHTTPClient one.
+// Redirects are not followed, as with WithHTTPClient.
 func WithRunOnceHTTPClient(hc *http.Client) Option {
 	return func(c *Client) error {
 		if hc == nil {
@@ -111,33 +114,57 @@ func NewClient(baseURL string, opts ...Option) (*Client, error) {
 	if c.runOnceHC == nil {
 		c.runOnceHC = c.hc
 	}
+	c.hc, c.runOnceHC = noRedirects(c.hc), noRedirects(c.runOnceHC)
 	return c, nil
+}
+
+// noRedirects returns a copy of hc that returns a redirect as the answer
+// instead of following it. Go resends the body on a 307 or 308, to any host
+// and over plain HTTP: the login form, client secret and all. It keeps the
+// Authorization header on a redirect to the same host, even from https to
+// http. And on a 301, 302 or 303 it turns a POST into a GET, which for
+// run_once would be read as Looker's answer.
+func noRedirects(hc *http.Client) *http.Client {
+	cp := *hc
+	cp.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &cp
 }
 
 // NormalizeBaseURL parses a Looker base URL and returns it ending in
 // /api/4.0/. It rejects URLs that carry credentials, a query or a fragment,
 // and any other API version. Its errors quote the URL as RedactURL shows it.
+//
+// Any @, ? or # is refused before the URL is parsed: a password holding a /
+// or a # can make the parser read part of it as a path or a fragment (even
+// parse without error: https://admin:1234/abcd@host is host "admin", port
+// 1234), and its errors quote what they read. A Looker base URL needs none
+// of the three, so what is left to parse has nothing to hide.
 func NormalizeBaseURL(raw string) (*url.URL, error) {
 	raw = strings.TrimSpace(raw)
 	shown := RedactURL(raw)
+	const useEnv = "the API key goes in LOOKERSDK_CLIENT_ID and LOOKERSDK_CLIENT_SECRET"
+	switch at, query := strings.Contains(raw, "@"), strings.ContainsAny(raw, "?#"); {
+	case at && query:
+		return nil, fmt.Errorf("base url %q: must not carry credentials, a query or a fragment: %s", shown, useEnv)
+	case at:
+		return nil, fmt.Errorf("base url %q: must not carry credentials: %s", shown, useEnv)
+	case query:
+		return nil, fmt.Errorf("base url %q: must not have a query or fragment", shown)
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		// url.Parse quotes the URL whole, password and query included.
+		// The *url.Error repeats the URL; the reason is enough.
 		var uerr *url.Error
 		if errors.As(err, &uerr) {
 			err = uerr.Err
 		}
-		return nil, fmt.Errorf("base url %q: %w", shown, redactedError{err, raw})
+		return nil, fmt.Errorf("base url %q: %w", shown, err)
 	}
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":
 		return nil, fmt.Errorf("base url %q: scheme must be https or http", shown)
 	case u.Host == "":
 		return nil, fmt.Errorf("base url %q: no host", shown)
-	case u.User != nil:
-		return nil, fmt.Errorf("base url %q: must not carry credentials: the API key goes in LOOKERSDK_CLIENT_ID and LOOKERSDK_CLIENT_SECRET", shown)
-	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.ContainsAny(raw, "?#"):
-		return nil, fmt.Errorf("base url %q: must not have a query or fragment", shown)
 	}
 	p := strings.TrimRight(u.Path, "/")
 	if i := strings.LastIndex(p, "/api/"); i >= 0 {
@@ -155,39 +182,45 @@ func NormalizeBaseURL(raw string) (*url.URL, error) {
 // and errors: the user info (everything between "://" and the last "@",
 // whatever characters a password holds), and the query and fragment (an
 // access_token=... parameter). It works on text that does not parse as a URL.
+//
+// When a ? or # comes before the last @, either a password holds it or a
+// query or fragment holds the @ (?next=a@b.example): both readings are
+// honoured, and nothing after the scheme is shown. Text before "://" is shown
+// only when it is a scheme's letters, digits, + - and ., so that a "://"
+// inside a query or password does not make what precedes it a scheme.
 func RedactURL(raw string) string {
 	raw = strings.TrimSpace(raw)
-	scheme, rest, ok := strings.Cut(raw, "://")
-	if !ok {
-		scheme, rest = "", raw
-	} else {
-		scheme += "://"
+	scheme, rest := "", raw
+	if s, r, ok := strings.Cut(raw, "://"); ok && isScheme(s) {
+		scheme, rest = s+"://", r
 	}
-	if at := strings.LastIndex(rest, "@"); at >= 0 {
+	at := strings.LastIndex(rest, "@")
+	query := strings.IndexAny(rest, "?#")
+	switch {
+	case query >= 0 && query < at:
+		return scheme + "REDACTED"
+	case query >= 0:
+		rest = rest[:query] + "?REDACTED"
+	}
+	if at >= 0 {
 		rest = "REDACTED@" + rest[at+1:]
-	}
-	if i := strings.IndexAny(rest, "?#"); i >= 0 {
-		rest = rest[:i] + "?REDACTED"
 	}
 	return scheme + rest
 }
 
-// redactedError is a parse error of a URL that carries user info or a
-// query: the parser quotes pieces of it (a port, an escape) that may be part
-// of a password, so none of its text is shown.
-type redactedError struct {
-	err error
-	raw string
-}
-
-func (e redactedError) Error() string {
-	if RedactURL(e.raw) != strings.TrimSpace(e.raw) {
-		return "does not parse as a URL (details left out: they may quote its user info or query)"
+// isScheme reports whether s is a URL scheme (RFC 3986): a letter, then
+// letters, digits and the characters "+-.".
+func isScheme(s string) bool {
+	for i, r := range s {
+		switch {
+		case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z':
+		case i > 0 && ('0' <= r && r <= '9' || r == '+' || r == '-' || r == '.'):
+		default:
+			return false
+		}
 	}
-	return e.err.Error()
+	return s != ""
 }
-
-func (e redactedError) Unwrap() error { return e.err }
 
 // BaseURL returns the API root every request is sent under.
 func (c *Client) BaseURL() string { return c.base.String() }
@@ -259,9 +292,10 @@ func withToken(req *http.Request, token string) *http.Request {
 	return req
 }
 
-// send sends req as it is and decodes the answer. quote says whether a
-// malformed body may be quoted in the error: never for login, whose answer
-// carries the access token.
+// send sends req as it is and decodes the answer. quote says whether the
+// body of an error or a malformed answer may be quoted in the error: never
+// for login, whose answer carries the access token, or may echo the client
+// secret when it comes from a page in front of Looker.
 func (c *Client) send(hc *http.Client, req *http.Request, v any, quote bool) error {
 	resp, err := hc.Do(req)
 	if err != nil {
@@ -271,7 +305,7 @@ func (c *Client) send(hc *http.Client, req *http.Request, v any, quote bool) err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return newError(req, resp)
+		return newError(req, resp, quote)
 	}
 	if v == nil || resp.StatusCode == http.StatusNoContent {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))

@@ -38,11 +38,20 @@ func RetrySafe(ctx context.Context, resp *http.Response, err error) (bool, error
 // RetryRunOnce is the retry policy of scheduled_plan_run_once_by_id (RunOnce),
 // which delivers the report again each time Looker acts on it. It repeats the
 // call only when Looker certainly did not act: a connection that was never
-// made, or a 429 or 503 that is Looker's own JSON error. A proxy in front of
-// Looker answers 503 in its own words after it may have forwarded the call,
-// so any other answer is left to the caller, which must look for the copy
-// before sending again. To tell Looker's error from a proxy's it reads the
-// start of the body and puts it back.
+// made, any 429, or a 503 that is Looker's own JSON error. Any other answer is
+// left to the caller, which must look for the copy before sending again. To
+// tell Looker's 503 from a proxy's it reads the start of the body and puts it
+// back.
+//
+// A 429 and a 503 from something in front of Looker mean different things.
+// A 429 (RFC 6585) says the client sent too many requests: a rate limiter
+// answers it instead of forwarding the call, so whoever says it, Looker never
+// saw the call, and it is repeated after the wait Backoff reads from its
+// Retry-After. Left to the caller, a storm of 429s would cost a System
+// Activity check for every plan. A 503 from a proxy or gateway is typically
+// its upstream failing: Looker refused the connection, or reset it or timed
+// out after the request reached it, perhaps after it made the copy. Only
+// Looker's own 503 says that Looker itself turned the call away.
 func RetryRunOnce(ctx context.Context, resp *http.Response, err error) (bool, error) {
 	if ctx.Err() != nil {
 		return false, ctx.Err()
@@ -50,10 +59,13 @@ func RetryRunOnce(ctx context.Context, resp *http.Response, err error) (bool, er
 	if err != nil {
 		return neverConnected(err) && !untrusted(err), nil
 	}
-	if resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusServiceUnavailable {
-		return false, nil
+	switch resp.StatusCode {
+	case http.StatusTooManyRequests:
+		return true, nil
+	case http.StatusServiceUnavailable:
+		return fromLooker(resp), nil
 	}
-	return fromLooker(resp), nil
+	return false, nil
 }
 
 // fromLooker reports whether resp carries Looker's own JSON error. It reads
@@ -76,15 +88,17 @@ type rereadBody struct {
 }
 
 // NotActed reports whether a failed call certainly left Looker unchanged: it
-// was never sent, or Looker refused it (4xx other than 408, and a 429 or
-// 503 only when it is Looker's own JSON error). After any other failure (a
-// 5xx, a proxy's 429 or 503 page, a timeout, a connection lost after
-// sending) Looker may have acted.
+// was never sent, or it was refused: any 429 (see RetryRunOnce for why even a
+// proxy's), a 503 only when it is Looker's own JSON error, and any other 4xx
+// but 408. After any other failure (408, another 5xx, a proxy's 503, a
+// timeout, a connection lost after sending) Looker may have acted.
 func NotActed(err error) bool {
 	var lerr *Error
 	if errors.As(err, &lerr) {
 		switch s := lerr.StatusCode; {
-		case s == http.StatusTooManyRequests || s == http.StatusServiceUnavailable:
+		case s == http.StatusTooManyRequests:
+			return true
+		case s == http.StatusServiceUnavailable:
 			return lerr.FromLooker
 		case s == http.StatusRequestTimeout:
 			return false
@@ -96,15 +110,18 @@ func NotActed(err error) bool {
 }
 
 // Unreachable reports whether a call failed because Looker could not be
-// reached or would not take calls (no connection, or 429 or 503 after every
-// retry), as opposed to refusing this one call.
+// reached or would not take calls: no connection, or a 429 or Looker's own
+// 503 still there after every retry. A caller counts these to stop a run
+// that Looker is turning away, rather than failing plan after plan. A refusal
+// of this one call (404, 422) is not one, nor is a failure after which
+// Looker may have acted.
 func Unreachable(err error) bool {
-	if err == nil || !NotActed(err) {
-		return false
-	}
 	var lerr *Error
-	return !errors.As(err, &lerr) ||
-		lerr.StatusCode == http.StatusServiceUnavailable || lerr.StatusCode == http.StatusTooManyRequests
+	if errors.As(err, &lerr) {
+		return lerr.StatusCode == http.StatusTooManyRequests ||
+			(lerr.StatusCode == http.StatusServiceUnavailable && lerr.FromLooker)
+	}
+	return err != nil && neverConnected(err)
 }
 
 // neverConnected reports whether a transport error happened before the

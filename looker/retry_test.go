@@ -40,6 +40,9 @@ func answer(code int, contentType, body string) *http.Response {
 const (
 	lookerJSON = `{"message":"Service Unavailable","documentation_url":"https://cloud.google.com/looker/docs/r/api/support"}`
 	proxyPage  = `<html><head><title>503 Service Temporarily Unavailable</title></head><body>upstream connect error</body></html>`
+	// envoyJSON is how Envoy, Kong and most API gateways answer: JSON with a
+	// message, and no documentation_url.
+	envoyJSON = `{"message":"upstream connect error or disconnect/reset before headers. reset reason: connection termination"}`
 )
 
 func TestRetryPolicies(t *testing.T) {
@@ -58,8 +61,15 @@ func TestRetryPolicies(t *testing.T) {
 		{"429 from Looker", answer(429, "application/json", lookerJSON), nil, true, true},
 		{"503 from Looker", answer(503, "application/json; charset=utf-8", lookerJSON), nil, true, true},
 		{"503 from a proxy, in HTML", answer(503, "text/html", proxyPage), nil, true, false},
-		{"429 from a proxy, in HTML", answer(429, "text/html", proxyPage), nil, true, false},
+		{"429 from a proxy, in HTML", answer(429, "text/html", proxyPage), nil, true, true},
+		{"429 from a gateway, JSON with only a message", answer(429, "application/json", `{"message":"API rate limit exceeded"}`), nil, true, true},
+		{"429 without a body", status(429), nil, true, true},
 		{"503 in JSON without a message", answer(503, "application/json", `{"error":"upstream"}`), nil, true, false},
+		{"503 from a gateway, JSON with only a message", answer(503, "application/json", envoyJSON), nil, true, false},
+		{"503 JSON with a null documentation_url", answer(503, "application/json", `{"message":"x","documentation_url":null}`), nil, true, false},
+		{"503 JSON with a documentation_url not a string", answer(503, "application/json", `{"message":"x","documentation_url":1}`), nil, true, false},
+		{"503 JSON with an empty message", answer(503, "application/json", `{"message":"","documentation_url":"u"}`), nil, true, false},
+		{"503 JSON with an empty documentation_url", answer(503, "application/json", `{"message":"x","documentation_url":""}`), nil, true, true},
 		{"503 JSON body declared as text", answer(503, "text/plain", lookerJSON), nil, true, false},
 		{"503 without a body", status(503), nil, true, false},
 		{"500", status(500), nil, true, false},
@@ -118,8 +128,8 @@ func TestNotActed(t *testing.T) {
 		want bool
 	}{
 		{lerr(400), true}, {lerr(403), true}, {lerr(404), true}, {lerr(409), true}, {lerr(422), true},
-		{lerr(429), true}, {lerr(503), true}, {proxyErr(404), true},
-		{proxyErr(429), false}, {proxyErr(503), false},
+		{lerr(429), true}, {lerr(503), true}, {proxyErr(404), true}, {proxyErr(429), true},
+		{proxyErr(503), false},
 		{lerr(408), false}, {lerr(500), false}, {lerr(501), false}, {lerr(502), false}, {lerr(504), false},
 		{dialErr, true}, {resetErr, false}, {eofErr, false}, {timeout, false},
 		{context.DeadlineExceeded, false}, {errors.New("something"), false},
@@ -137,8 +147,10 @@ func TestUnreachable(t *testing.T) {
 		err  error
 		want bool
 	}{
-		{nil, false}, {dialErr, true}, {lerr(503), true}, {lerr(429), true}, {proxyErr(503), false},
-		{lerr(404), false}, {lerr(403), false}, {lerr(500), false}, {resetErr, false}, {timeout, false},
+		{nil, false}, {dialErr, true}, {certErr, true}, {lerr(503), true}, {lerr(429), true}, {proxyErr(429), true},
+		{proxyErr(503), false}, {lerr(404), false}, {lerr(403), false}, {lerr(408), false}, {lerr(500), false},
+		{lerr(502), false}, {proxyErr(502), false}, {resetErr, false}, {eofErr, false}, {timeout, false},
+		{errors.New("something"), false},
 	}
 	for _, tt := range tests {
 		if got := looker.Unreachable(tt.err); got != tt.want {
