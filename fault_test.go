@@ -183,7 +183,26 @@ func TestFaults(t *testing.T) {
 				Body: "<html><h1>502 Bad Gateway</h1></html>"}},
 			wantDeliveries: map[string]int{},
 			wantCode:       exitCannotStart,
-			wantLog:        "502 Bad Gateway",
+			// A login answer is never quoted: it may echo the form.
+			wantLog: "502: Bad Gateway (37 bytes, not shown)",
+		},
+		{
+			name:  "a gateway's JSON 503 after Looker acted: confirmed, not repeated",
+			plans: []string{"1", "2"},
+			faults: []lookertest.Fault{{Op: "run_once", PlanID: "1", Status: 503, AfterAction: true,
+				ContentType: "application/json", Body: lookertest.GatewayJSON503}},
+			wantDeliveries: map[string]int{"1": 1, "2": 1},
+			wantCode:       exitOK,
+			wantLog:        "looking for its copy in System Activity",
+		},
+		{
+			name:  "a rate limiter's HTML 429 is a refusal: waited out and repeated",
+			plans: []string{"1"},
+			faults: []lookertest.Fault{{Op: "run_once", PlanID: "1", Status: 429, Times: 2,
+				Body: "<html><h1>429 Too Many Requests</h1></html>"}},
+			wantDeliveries: map[string]int{"1": 1},
+			wantCode:       exitOK,
+			wantLog:        "retrying request",
 		},
 		{
 			name:  "a JSON object instead of rows",
@@ -346,6 +365,10 @@ func TestLookerGoesDownMidway(t *testing.T) {
 		faults []lookertest.Fault
 	}{
 		{"Looker answers 503 to every run_once", []lookertest.Fault{{Op: "run_once", Status: 503, Times: -1}}},
+		// A 429 is a refusal, whoever answers it: never a look in System
+		// Activity per plan, and it counts toward Looker being out of reach.
+		{"a rate limiter answers its HTML 429 to every run_once", []lookertest.Fault{
+			{Op: "run_once", Status: 429, Body: "<html><h1>429 Too Many Requests</h1></html>", Times: -1}}},
 		{"a proxy answers its HTML 503 to everything", []lookertest.Fault{
 			{Op: "run_once", Status: 503, Body: lookertest.ProxyPage, Times: -1},
 			// The listing's five queries pass; then System Activity is down too.
@@ -381,6 +404,9 @@ func TestLookerGoesDownMidway(t *testing.T) {
 			}
 			if !strings.Contains(sum.Error, "could not reach Looker") {
 				t.Errorf("summary error %q, want it to say Looker could not be reached", sum.Error)
+			}
+			if tt.faults[0].Status == 429 && strings.Contains(r.stderr, "looking for its copy") {
+				t.Errorf("a 429 sent the run looking for a copy in System Activity:\n%s", lastLines(r.stderr, 10))
 			}
 		})
 	}
