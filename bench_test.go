@@ -91,11 +91,11 @@ func BenchmarkRerun(b *testing.B) {
 // floorRounds counts the requests a run over n failed plans (each failed
 // once, as the stand-in's failures:N seed makes them) must make one after
 // another at the given concurrency: login; the time zone's proof (a query,
-// then one plan); the failed jobs and the running ones, at once (a page of
-// 5,000 or more is asked again as two halves, at once); their history, 500
-// plans a query, concurrency queries at once; the run-once copies; the
+// then one plan); the running jobs, then the failed ones (a page of 5,000 or
+// more is asked again as two halves, at once); their history, 500 plans a
+// query, at once with the run-once copies, concurrency queries at once; the
 // run_once calls, concurrency at once; one look for the copies made, 500 a
-// query; logout.
+// query; logout. With no copy alike to a failed plan, no definition is read.
 func floorRounds(n, concurrency int) int {
 	const pageSize, idsPerQuery = 5000, 500
 	ceil := func(a, b int) int { return (a + b - 1) / b }
@@ -104,7 +104,8 @@ func floorRounds(n, concurrency int) int {
 		failures = 2
 	}
 	batches := ceil(ceil(n, idsPerQuery), concurrency)
-	return 1 + 2 + failures + batches + 1 + ceil(n, concurrency) + batches + 1
+	listing := ceil(ceil(n, idsPerQuery)+1, concurrency) // history and copies
+	return 1 + 2 + 1 + failures + listing + ceil(n, concurrency) + batches + 1
 }
 
 func benchEnv(url string) []string {
