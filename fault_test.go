@@ -307,8 +307,8 @@ func TestStopLetsCallsInFlightFinish(t *testing.T) {
 		cancel()
 	}()
 	r := runWith(t, ctx, env, 0)
-	if r.code != exitPersonNeeded {
-		t.Errorf("exit %d, want 1 after a stop\n%s", r.code, r.stderr)
+	if r.code != exitStopped {
+		t.Errorf("exit %d, want 4 after a stop\n%s", r.code, r.stderr)
 	}
 	if diff := cmp.Diff(map[string]int{"1": 1}, s.Reruns()); diff != "" {
 		t.Errorf("deliveries (-want +got):\n%s", diff)

@@ -42,6 +42,12 @@ const (
 	exitPersonNeeded = 1
 	exitConfig       = 2
 	exitCannotStart  = 3
+	// exitStopped: SIGTERM or SIGINT ended the run before it finished. It is
+	// neither a Looker that cannot be reached nor a person needed: a retry
+	// finishes the job, and System Activity keeps it from sending anything
+	// twice. RERUN_NEEDS_PERSON_EXIT_CODE never replaces it, so that
+	// Airflow's task retry runs.
+	exitStopped = 4
 )
 
 // memoryLimit is the soft limit the Go runtime keeps its memory under unless
@@ -169,23 +175,37 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	var sum *rerun.Summary
 	var runErr error
 	start := time.Now()
+	loggedIn := false
 	if err := lk.Login(ctx); err != nil {
 		err = loginError(lk.BaseURL(), err, cfg.retry.max+1, time.Since(start))
 		sum, runErr = rerun.NotRun(opts, err), &runError{exitCannotStart, err}
 	} else {
+		loggedIn = true
 		sum, err = rerun.Run(ctx, lk, opts)
 		if err != nil {
 			runErr = &runError{exitCannotStart, err}
 		}
+	}
+	// Read before the logout, which outlives a stop: a stop while logging
+	// in, listing or re-running cut the run short, whatever else went wrong.
+	stopped := ctx.Err() != nil
+	if loggedIn {
 		logout(ctx, lk, log)
 	}
-	if runErr != nil && ctx.Err() != nil {
-		// Stopped (SIGTERM) while logging in or listing: not a Looker that
-		// cannot be reached, a run cut short.
-		err := fmt.Errorf("stopped before the end: %w: %w", context.Cause(ctx), errors.Unwrap(runErr))
-		sum.Error, runErr = err.Error(), &runError{exitPersonNeeded, err}
-	}
-	if runErr == nil && !sum.OK() {
+	switch {
+	case stopped:
+		cause := "stopped before the end: " + context.Cause(ctx).Error()
+		switch {
+		case runErr != nil:
+			// Not a Looker that cannot be reached: the login or listing
+			// was cut short.
+			sum.Error = cause + ": " + errors.Unwrap(runErr).Error()
+		case sum.Error == "":
+			// The stop came after rerun.Run's last look at ctx.
+			sum.Error = cause
+		}
+		runErr = &runError{exitStopped, fmt.Errorf("%s; %d plans not attempted", sum.Error, len(sum.NotAttempted))}
+	case runErr == nil && !sum.OK():
 		runErr = &runError{exitPersonNeeded, fmt.Errorf("%d re-runs failed, %d not attempted, %d plans need a person, %d re-runs not delivered",
 			len(sum.Failed), len(sum.NotAttempted), len(sum.NeedsPerson), undelivered(sum))}
 	}

@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -414,24 +416,87 @@ func TestLookerInAnotherTimeZone(t *testing.T) {
 	}
 }
 
-// TestStopDuringLoginIsExit1: SIGTERM while logging in is a run cut short
-// (exit 1), not a Looker that cannot be reached (exit 3).
-func TestStopDuringLoginIsExit1(t *testing.T) {
-	for _, op := range []string{lookertest.OpLogin, lookertest.OpRunInlineQuery} {
-		t.Run(op, func(t *testing.T) {
-			s := lookertest.NewServer(t)
-			since, until := window()
-			s.AddFailure("1", since.Add(time.Hour), "boom")
-			s.Inject(lookertest.Fault{Op: op, Delay: 5 * time.Second})
-			ctx, cancel := context.WithCancel(context.Background())
-			time.AfterFunc(200*time.Millisecond, cancel)
-			r := runWith(t, ctx, lookerEnv(s, since, until), 0)
-			if r.code != exitPersonNeeded || !strings.Contains(r.stderr, "stopped before the end") {
-				t.Fatalf("exit %d, want 1 saying it was stopped:\n%s", r.code, r.stderr)
-			}
-			if len(s.Reruns()) != 0 {
-				t.Errorf("re-ran %v after a stop", s.Reruns())
-			}
-		})
+// TestStopIsExit4: a stop (SIGTERM) while logging in, listing or re-running
+// is a run cut short, which Airflow's retry finishes: exit 4, whatever
+// RERUN_NEEDS_PERSON_EXIT_CODE says, never 3 (a Looker that cannot be
+// reached) nor 0. The summary says so and lists what was not attempted.
+func TestStopIsExit4(t *testing.T) {
+	for _, tt := range []struct {
+		where   string
+		path    string // the request during which the run is stopped
+		fault   lookertest.Fault
+		reruns  map[string]int
+		skipped []string // not_attempted
+	}{
+		{"logging in", "/api/4.0/login", lookertest.Fault{Op: lookertest.OpLogin, Delay: time.Minute}, map[string]int{}, []string{}},
+		{"listing", "/api/4.0/queries/run/json", lookertest.Fault{Op: lookertest.OpRunInlineQuery, Delay: time.Minute}, map[string]int{}, []string{}},
+		{"re-running", "/api/4.0/scheduled_plans/1/run_once", lookertest.Fault{}, map[string]int{"1": 1}, []string{"2", "3"}},
+	} {
+		for _, setting := range []string{"", "0"} {
+			t.Run(tt.where+", RERUN_NEEDS_PERSON_EXIT_CODE="+setting, func(t *testing.T) {
+				s := lookertest.NewServer(t)
+				since, until := window()
+				for _, id := range []string{"1", "2", "3"} {
+					s.AddFailure(id, since.Add(time.Hour), "boom")
+				}
+				if tt.fault.Op != "" {
+					s.Inject(tt.fault)
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				env := lookerEnv(s, since, until)
+				env["LOOKERSDK_BASE_URL"] = stopOn(t, s, tt.path, cancel)
+				env["RERUN_CONCURRENCY"] = "1"
+				if setting != "" {
+					env["RERUN_NEEDS_PERSON_EXIT_CODE"] = setting
+				}
+				r := runMain(t, ctx, env)
+				sum := r.summary(t)
+				if got := [3]int{r.code, sum.ExitCode, lastExitCode(t, r.stderr)}; got != [3]int{exitStopped, exitStopped, exitStopped} {
+					t.Fatalf("exit code, summary exit_code, log exit_code = %v, want 4 each\n%s", got, r.stderr)
+				}
+				if !strings.Contains(sum.Error, "stopped before the end") {
+					t.Errorf("summary error %q, want it to say the run was stopped", sum.Error)
+				}
+				if diff := cmp.Diff(tt.reruns, s.Reruns()); diff != "" {
+					t.Errorf("deliveries (-want +got):\n%s", diff)
+				}
+				if diff := cmp.Diff(tt.skipped, sum.NotAttempted); diff != "" {
+					t.Errorf("not_attempted (-want +got):\n%s", diff)
+				}
+				if s.LiveTokens() != 0 {
+					t.Error("token not revoked after a stop")
+				}
+			})
+		}
 	}
+}
+
+// stopOn serves s through a handler that calls stop when the first request
+// for path arrives, before s sees it, and returns its URL.
+func stopOn(t *testing.T, s *lookertest.Server, path string, stop func()) string {
+	t.Helper()
+	var once sync.Once
+	hts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == path {
+			once.Do(stop)
+		}
+		s.ServeHTTP(w, r)
+	}))
+	t.Cleanup(hts.Close)
+	return hts.URL
+}
+
+// lastExitCode reads exit_code from the last log line, "looker-rerun done".
+func lastExitCode(t *testing.T, stderr string) int {
+	t.Helper()
+	lines := strings.Split(strings.TrimRight(stderr, "\n"), "\n")
+	var done struct {
+		Message  string `json:"message"`
+		ExitCode *int   `json:"exit_code"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &done); err != nil || done.Message != "looker-rerun done" || done.ExitCode == nil {
+		t.Fatalf("the last log line is not looker-rerun done with an exit_code (%v): %q", err, lines[len(lines)-1])
+	}
+	return *done.ExitCode
 }
