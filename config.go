@@ -47,7 +47,7 @@ type Config struct {
 	Rate        float64 `envconfig:"RERUN_RATE" default:"5" hint:"a number of calls per second, 0 (no cap) or more, such as 5 or 0.5" desc:"most run_once calls per second; 0 = no cap"`
 	ResultFile  string  `envconfig:"RERUN_RESULT_FILE" default:"/airflow/xcom/return.json" hint:"a file path such as /airflow/xcom/return.json" desc:"where the summary is written too: when its folder exists, or always when set"`
 
-	NeedsPersonExitCode int `envconfig:"RERUN_NEEDS_PERSON_EXIT_CODE" default:"1" hint:"a whole number from 0 to 255, such as 0 or 1" desc:"exit code when a person is needed; 0 lets Airflow keep the summary, whose exit_code still says 1"`
+	NeedsPersonExitCode int `envconfig:"RERUN_NEEDS_PERSON_EXIT_CODE" default:"1" hint:"a whole number from 0 to 255 except 2, 3 and 4, such as 0 or 1" desc:"exit code when a person is needed (not 2, 3 or 4); 0 lets Airflow keep the summary, whose exit_code still says 1"`
 
 	LogLevel  string `envconfig:"LOG_LEVEL" default:"info" hint:"trace, debug, info, warn or error" desc:"trace, debug, info, warn or error"`
 	LogFormat string `envconfig:"LOG_FORMAT" default:"json" hint:"json or console" desc:"json, or console for people"`
@@ -228,8 +228,17 @@ func (c *Config) validate() error {
 	if loaded("RERUN_MAX_ATTEMPTS") && c.MaxAttempts < 0 {
 		mustBe("RERUN_MAX_ATTEMPTS", c.MaxAttempts)
 	}
-	if loaded("RERUN_NEEDS_PERSON_EXIT_CODE") && (c.NeedsPersonExitCode < 0 || c.NeedsPersonExitCode > 255) {
-		mustBe("RERUN_NEEDS_PERSON_EXIT_CODE", c.NeedsPersonExitCode)
+	if loaded("RERUN_NEEDS_PERSON_EXIT_CODE") {
+		switch code := c.NeedsPersonExitCode; code {
+		case exitConfig, exitCannotStart, exitStopped:
+			// Airflow, or whoever reads the code, would take a person
+			// needed for bad settings, an unreachable Looker or a stop.
+			bad("RERUN_NEEDS_PERSON_EXIT_CODE=%d: must be %s: 2, 3 and 4 mean bad settings, a Looker that cannot be reached and a stopped run", code, hint("RERUN_NEEDS_PERSON_EXIT_CODE"))
+		default:
+			if code < 0 || code > 255 {
+				mustBe("RERUN_NEEDS_PERSON_EXIT_CODE", code)
+			}
+		}
 	}
 	if c.LookID != "" && strings.Trim(c.LookID, "0123456789") != "" {
 		mustBe("RERUN_LOOK_ID", strconv.Quote(c.LookID))
@@ -289,6 +298,17 @@ func (c *Config) resolve(now time.Time) error {
 	}
 	c.since, c.until = c.since.UTC(), c.until.UTC()
 	return errors.Join(errs...)
+}
+
+// processExit is the code the process exits with for a run whose outcome is
+// code: RERUN_NEEDS_PERSON_EXIT_CODE when a person is needed, code otherwise.
+func (c Config) processExit(code int) int {
+	if code == exitPersonNeeded {
+		// Airflow pushes the summary only when the task succeeds: with 0, a
+		// later task fails on the summary's exit_code instead.
+		return c.NeedsPersonExitCode
+	}
+	return code
 }
 
 // logValue is the effective config for the first log line, secret masked.

@@ -125,13 +125,7 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "looker-rerun: bad settings (see -h):\n%v\n", err)
 		return exitConfig
 	}
-	code := exitCode(run(ctx, cfg, stdout, stderr))
-	if code == exitPersonNeeded {
-		// Airflow pushes the summary only when the task succeeds: with 0, a
-		// later task fails on the summary's exit_code instead.
-		return cfg.NeedsPersonExitCode
-	}
-	return code
+	return cfg.processExit(exitCode(run(ctx, cfg, stdout, stderr)))
 }
 
 // runError carries the exit code of a run that did not fully succeed.
@@ -233,9 +227,11 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	if kib, ok := peakRSS(); ok {
 		ev = ev.Float64("peak_rss_mib", math.Round(float64(kib)/1024*100)/100)
 	}
+	// The summary's exit_code is the outcome; the log's is the code the
+	// process exits with, the one Airflow shows beside it.
 	ev.Int("rerun", len(sum.Rerun)).Int("skipped", len(sum.Skipped)).Int("failed", len(sum.Failed)).
 		Int("not_attempted", len(sum.NotAttempted)).Int("needs_person", len(sum.NeedsPerson)).
-		Int("exit_code", exitCode(runErr)).Msg("looker-rerun done")
+		Int("exit_code", cfg.processExit(exitCode(runErr))).Msg("looker-rerun done")
 	if _, err := stdout.Write(line); err != nil && runErr == nil {
 		// Nothing may follow the summary, not even this complaint: the
 		// exit code tells it.

@@ -154,7 +154,8 @@ func TestExitCodes(t *testing.T) {
 
 // TestNeedsPersonExitCode: with RERUN_NEEDS_PERSON_EXIT_CODE=0 a run that
 // needs a person succeeds as a process, so Airflow keeps its summary, and the
-// summary says exit_code 1 for the next task to fail on. Exit 3 stays 3.
+// summary says exit_code 1 for the next task to fail on. Exit 3 stays 3. The
+// last log line says the code the process exits with.
 func TestNeedsPersonExitCode(t *testing.T) {
 	since, until := window()
 	refused := func(s *lookertest.Server, _ map[string]string) {
@@ -190,9 +191,9 @@ func TestNeedsPersonExitCode(t *testing.T) {
 			}
 			tt.seed(s, env)
 			r := runMain(t, context.Background(), env)
-			got := [2]int{r.code, r.summary(t).ExitCode}
-			if diff := cmp.Diff([2]int{tt.code, tt.summary}, got); diff != "" {
-				t.Errorf("process exit code, summary exit_code (-want +got):\n%s\nstderr:\n%s", diff, r.stderr)
+			got := [3]int{r.code, r.summary(t).ExitCode, lastExitCode(t, r.stderr)}
+			if diff := cmp.Diff([3]int{tt.code, tt.summary, tt.code}, got); diff != "" {
+				t.Errorf("process exit code, summary exit_code, log exit_code (-want +got):\n%s\nstderr:\n%s", diff, r.stderr)
 			}
 		})
 	}
