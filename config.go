@@ -36,7 +36,7 @@ type Config struct {
 	LookID   string        `envconfig:"RERUN_LOOK_ID" hint:"a Look id (digits) such as 42" desc:"take the failed plans from this saved Look (rows with scheduled_plan.id) instead of querying System Activity"`
 	DryRun   bool          `envconfig:"RERUN_DRY_RUN" default:"false" desc:"decide and report everything, re-run nothing"`
 
-	Confirm          time.Duration `envconfig:"RERUN_CONFIRM" default:"2m" desc:"after a lost run_once answer, look this long for its copy in System Activity before sending again; every copy made must show there within it"`
+	Confirm          time.Duration `envconfig:"RERUN_CONFIRM" default:"2m" desc:"after a lost run_once answer, look this long (at least 10s) for its copy in System Activity before sending again; every copy made must show there within it"`
 	LookerTimezone   string        `envconfig:"RERUN_LOOKER_TIMEZONE" hint:"an IANA time zone such as Asia/Tokyo or America/New_York" desc:"IANA time zone Looker's queries answer in, when not UTC (its Query Time Zone, with user-specific time zones off), e.g. Asia/Tokyo"`
 	Wait             time.Duration `envconfig:"RERUN_WAIT" default:"0" desc:"wait this long for the re-runs to be delivered and report each outcome; 0 = do not wait"`
 	PermanentPattern string        `envconfig:"RERUN_PERMANENT_PATTERN" hint:"a regular expression (Go syntax) such as (?i)mailbox full" desc:"regular expression of more failure details (status_detail) that a re-run cannot fix"`
@@ -80,6 +80,12 @@ type retryTiming struct {
 // minute of backoff (plus the request timeouts), then exit 3.
 var defaultRetry = retryTiming{max: 5, waitMin: time.Second, waitMax: 30 * time.Second, grace: 5 * time.Second,
 	pollMin: time.Second, pollMax: time.Minute}
+
+// minConfirm is the least RERUN_CONFIRM accepted. After a lost run_once
+// answer the run looks this long for the copy before sending again; System
+// Activity takes seconds to show a copy, so a shorter look finds nothing and
+// delivers twice.
+const minConfirm = 10 * time.Second
 
 // knownPrefix is the prefix of this tool's own variables: any other variable
 // with it is a misspelling, reported rather than ignored.
@@ -222,8 +228,9 @@ func (c *Config) validate() error {
 	if loaded("RERUN_WAIT") && c.Wait < 0 {
 		bad("RERUN_WAIT=%s: must be 0 (do not wait) or more, %s", c.Wait, durationHint)
 	}
-	if loaded("RERUN_CONFIRM") && c.Confirm <= 0 {
-		bad("RERUN_CONFIRM=%s: must be positive, %s: it is how long System Activity may take to show a copy", c.Confirm, durationHint)
+	if loaded("RERUN_CONFIRM") && c.Confirm < minConfirm {
+		bad("RERUN_CONFIRM=%s: must be at least %s, %s: it is how long System Activity may take to show a copy; below %s a lost answer would be sent again before Looker's copy can show",
+			c.Confirm, minConfirm, durationHint, minConfirm)
 	}
 	if loaded("RERUN_MAX_ATTEMPTS") && c.MaxAttempts < 0 {
 		mustBe("RERUN_MAX_ATTEMPTS", c.MaxAttempts)
