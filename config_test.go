@@ -125,6 +125,7 @@ func TestBadSettingsExit2BeforeAnyCall(t *testing.T) {
 		{name: "until empty", set: map[string]string{"RERUN_UNTIL": " "}, want: "RERUN_UNTIL is set but empty"},
 		{name: "look id empty", set: map[string]string{"RERUN_LOOK_ID": ""}, want: "RERUN_LOOK_ID is set but empty"},
 		{name: "permanent pattern empty", set: map[string]string{"RERUN_PERMANENT_PATTERN": ""}, want: "RERUN_PERMANENT_PATTERN is set but empty"},
+		{name: "permanent pattern matching an empty string", set: map[string]string{"RERUN_PERMANENT_PATTERN": "quota exceeded|"}, want: "RERUN_PERMANENT_PATTERN: must be a regular expression (Go syntax) such as (?i)mailbox full: it can match an empty string"},
 		{name: "wait negative", set: map[string]string{"RERUN_WAIT": "-1m"}, want: "RERUN_WAIT"},
 		{name: "wait unparsable", set: map[string]string{"RERUN_WAIT": "soon"}, want: "RERUN_WAIT"},
 		{name: "max attempts negative", set: map[string]string{"RERUN_MAX_ATTEMPTS": "-1"}, want: "RERUN_MAX_ATTEMPTS"},
