@@ -28,7 +28,7 @@ type Config struct {
 	ClientSecret string `envconfig:"LOOKERSDK_CLIENT_SECRET" required:"true" hint:"the client secret of that API key" desc:"API client secret (never logged)"`
 	APIVersion   string `envconfig:"LOOKERSDK_API_VERSION" default:"4.0" hint:"4.0" desc:"Looker API version; only 4.0 exists since Looker 23.18"`
 	VerifySSL    bool   `envconfig:"LOOKERSDK_VERIFY_SSL" default:"true" desc:"verify Looker's TLS certificate"`
-	TimeoutSec   int    `envconfig:"LOOKERSDK_TIMEOUT" default:"120" hint:"a whole number of seconds such as 120" desc:"seconds each HTTP request to Looker may take"`
+	TimeoutSec   int    `envconfig:"LOOKERSDK_TIMEOUT" default:"120" hint:"a whole number of seconds from 1 to 3600, such as 120" desc:"seconds each HTTP request to Looker may take (1 to 3600)"`
 
 	Since    string        `envconfig:"RERUN_SINCE" hint:"an RFC 3339 time such as 2026-11-27T16:00:00Z" desc:"start of the window of failed deliveries, RFC 3339 (default: RERUN_UNTIL minus RERUN_LOOKBACK)"`
 	Until    string        `envconfig:"RERUN_UNTIL" hint:"an RFC 3339 time such as 2026-11-28T01:00:00Z" desc:"end of the window, RFC 3339, excluded (default: now)"`
@@ -86,6 +86,13 @@ var defaultRetry = retryTiming{max: 5, waitMin: time.Second, waitMax: 30 * time.
 // Activity takes seconds to show a copy, so a shorter look finds nothing and
 // delivers twice.
 const minConfirm = 10 * time.Second
+
+// maxTimeoutSec bounds LOOKERSDK_TIMEOUT: an hour is already far longer than
+// any answer worth waiting for, and keeps the request timeout well within a
+// time.Duration.
+const maxTimeoutSec = 3600
+
+func timeoutInRange(sec int) bool { return sec >= 1 && sec <= maxTimeoutSec }
 
 // knownPrefix is the prefix of this tool's own variables: any other variable
 // with it is a misspelling, reported rather than ignored.
@@ -213,8 +220,8 @@ func (c *Config) validate() error {
 	if c.APIVersion != "" && c.APIVersion != looker.APIVersion {
 		bad("LOOKERSDK_API_VERSION=%q: only %s is supported (Looker removed 3.x in 23.18)", c.APIVersion, looker.APIVersion)
 	}
-	if loaded("LOOKERSDK_TIMEOUT") && c.TimeoutSec <= 0 {
-		bad("LOOKERSDK_TIMEOUT=%d: must be a positive whole number of seconds such as 120", c.TimeoutSec)
+	if loaded("LOOKERSDK_TIMEOUT") && !timeoutInRange(c.TimeoutSec) {
+		mustBe("LOOKERSDK_TIMEOUT", c.TimeoutSec)
 	}
 	if loaded("RERUN_LOOKBACK") && c.Lookback <= 0 {
 		bad("RERUN_LOOKBACK=%s: must be positive, %s", c.Lookback, durationHint)
@@ -267,7 +274,11 @@ func (c *Config) resolve(now time.Time) error {
 	)
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
-	c.timeout = time.Duration(c.TimeoutSec) * time.Second
+	if timeoutInRange(c.TimeoutSec) {
+		// In range only: a huge value would overflow the multiplication
+		// into a few milliseconds, or a negative (no) timeout.
+		c.timeout = time.Duration(c.TimeoutSec) * time.Second
+	}
 	if c.permanent, err = rerun.NewClassifier(c.PermanentPattern); err != nil {
 		bad("RERUN_PERMANENT_PATTERN: must be %s: %v", hint("RERUN_PERMANENT_PATTERN"), err)
 	}

@@ -231,7 +231,7 @@ func TestEveryProblemIsReportedAtOnce(t *testing.T) {
 			drop: []string{"RERUN_SINCE"},
 			set:  map[string]string{"LOOKERSDK_TIMEOUT": "", "RERUN_LOOKBACK": "ten hours", "RERUN_CONCURRENCY": "0x41", "RERUN_RATE": "-1"},
 			want: []string{
-				"LOOKERSDK_TIMEOUT is set but empty: must be a whole number of seconds such as 120, or unset to use the default (120)",
+				"LOOKERSDK_TIMEOUT is set but empty: must be a whole number of seconds from 1 to 3600, such as 120, or unset to use the default (120)",
 				`RERUN_LOOKBACK="ten hours": must be a Go duration such as 15m or 1h30m (units s, m, h)`,
 				"RERUN_CONCURRENCY=65: must be a whole number from 1 to 64",
 				"RERUN_RATE=-1: must be a number of calls per second, 0 (no cap) or more, such as 5 or 0.5",
@@ -250,7 +250,7 @@ func TestEveryProblemIsReportedAtOnce(t *testing.T) {
 		{
 			name: "a whole number of seconds",
 			set:  map[string]string{"LOOKERSDK_TIMEOUT": "2m"},
-			want: []string{`LOOKERSDK_TIMEOUT="2m": must be a whole number of seconds such as 120`},
+			want: []string{`LOOKERSDK_TIMEOUT="2m": must be a whole number of seconds from 1 to 3600, such as 120`},
 		},
 		{
 			name: "a whole number in a range, not a number",
@@ -340,6 +340,46 @@ func TestBaseURLForms(t *testing.T) {
 		if r := runMain(t, context.Background(), env); r.code != exitOK || len(r.summary(t).Rerun) != 1 {
 			t.Errorf("case %d, base url %q: exit %d\n%s", i, base, r.code, r.stderr)
 		}
+	}
+}
+
+// TestTimeoutBounds: LOOKERSDK_TIMEOUT is 1 to 3600 seconds. Beyond, the
+// seconds overflowed time.Duration: a huge value became a few milliseconds,
+// or a negative (no) timeout.
+func TestTimeoutBounds(t *testing.T) {
+	for _, tt := range []struct {
+		value string
+		want  time.Duration // 0: refused
+	}{
+		{"1", time.Second},
+		{"120", 2 * time.Minute},
+		{"3600", time.Hour},
+		{"0x10", 16 * time.Second},
+		{"0", 0},
+		{"-1", 0},
+		{"3601", 0},
+		{"9223372037", 0},          // overflowed to a negative duration
+		{"18446744074", 0},         // overflowed to about 290 ms
+		{"9223372036854775807", 0}, // the largest int
+	} {
+		t.Run(tt.value, func(t *testing.T) {
+			clearEnv(t)
+			for k, v := range map[string]string{"LOOKERSDK_BASE_URL": "https://looker.example.com",
+				"LOOKERSDK_CLIENT_ID": "id", "LOOKERSDK_CLIENT_SECRET": "secret", "LOOKERSDK_TIMEOUT": tt.value} {
+				t.Setenv(k, v)
+			}
+			cfg, err := loadConfig(time.Date(2026, 11, 28, 1, 0, 0, 0, time.UTC))
+			switch {
+			case tt.want == 0 && (err == nil || !strings.Contains(err.Error(), "LOOKERSDK_TIMEOUT=")):
+				t.Errorf("accepted, with a timeout of %s; want an error naming LOOKERSDK_TIMEOUT", cfg.timeout)
+			case tt.want == 0 && !strings.Contains(err.Error(), "from 1 to 3600"):
+				t.Errorf("error %q does not say what is valid", err)
+			case tt.want != 0 && err != nil:
+				t.Errorf("refused: %v", err)
+			case cfg.timeout != tt.want:
+				t.Errorf("timeout %s, want %s", cfg.timeout, tt.want)
+			}
+		})
 	}
 }
 
