@@ -31,7 +31,7 @@ type Config struct {
 	TimeoutSec   int    `envconfig:"LOOKERSDK_TIMEOUT" default:"120" hint:"a whole number of seconds from 1 to 3600, such as 120" desc:"seconds each HTTP request to Looker may take (1 to 3600)"`
 
 	Since    string        `envconfig:"RERUN_SINCE" hint:"an RFC 3339 time such as 2026-11-27T16:00:00Z" desc:"start of the window of failed deliveries, RFC 3339 (default: RERUN_UNTIL minus RERUN_LOOKBACK)"`
-	Until    string        `envconfig:"RERUN_UNTIL" hint:"an RFC 3339 time such as 2026-11-28T01:00:00Z" desc:"end of the window, RFC 3339, excluded (default: now)"`
+	Until    string        `envconfig:"RERUN_UNTIL" hint:"an RFC 3339 time such as 2026-11-28T01:00:00Z" desc:"end of the window, RFC 3339, excluded (default: now minus RERUN_CONFIRM, which System Activity may take to show a failure)"`
 	Lookback time.Duration `envconfig:"RERUN_LOOKBACK" default:"10h" desc:"window length when RERUN_SINCE is not set"`
 	LookID   string        `envconfig:"RERUN_LOOK_ID" hint:"a Look id (digits) such as 42" desc:"take the failed plans from this saved Look (rows with scheduled_plan.id) instead of querying System Activity"`
 	DryRun   bool          `envconfig:"RERUN_DRY_RUN" default:"false" desc:"decide and report everything, re-run nothing"`
@@ -57,7 +57,10 @@ type Config struct {
 	rejected map[string]bool
 
 	// Derived by resolve.
-	since, until     time.Time
+	since, until time.Time
+	// settled is RERUN_CONFIRM before the run started: System Activity is
+	// trusted to show what happened before it. The default window ends there.
+	settled          time.Time
 	resultFileForced bool
 	level            zerolog.Level
 	timeout          time.Duration // per request; tests shorten it
@@ -294,10 +297,20 @@ func (c *Config) resolve(now time.Time) error {
 		}
 	}
 
-	c.until = now.UTC()
-	// Without RERUN_SINCE the window is RERUN_LOOKBACK long, unknown when
-	// precheck rejected it.
-	untilOK, sinceOK := true, c.Since != "" || !c.rejected["RERUN_LOOKBACK"]
+	// System Activity is trusted to show within RERUN_CONFIRM what Looker
+	// did (the run waits that long for its own copies): a failure later
+	// than this may not be listed yet. Without RERUN_UNTIL the window ends
+	// here, so that it never reports as examined what could not be seen;
+	// the next window starts here and sees it. An explicit RERUN_UNTIL is
+	// the caller's, used as given: pulling it back would open a gap before
+	// the next window. run warns when it is later.
+	c.settled = now.UTC().Add(-c.Confirm).Truncate(time.Second)
+	c.until = c.settled
+	// Without RERUN_UNTIL the window ends RERUN_CONFIRM before now, and
+	// without RERUN_SINCE it is RERUN_LOOKBACK long: unknown when precheck
+	// rejected them.
+	untilOK := c.Until != "" || !c.rejected["RERUN_CONFIRM"]
+	sinceOK := c.Since != "" || !c.rejected["RERUN_LOOKBACK"]
 	if c.Until != "" {
 		if c.until, err = time.Parse(time.RFC3339, c.Until); err != nil {
 			untilOK = false
@@ -317,6 +330,11 @@ func (c *Config) resolve(now time.Time) error {
 	c.since, c.until = c.since.UTC(), c.until.UTC()
 	return errors.Join(errs...)
 }
+
+// untilUnsettled reports an explicit RERUN_UNTIL later than settled: System
+// Activity may not show the window's last failures yet, and a next window
+// that starts at RERUN_UNTIL will not look for them again.
+func (c Config) untilUnsettled() bool { return c.Until != "" && c.until.After(c.settled) }
 
 // processExit is the code the process exits with for a run whose outcome is
 // code: RERUN_NEEDS_PERSON_EXIT_CODE when a person is needed, code otherwise.

@@ -383,6 +383,50 @@ func TestTimeoutBounds(t *testing.T) {
 	}
 }
 
+// TestWindow: the window loadConfig reads for a run started at now.
+func TestWindow(t *testing.T) {
+	now := time.Date(2026, 11, 28, 1, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) string { return now.Add(d).Format(time.RFC3339) }
+	for _, tt := range []struct {
+		name         string
+		set          map[string]string
+		since, until time.Duration // from now
+		unsettled    bool          // warned of
+	}{
+		{"defaults: it ends RERUN_CONFIRM before now", nil, -2*time.Minute - 10*time.Hour, -2 * time.Minute, false},
+		{"RERUN_CONFIRM moves the end", map[string]string{"RERUN_CONFIRM": "5m"}, -5*time.Minute - 10*time.Hour, -5 * time.Minute, false},
+		{"to a whole second", map[string]string{"RERUN_CONFIRM": "10.5s", "RERUN_LOOKBACK": "1h"}, -11*time.Second - time.Hour, -11 * time.Second, false},
+		{"RERUN_SINCE given", map[string]string{"RERUN_SINCE": at(-3 * time.Hour)}, -3 * time.Hour, -2 * time.Minute, false},
+		{"RERUN_UNTIL given, settled", map[string]string{"RERUN_UNTIL": at(-time.Hour)}, -11 * time.Hour, -time.Hour, false},
+		{"RERUN_UNTIL given, exactly RERUN_CONFIRM before now", map[string]string{"RERUN_UNTIL": at(-2 * time.Minute)}, -2*time.Minute - 10*time.Hour, -2 * time.Minute, false},
+		{"RERUN_UNTIL given, later: used as given", map[string]string{"RERUN_UNTIL": at(-time.Minute)}, -time.Minute - 10*time.Hour, -time.Minute, true},
+		{"RERUN_UNTIL given, in the future", map[string]string{"RERUN_UNTIL": at(time.Hour), "RERUN_SINCE": at(-time.Hour)}, -time.Hour, time.Hour, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			clearEnv(t)
+			for k, v := range map[string]string{"LOOKERSDK_BASE_URL": "https://looker.example.com",
+				"LOOKERSDK_CLIENT_ID": "id", "LOOKERSDK_CLIENT_SECRET": "secret"} {
+				t.Setenv(k, v)
+			}
+			for k, v := range tt.set {
+				t.Setenv(k, v)
+			}
+			cfg, err := loadConfig(now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			type window struct {
+				Since, Until time.Time
+				Unsettled    bool
+			}
+			want := window{now.Add(tt.since), now.Add(tt.until), tt.unsettled}
+			if diff := cmp.Diff(want, window{cfg.since, cfg.until, cfg.untilUnsettled()}); diff != "" {
+				t.Errorf("window (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 // envWith is env with the variables in set set and those in drop removed.
 func envWith(env, set map[string]string, drop []string) map[string]string {
 	for _, k := range drop {

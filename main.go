@@ -152,6 +152,10 @@ func exitCode(err error) int {
 func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	log := newLogger(cfg, stderr)
 	cfg.logValue(log.Info().Str("version", version).Str("revision", revision)).Msg("looker-rerun starting")
+	if cfg.untilUnsettled() {
+		log.Warn().Time("until", cfg.until).Time("settled", cfg.settled).Stringer("confirm", cfg.Confirm).
+			Msg("RERUN_UNTIL is less than RERUN_CONFIRM before the run started: System Activity may not show the window's last failures yet, and a next window that starts at RERUN_UNTIL will not look for them again; end windows at least RERUN_CONFIRM before the run starts")
+	}
 
 	pacer := rerun.NewPacer(cfg.Rate, cfg.retry.waitMax, log)
 	lk, err := newLookerClient(cfg, pacer, log)

@@ -261,22 +261,64 @@ func TestResultFileOnlyWhenFolderExistsOrSet(t *testing.T) {
 	}
 }
 
-func TestDefaultWindowIsTheLookback(t *testing.T) {
+// TestDefaultWindow: without RERUN_SINCE and RERUN_UNTIL the window is
+// RERUN_LOOKBACK long and ends RERUN_CONFIRM before the run, so a failure
+// seconds before it, which System Activity may not show yet, is left to the
+// next window rather than reported as examined.
+func TestDefaultWindow(t *testing.T) {
 	s := lookertest.NewServer(t)
-	now := time.Now().UTC()
-	s.AddFailure("1", now.Add(-3*time.Hour), "in the last 4h")
-	s.AddFailure("2", now.Add(-5*time.Hour), "before it")
-	env := lookerEnv(s, now, now)
+	start := time.Now().UTC()
+	s.AddFailure("1", start.Add(-3*time.Hour), "in the last 4h")
+	s.AddFailure("2", start.Add(-5*time.Hour), "before it")
+	s.AddFailure("3", start.Add(-2*time.Second), "seconds before the run")
+	env := lookerEnv(s, start, start)
 	delete(env, "RERUN_SINCE")
 	delete(env, "RERUN_UNTIL")
 	env["RERUN_LOOKBACK"] = "4h"
 	r := runMain(t, context.Background(), env)
 	sum := r.summary(t)
-	if r.code != exitOK || len(sum.Rerun) != 1 || sum.Rerun[0].PlanID != "1" {
-		t.Errorf("exit %d, rerun %+v; want plan 1 only", r.code, sum.Rerun)
+	if r.code != exitOK || len(sum.Rerun) != 1 || sum.Rerun[0].PlanID != "1" || sum.FailedPlans != 1 {
+		t.Errorf("exit %d, %d failed plans, rerun %+v; want plan 1 only", r.code, sum.FailedPlans, sum.Rerun)
 	}
 	if d := sum.Window.Until.Sub(sum.Window.Since); d != 4*time.Hour {
 		t.Errorf("window is %s long, want 4h", d)
+	}
+	// RERUN_CONFIRM (10s) before the run, which started after start.
+	if end := sum.Window.Until; end.After(start.Add(-9*time.Second)) || end.Before(start.Add(-11*time.Second)) {
+		t.Errorf("window ends at %s, %s before the test started; want RERUN_CONFIRM (10s) before the run", end, start.Sub(end))
+	}
+	if strings.Contains(r.stderr, "RERUN_UNTIL is less than RERUN_CONFIRM") {
+		t.Errorf("a warning about RERUN_UNTIL, which is not set:\n%s", r.stderr)
+	}
+}
+
+// TestRecentUntilWarns: an explicit RERUN_UNTIL is used as given, but one
+// later than RERUN_CONFIRM before the run gets a warning, once.
+func TestRecentUntilWarns(t *testing.T) {
+	const warning = "RERUN_UNTIL is less than RERUN_CONFIRM before the run started"
+	start := time.Now().UTC().Truncate(time.Second)
+	for _, tt := range []struct {
+		name  string
+		until time.Time
+		warns int
+	}{
+		{"now", start, 1},
+		{"5s ago", start.Add(-5 * time.Second), 1},
+		{"an hour ago", start.Add(-time.Hour), 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := lookertest.NewServer(t)
+			r := runMain(t, context.Background(), lookerEnv(s, tt.until.Add(-time.Hour), tt.until))
+			if got := strings.Count(r.stderr, warning); got != tt.warns {
+				t.Errorf("%d warnings, want %d:\n%s", got, tt.warns, r.stderr)
+			}
+			if tt.warns > 0 && !strings.Contains(r.stderr, "end windows at least RERUN_CONFIRM before the run starts") {
+				t.Errorf("the warning does not say what to do:\n%s", r.stderr)
+			}
+			if sum := r.summary(t); r.code != exitOK || !sum.Window.Until.Equal(tt.until) {
+				t.Errorf("exit %d, window ends %s; want 0 and RERUN_UNTIL as given, %s", r.code, sum.Window.Until, tt.until)
+			}
+		})
 	}
 }
 
