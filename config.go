@@ -353,7 +353,7 @@ func (c Config) logValue(e *zerolog.Event) *zerolog.Event {
 	if c.ClientSecret != "" {
 		secret = "set"
 	}
-	return e.Str("base_url", c.BaseURL).Str("client_id", c.ClientID).Str("client_secret", secret).
+	return e.Str("base_url", looker.RedactURL(c.BaseURL)).Str("client_id", c.ClientID).Str("client_secret", secret).
 		Bool("verify_ssl", c.VerifySSL).Int("timeout_s", c.TimeoutSec).
 		Time("since", c.since).Time("until", c.until).Str("look_id", c.LookID).Bool("dry_run", c.DryRun).
 		Int("concurrency", c.Concurrency).Float64("rate", c.Rate).Str("result_file", c.ResultFile).

@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 	_ "time/tzdata" // RERUN_LOOKER_TIMEZONE: the image has no zoneinfo
@@ -102,6 +103,10 @@ func fromBuildInfo(version, revision string, info *debug.BuildInfo) (string, str
 // realMain parses flags and settings, runs, and maps the outcome to an exit
 // code.
 func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	// Before anything is written: even a stray argument or a bad setting
+	// may quote the secret. run redacts with the same secret, from cfg.
+	rd := newRedactor(os.Getenv("LOOKERSDK_CLIENT_SECRET"))
+	stdout, stderr = rd.writer(stdout), rd.writer(stderr)
 	fs := flag.NewFlagSet("looker-rerun", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { usage(stdout) }
@@ -149,9 +154,17 @@ func exitCode(err error) int {
 }
 
 // run does the job with a checked config: log in, list, re-run, report.
+// Everything it writes, to stdout, stderr and the result file, is redacted
+// of the client secret.
 func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
+	rd := newRedactor(cfg.ClientSecret)
+	stdout, stderr = rd.writer(stdout), rd.writer(stderr)
 	log := newLogger(cfg, stderr)
 	cfg.logValue(log.Info().Str("version", version).Str("revision", revision)).Msg("looker-rerun starting")
+	if len(strings.TrimSpace(cfg.ClientSecret)) < minSecretLen {
+		log.Warn().Int("min_length", minSecretLen).
+			Msg("LOOKERSDK_CLIENT_SECRET is too short to be filtered out of the output (it would garble it); Looker's client secrets are longer")
+	}
 	if cfg.untilUnsettled() {
 		log.Warn().Time("until", cfg.until).Time("settled", cfg.settled).Stringer("confirm", cfg.Confirm).
 			Msg("RERUN_UNTIL is less than RERUN_CONFIRM before the run started: System Activity may not show the window's last failures yet, and a next window that starts at RERUN_UNTIL will not look for them again; end windows at least RERUN_CONFIRM before the run starts")
@@ -213,7 +226,7 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	sum.ExitCode = exitCode(runErr)
 	line, err := summaryLine(sum)
 	if err == nil {
-		err = writeResult(cfg, line)
+		err = writeResult(cfg, rd.redact(line))
 	}
 	if err != nil {
 		log.Error().Err(err).Msg("could not write the summary")
@@ -244,8 +257,10 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	return runErr
 }
 
-// loginError says what a failed login tried, and what to check.
+// loginError says what a failed login tried, and what to check. It shows
+// base as looker.RedactURL does.
 func loginError(base string, err error, attempts int, took time.Duration) error {
+	base = looker.RedactURL(base)
 	var lerr *looker.Error
 	switch {
 	case errors.As(err, &lerr) && lerr.StatusCode == http.StatusNotFound:
