@@ -28,15 +28,15 @@ type Config struct {
 	ClientSecret string `envconfig:"LOOKERSDK_CLIENT_SECRET" required:"true" hint:"the client secret of that API key" desc:"API client secret (never logged)"`
 	APIVersion   string `envconfig:"LOOKERSDK_API_VERSION" default:"4.0" hint:"4.0" desc:"Looker API version; only 4.0 exists since Looker 23.18"`
 	VerifySSL    bool   `envconfig:"LOOKERSDK_VERIFY_SSL" default:"true" desc:"verify Looker's TLS certificate"`
-	TimeoutSec   int    `envconfig:"LOOKERSDK_TIMEOUT" default:"120" hint:"a whole number of seconds such as 120" desc:"seconds each HTTP request to Looker may take"`
+	TimeoutSec   int    `envconfig:"LOOKERSDK_TIMEOUT" default:"120" hint:"a whole number of seconds from 1 to 3600, such as 120" desc:"seconds each HTTP request to Looker may take (1 to 3600)"`
 
 	Since    string        `envconfig:"RERUN_SINCE" hint:"an RFC 3339 time such as 2026-11-27T16:00:00Z" desc:"start of the window of failed deliveries, RFC 3339 (default: RERUN_UNTIL minus RERUN_LOOKBACK)"`
-	Until    string        `envconfig:"RERUN_UNTIL" hint:"an RFC 3339 time such as 2026-11-28T01:00:00Z" desc:"end of the window, RFC 3339, excluded (default: now)"`
+	Until    string        `envconfig:"RERUN_UNTIL" hint:"an RFC 3339 time such as 2026-11-28T01:00:00Z" desc:"end of the window, RFC 3339, excluded (default: now minus RERUN_CONFIRM, which System Activity may take to show a failure)"`
 	Lookback time.Duration `envconfig:"RERUN_LOOKBACK" default:"10h" desc:"window length when RERUN_SINCE is not set"`
 	LookID   string        `envconfig:"RERUN_LOOK_ID" hint:"a Look id (digits) such as 42" desc:"take the failed plans from this saved Look (rows with scheduled_plan.id) instead of querying System Activity"`
 	DryRun   bool          `envconfig:"RERUN_DRY_RUN" default:"false" desc:"decide and report everything, re-run nothing"`
 
-	Confirm          time.Duration `envconfig:"RERUN_CONFIRM" default:"2m" desc:"after a lost run_once answer, look this long for its copy in System Activity before sending again; every copy made must show there within it"`
+	Confirm          time.Duration `envconfig:"RERUN_CONFIRM" default:"2m" desc:"after a lost run_once answer, look this long (at least 10s) for its copy in System Activity before sending again; every copy made must show there within it"`
 	LookerTimezone   string        `envconfig:"RERUN_LOOKER_TIMEZONE" hint:"an IANA time zone such as Asia/Tokyo or America/New_York" desc:"IANA time zone Looker's queries answer in, when not UTC (its Query Time Zone, with user-specific time zones off), e.g. Asia/Tokyo"`
 	Wait             time.Duration `envconfig:"RERUN_WAIT" default:"0" desc:"wait this long for the re-runs to be delivered and report each outcome; 0 = do not wait"`
 	PermanentPattern string        `envconfig:"RERUN_PERMANENT_PATTERN" hint:"a regular expression (Go syntax) such as (?i)mailbox full" desc:"regular expression of more failure details (status_detail) that a re-run cannot fix"`
@@ -47,7 +47,7 @@ type Config struct {
 	Rate        float64 `envconfig:"RERUN_RATE" default:"5" hint:"a number of calls per second, 0 (no cap) or more, such as 5 or 0.5" desc:"most run_once calls per second; 0 = no cap"`
 	ResultFile  string  `envconfig:"RERUN_RESULT_FILE" default:"/airflow/xcom/return.json" hint:"a file path such as /airflow/xcom/return.json" desc:"where the summary is written too: when its folder exists, or always when set"`
 
-	NeedsPersonExitCode int `envconfig:"RERUN_NEEDS_PERSON_EXIT_CODE" default:"1" hint:"a whole number from 0 to 255, such as 0 or 1" desc:"exit code when a person is needed; 0 lets Airflow keep the summary, whose exit_code still says 1"`
+	NeedsPersonExitCode int `envconfig:"RERUN_NEEDS_PERSON_EXIT_CODE" default:"1" hint:"a whole number from 0 to 255 except 2, 3 and 4, such as 0 or 1" desc:"exit code when a person is needed (not 2, 3 or 4); 0 lets Airflow keep the summary, whose exit_code still says 1"`
 
 	LogLevel  string `envconfig:"LOG_LEVEL" default:"info" hint:"trace, debug, info, warn or error" desc:"trace, debug, info, warn or error"`
 	LogFormat string `envconfig:"LOG_FORMAT" default:"json" hint:"json or console" desc:"json, or console for people"`
@@ -57,7 +57,10 @@ type Config struct {
 	rejected map[string]bool
 
 	// Derived by resolve.
-	since, until     time.Time
+	since, until time.Time
+	// settled is RERUN_CONFIRM before the run started: System Activity is
+	// trusted to show what happened before it. The default window ends there.
+	settled          time.Time
 	resultFileForced bool
 	level            zerolog.Level
 	timeout          time.Duration // per request; tests shorten it
@@ -80,6 +83,19 @@ type retryTiming struct {
 // minute of backoff (plus the request timeouts), then exit 3.
 var defaultRetry = retryTiming{max: 5, waitMin: time.Second, waitMax: 30 * time.Second, grace: 5 * time.Second,
 	pollMin: time.Second, pollMax: time.Minute}
+
+// minConfirm is the least RERUN_CONFIRM accepted. After a lost run_once
+// answer the run looks this long for the copy before sending again; System
+// Activity takes seconds to show a copy, so a shorter look finds nothing and
+// delivers twice.
+const minConfirm = 10 * time.Second
+
+// maxTimeoutSec bounds LOOKERSDK_TIMEOUT: an hour is already far longer than
+// any answer worth waiting for, and keeps the request timeout well within a
+// time.Duration.
+const maxTimeoutSec = 3600
+
+func timeoutInRange(sec int) bool { return sec >= 1 && sec <= maxTimeoutSec }
 
 // knownPrefix is the prefix of this tool's own variables: any other variable
 // with it is a misspelling, reported rather than ignored.
@@ -207,8 +223,8 @@ func (c *Config) validate() error {
 	if c.APIVersion != "" && c.APIVersion != looker.APIVersion {
 		bad("LOOKERSDK_API_VERSION=%q: only %s is supported (Looker removed 3.x in 23.18)", c.APIVersion, looker.APIVersion)
 	}
-	if loaded("LOOKERSDK_TIMEOUT") && c.TimeoutSec <= 0 {
-		bad("LOOKERSDK_TIMEOUT=%d: must be a positive whole number of seconds such as 120", c.TimeoutSec)
+	if loaded("LOOKERSDK_TIMEOUT") && !timeoutInRange(c.TimeoutSec) {
+		mustBe("LOOKERSDK_TIMEOUT", c.TimeoutSec)
 	}
 	if loaded("RERUN_LOOKBACK") && c.Lookback <= 0 {
 		bad("RERUN_LOOKBACK=%s: must be positive, %s", c.Lookback, durationHint)
@@ -222,14 +238,24 @@ func (c *Config) validate() error {
 	if loaded("RERUN_WAIT") && c.Wait < 0 {
 		bad("RERUN_WAIT=%s: must be 0 (do not wait) or more, %s", c.Wait, durationHint)
 	}
-	if loaded("RERUN_CONFIRM") && c.Confirm <= 0 {
-		bad("RERUN_CONFIRM=%s: must be positive, %s: it is how long System Activity may take to show a copy", c.Confirm, durationHint)
+	if loaded("RERUN_CONFIRM") && c.Confirm < minConfirm {
+		bad("RERUN_CONFIRM=%s: must be at least %s, %s: it is how long System Activity may take to show a copy; below %s a lost answer would be sent again before Looker's copy can show",
+			c.Confirm, minConfirm, durationHint, minConfirm)
 	}
 	if loaded("RERUN_MAX_ATTEMPTS") && c.MaxAttempts < 0 {
 		mustBe("RERUN_MAX_ATTEMPTS", c.MaxAttempts)
 	}
-	if loaded("RERUN_NEEDS_PERSON_EXIT_CODE") && (c.NeedsPersonExitCode < 0 || c.NeedsPersonExitCode > 255) {
-		mustBe("RERUN_NEEDS_PERSON_EXIT_CODE", c.NeedsPersonExitCode)
+	if loaded("RERUN_NEEDS_PERSON_EXIT_CODE") {
+		switch code := c.NeedsPersonExitCode; code {
+		case exitConfig, exitCannotStart, exitStopped:
+			// Airflow, or whoever reads the code, would take a person
+			// needed for bad settings, an unreachable Looker or a stop.
+			bad("RERUN_NEEDS_PERSON_EXIT_CODE=%d: must be %s: 2, 3 and 4 mean bad settings, a Looker that cannot be reached and a stopped run", code, hint("RERUN_NEEDS_PERSON_EXIT_CODE"))
+		default:
+			if code < 0 || code > 255 {
+				mustBe("RERUN_NEEDS_PERSON_EXIT_CODE", code)
+			}
+		}
 	}
 	if c.LookID != "" && strings.Trim(c.LookID, "0123456789") != "" {
 		mustBe("RERUN_LOOK_ID", strconv.Quote(c.LookID))
@@ -251,7 +277,11 @@ func (c *Config) resolve(now time.Time) error {
 	)
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
-	c.timeout = time.Duration(c.TimeoutSec) * time.Second
+	if timeoutInRange(c.TimeoutSec) {
+		// In range only: a huge value would overflow the multiplication
+		// into a few milliseconds, or a negative (no) timeout.
+		c.timeout = time.Duration(c.TimeoutSec) * time.Second
+	}
 	if c.permanent, err = rerun.NewClassifier(c.PermanentPattern); err != nil {
 		bad("RERUN_PERMANENT_PATTERN: must be %s: %v", hint("RERUN_PERMANENT_PATTERN"), err)
 	}
@@ -267,10 +297,20 @@ func (c *Config) resolve(now time.Time) error {
 		}
 	}
 
-	c.until = now.UTC()
-	// Without RERUN_SINCE the window is RERUN_LOOKBACK long, unknown when
-	// precheck rejected it.
-	untilOK, sinceOK := true, c.Since != "" || !c.rejected["RERUN_LOOKBACK"]
+	// System Activity is trusted to show within RERUN_CONFIRM what Looker
+	// did (the run waits that long for its own copies): a failure later
+	// than this may not be listed yet. Without RERUN_UNTIL the window ends
+	// here, so that it never reports as examined what could not be seen;
+	// the next window starts here and sees it. An explicit RERUN_UNTIL is
+	// the caller's, used as given: pulling it back would open a gap before
+	// the next window. run warns when it is later.
+	c.settled = now.UTC().Add(-c.Confirm).Truncate(time.Second)
+	c.until = c.settled
+	// Without RERUN_UNTIL the window ends RERUN_CONFIRM before now, and
+	// without RERUN_SINCE it is RERUN_LOOKBACK long: unknown when precheck
+	// rejected them.
+	untilOK := c.Until != "" || !c.rejected["RERUN_CONFIRM"]
+	sinceOK := c.Since != "" || !c.rejected["RERUN_LOOKBACK"]
 	if c.Until != "" {
 		if c.until, err = time.Parse(time.RFC3339, c.Until); err != nil {
 			untilOK = false
@@ -291,13 +331,29 @@ func (c *Config) resolve(now time.Time) error {
 	return errors.Join(errs...)
 }
 
+// untilUnsettled reports an explicit RERUN_UNTIL later than settled: System
+// Activity may not show the window's last failures yet, and a next window
+// that starts at RERUN_UNTIL will not look for them again.
+func (c Config) untilUnsettled() bool { return c.Until != "" && c.until.After(c.settled) }
+
+// processExit is the code the process exits with for a run whose outcome is
+// code: RERUN_NEEDS_PERSON_EXIT_CODE when a person is needed, code otherwise.
+func (c Config) processExit(code int) int {
+	if code == exitPersonNeeded {
+		// Airflow pushes the summary only when the task succeeds: with 0, a
+		// later task fails on the summary's exit_code instead.
+		return c.NeedsPersonExitCode
+	}
+	return code
+}
+
 // logValue is the effective config for the first log line, secret masked.
 func (c Config) logValue(e *zerolog.Event) *zerolog.Event {
 	secret := "unset"
 	if c.ClientSecret != "" {
 		secret = "set"
 	}
-	return e.Str("base_url", c.BaseURL).Str("client_id", c.ClientID).Str("client_secret", secret).
+	return e.Str("base_url", looker.RedactURL(c.BaseURL)).Str("client_id", c.ClientID).Str("client_secret", secret).
 		Bool("verify_ssl", c.VerifySSL).Int("timeout_s", c.TimeoutSec).
 		Time("since", c.since).Time("until", c.until).Str("look_id", c.LookID).Bool("dry_run", c.DryRun).
 		Int("concurrency", c.Concurrency).Float64("rate", c.Rate).Str("result_file", c.ResultFile).

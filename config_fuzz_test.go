@@ -41,7 +41,7 @@ func FuzzValidate(f *testing.F) {
 		if c.since.Location() != time.UTC || c.until.Location() != time.UTC {
 			t.Errorf("window not in UTC")
 		}
-		if c.Concurrency < 1 || c.Rate < 0 || c.timeout <= 0 {
+		if c.Concurrency < 1 || c.Rate < 0 || c.timeout <= 0 || c.timeout > time.Hour {
 			t.Errorf("accepted concurrency %d rate %v timeout %s", c.Concurrency, c.Rate, c.timeout)
 		}
 	})

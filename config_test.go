@@ -125,6 +125,7 @@ func TestBadSettingsExit2BeforeAnyCall(t *testing.T) {
 		{name: "until empty", set: map[string]string{"RERUN_UNTIL": " "}, want: "RERUN_UNTIL is set but empty"},
 		{name: "look id empty", set: map[string]string{"RERUN_LOOK_ID": ""}, want: "RERUN_LOOK_ID is set but empty"},
 		{name: "permanent pattern empty", set: map[string]string{"RERUN_PERMANENT_PATTERN": ""}, want: "RERUN_PERMANENT_PATTERN is set but empty"},
+		{name: "permanent pattern matching an empty string", set: map[string]string{"RERUN_PERMANENT_PATTERN": "quota exceeded|"}, want: "RERUN_PERMANENT_PATTERN: must be a regular expression (Go syntax) such as (?i)mailbox full: it can match an empty string"},
 		{name: "wait negative", set: map[string]string{"RERUN_WAIT": "-1m"}, want: "RERUN_WAIT"},
 		{name: "wait unparsable", set: map[string]string{"RERUN_WAIT": "soon"}, want: "RERUN_WAIT"},
 		{name: "max attempts negative", set: map[string]string{"RERUN_MAX_ATTEMPTS": "-1"}, want: "RERUN_MAX_ATTEMPTS"},
@@ -149,8 +150,13 @@ func TestBadSettingsExit2BeforeAnyCall(t *testing.T) {
 		{name: "needs person exit code too big", set: map[string]string{"RERUN_NEEDS_PERSON_EXIT_CODE": "256"}, want: "RERUN_NEEDS_PERSON_EXIT_CODE=256: must be a whole number from 0 to 255"},
 		{name: "needs person exit code negative", set: map[string]string{"RERUN_NEEDS_PERSON_EXIT_CODE": "-1"}, want: "RERUN_NEEDS_PERSON_EXIT_CODE=-1: must be a whole number from 0 to 255"},
 		{name: "needs person exit code text", set: map[string]string{"RERUN_NEEDS_PERSON_EXIT_CODE": "x"}, want: `RERUN_NEEDS_PERSON_EXIT_CODE="x": must be a whole number from 0 to 255`},
+		{name: "needs person exit code 2", set: map[string]string{"RERUN_NEEDS_PERSON_EXIT_CODE": "2"}, want: "RERUN_NEEDS_PERSON_EXIT_CODE=2: must be a whole number from 0 to 255 except 2, 3 and 4, such as 0 or 1: 2, 3 and 4 mean bad settings"},
+		{name: "needs person exit code 3", set: map[string]string{"RERUN_NEEDS_PERSON_EXIT_CODE": "3"}, want: "RERUN_NEEDS_PERSON_EXIT_CODE=3: must be a whole number from 0 to 255 except 2, 3 and 4"},
+		{name: "needs person exit code 4", set: map[string]string{"RERUN_NEEDS_PERSON_EXIT_CODE": "0x4"}, want: "RERUN_NEEDS_PERSON_EXIT_CODE=4: must be a whole number from 0 to 255 except 2, 3 and 4"},
 		{name: "needs person exit code empty", set: map[string]string{"RERUN_NEEDS_PERSON_EXIT_CODE": ""}, want: "RERUN_NEEDS_PERSON_EXIT_CODE is set but empty"},
-		{name: "confirm zero", set: map[string]string{"RERUN_CONFIRM": "0"}, want: "RERUN_CONFIRM=0s: must be positive"},
+		{name: "confirm zero", set: map[string]string{"RERUN_CONFIRM": "0"}, want: "RERUN_CONFIRM=0s: must be at least 10s"},
+		{name: "confirm 1ns", set: map[string]string{"RERUN_CONFIRM": "1ns"}, want: "RERUN_CONFIRM=1ns: must be at least 10s, a Go duration such as 15m or 1h30m (units s, m, h): it is how long System Activity may take to show a copy; below 10s a lost answer would be sent again before Looker's copy can show"},
+		{name: "confirm just below the floor", set: map[string]string{"RERUN_CONFIRM": "9.999s"}, want: "RERUN_CONFIRM=9.999s: must be at least 10s"},
 		{name: "confirm unparsable", set: map[string]string{"RERUN_CONFIRM": "120"}, want: `RERUN_CONFIRM="120": must be a Go duration`},
 		{name: "looker time zone unknown", set: map[string]string{"RERUN_LOOKER_TIMEZONE": "Mars/Olympus"}, want: `RERUN_LOOKER_TIMEZONE="Mars/Olympus": not an IANA time zone such as Asia/Tokyo`},
 		{name: "looker time zone Local", set: map[string]string{"RERUN_LOOKER_TIMEZONE": "Local"}, want: `RERUN_LOOKER_TIMEZONE="Local"`},
@@ -225,7 +231,7 @@ func TestEveryProblemIsReportedAtOnce(t *testing.T) {
 			drop: []string{"RERUN_SINCE"},
 			set:  map[string]string{"LOOKERSDK_TIMEOUT": "", "RERUN_LOOKBACK": "ten hours", "RERUN_CONCURRENCY": "0x41", "RERUN_RATE": "-1"},
 			want: []string{
-				"LOOKERSDK_TIMEOUT is set but empty: must be a whole number of seconds such as 120, or unset to use the default (120)",
+				"LOOKERSDK_TIMEOUT is set but empty: must be a whole number of seconds from 1 to 3600, such as 120, or unset to use the default (120)",
 				`RERUN_LOOKBACK="ten hours": must be a Go duration such as 15m or 1h30m (units s, m, h)`,
 				"RERUN_CONCURRENCY=65: must be a whole number from 1 to 64",
 				"RERUN_RATE=-1: must be a number of calls per second, 0 (no cap) or more, such as 5 or 0.5",
@@ -244,7 +250,7 @@ func TestEveryProblemIsReportedAtOnce(t *testing.T) {
 		{
 			name: "a whole number of seconds",
 			set:  map[string]string{"LOOKERSDK_TIMEOUT": "2m"},
-			want: []string{`LOOKERSDK_TIMEOUT="2m": must be a whole number of seconds such as 120`},
+			want: []string{`LOOKERSDK_TIMEOUT="2m": must be a whole number of seconds from 1 to 3600, such as 120`},
 		},
 		{
 			name: "a whole number in a range, not a number",
@@ -334,6 +340,90 @@ func TestBaseURLForms(t *testing.T) {
 		if r := runMain(t, context.Background(), env); r.code != exitOK || len(r.summary(t).Rerun) != 1 {
 			t.Errorf("case %d, base url %q: exit %d\n%s", i, base, r.code, r.stderr)
 		}
+	}
+}
+
+// TestTimeoutBounds: LOOKERSDK_TIMEOUT is 1 to 3600 seconds. Beyond, the
+// seconds overflowed time.Duration: a huge value became a few milliseconds,
+// or a negative (no) timeout.
+func TestTimeoutBounds(t *testing.T) {
+	for _, tt := range []struct {
+		value string
+		want  time.Duration // 0: refused
+	}{
+		{"1", time.Second},
+		{"120", 2 * time.Minute},
+		{"3600", time.Hour},
+		{"0x10", 16 * time.Second},
+		{"0", 0},
+		{"-1", 0},
+		{"3601", 0},
+		{"9223372037", 0},          // overflowed to a negative duration
+		{"18446744074", 0},         // overflowed to about 290 ms
+		{"9223372036854775807", 0}, // the largest int
+	} {
+		t.Run(tt.value, func(t *testing.T) {
+			clearEnv(t)
+			for k, v := range map[string]string{"LOOKERSDK_BASE_URL": "https://looker.example.com",
+				"LOOKERSDK_CLIENT_ID": "id", "LOOKERSDK_CLIENT_SECRET": "secret", "LOOKERSDK_TIMEOUT": tt.value} {
+				t.Setenv(k, v)
+			}
+			cfg, err := loadConfig(time.Date(2026, 11, 28, 1, 0, 0, 0, time.UTC))
+			switch {
+			case tt.want == 0 && (err == nil || !strings.Contains(err.Error(), "LOOKERSDK_TIMEOUT=")):
+				t.Errorf("accepted, with a timeout of %s; want an error naming LOOKERSDK_TIMEOUT", cfg.timeout)
+			case tt.want == 0 && !strings.Contains(err.Error(), "from 1 to 3600"):
+				t.Errorf("error %q does not say what is valid", err)
+			case tt.want != 0 && err != nil:
+				t.Errorf("refused: %v", err)
+			case cfg.timeout != tt.want:
+				t.Errorf("timeout %s, want %s", cfg.timeout, tt.want)
+			}
+		})
+	}
+}
+
+// TestWindow: the window loadConfig reads for a run started at now.
+func TestWindow(t *testing.T) {
+	now := time.Date(2026, 11, 28, 1, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) string { return now.Add(d).Format(time.RFC3339) }
+	for _, tt := range []struct {
+		name         string
+		set          map[string]string
+		since, until time.Duration // from now
+		unsettled    bool          // warned of
+	}{
+		{"defaults: it ends RERUN_CONFIRM before now", nil, -2*time.Minute - 10*time.Hour, -2 * time.Minute, false},
+		{"RERUN_CONFIRM moves the end", map[string]string{"RERUN_CONFIRM": "5m"}, -5*time.Minute - 10*time.Hour, -5 * time.Minute, false},
+		{"to a whole second", map[string]string{"RERUN_CONFIRM": "10.5s", "RERUN_LOOKBACK": "1h"}, -11*time.Second - time.Hour, -11 * time.Second, false},
+		{"RERUN_SINCE given", map[string]string{"RERUN_SINCE": at(-3 * time.Hour)}, -3 * time.Hour, -2 * time.Minute, false},
+		{"RERUN_UNTIL given, settled", map[string]string{"RERUN_UNTIL": at(-time.Hour)}, -11 * time.Hour, -time.Hour, false},
+		{"RERUN_UNTIL given, exactly RERUN_CONFIRM before now", map[string]string{"RERUN_UNTIL": at(-2 * time.Minute)}, -2*time.Minute - 10*time.Hour, -2 * time.Minute, false},
+		{"RERUN_UNTIL given, later: used as given", map[string]string{"RERUN_UNTIL": at(-time.Minute)}, -time.Minute - 10*time.Hour, -time.Minute, true},
+		{"RERUN_UNTIL given, in the future", map[string]string{"RERUN_UNTIL": at(time.Hour), "RERUN_SINCE": at(-time.Hour)}, -time.Hour, time.Hour, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			clearEnv(t)
+			for k, v := range map[string]string{"LOOKERSDK_BASE_URL": "https://looker.example.com",
+				"LOOKERSDK_CLIENT_ID": "id", "LOOKERSDK_CLIENT_SECRET": "secret"} {
+				t.Setenv(k, v)
+			}
+			for k, v := range tt.set {
+				t.Setenv(k, v)
+			}
+			cfg, err := loadConfig(now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			type window struct {
+				Since, Until time.Time
+				Unsettled    bool
+			}
+			want := window{now.Add(tt.since), now.Add(tt.until), tt.unsettled}
+			if diff := cmp.Diff(want, window{cfg.since, cfg.until, cfg.untilUnsettled()}); diff != "" {
+				t.Errorf("window (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 

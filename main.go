@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 	_ "time/tzdata" // RERUN_LOOKER_TIMEZONE: the image has no zoneinfo
@@ -42,6 +43,12 @@ const (
 	exitPersonNeeded = 1
 	exitConfig       = 2
 	exitCannotStart  = 3
+	// exitStopped: SIGTERM or SIGINT ended the run before it finished. It is
+	// neither a Looker that cannot be reached nor a person needed: a retry
+	// finishes the job, and System Activity keeps it from sending anything
+	// twice. RERUN_NEEDS_PERSON_EXIT_CODE never replaces it, so that
+	// Airflow's task retry runs.
+	exitStopped = 4
 )
 
 // memoryLimit is the soft limit the Go runtime keeps its memory under unless
@@ -96,6 +103,10 @@ func fromBuildInfo(version, revision string, info *debug.BuildInfo) (string, str
 // realMain parses flags and settings, runs, and maps the outcome to an exit
 // code.
 func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	// Before anything is written: even a stray argument or a bad setting
+	// may quote the secret. run redacts with the same secret, from cfg.
+	rd := newRedactor(os.Getenv("LOOKERSDK_CLIENT_SECRET"))
+	stdout, stderr = rd.writer(stdout), rd.writer(stderr)
 	fs := flag.NewFlagSet("looker-rerun", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { usage(stdout) }
@@ -119,13 +130,7 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "looker-rerun: bad settings (see -h):\n%v\n", err)
 		return exitConfig
 	}
-	code := exitCode(run(ctx, cfg, stdout, stderr))
-	if code == exitPersonNeeded {
-		// Airflow pushes the summary only when the task succeeds: with 0, a
-		// later task fails on the summary's exit_code instead.
-		return cfg.NeedsPersonExitCode
-	}
-	return code
+	return cfg.processExit(exitCode(run(ctx, cfg, stdout, stderr)))
 }
 
 // runError carries the exit code of a run that did not fully succeed.
@@ -149,9 +154,21 @@ func exitCode(err error) int {
 }
 
 // run does the job with a checked config: log in, list, re-run, report.
+// Everything it writes, to stdout, stderr and the result file, is redacted
+// of the client secret.
 func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
+	rd := newRedactor(cfg.ClientSecret)
+	stdout, stderr = rd.writer(stdout), rd.writer(stderr)
 	log := newLogger(cfg, stderr)
 	cfg.logValue(log.Info().Str("version", version).Str("revision", revision)).Msg("looker-rerun starting")
+	if len(strings.TrimSpace(cfg.ClientSecret)) < minSecretLen {
+		log.Warn().Int("min_length", minSecretLen).
+			Msg("LOOKERSDK_CLIENT_SECRET is too short to be filtered out of the output (it would garble it); Looker's client secrets are longer")
+	}
+	if cfg.untilUnsettled() {
+		log.Warn().Time("until", cfg.until).Time("settled", cfg.settled).Stringer("confirm", cfg.Confirm).
+			Msg("RERUN_UNTIL is less than RERUN_CONFIRM before the run started: System Activity may not show the window's last failures yet, and a next window that starts at RERUN_UNTIL will not look for them again; end windows at least RERUN_CONFIRM before the run starts")
+	}
 
 	pacer := rerun.NewPacer(cfg.Rate, cfg.retry.waitMax, log)
 	lk, err := newLookerClient(cfg, pacer, log)
@@ -169,23 +186,37 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	var sum *rerun.Summary
 	var runErr error
 	start := time.Now()
+	loggedIn := false
 	if err := lk.Login(ctx); err != nil {
 		err = loginError(lk.BaseURL(), err, cfg.retry.max+1, time.Since(start))
 		sum, runErr = rerun.NotRun(opts, err), &runError{exitCannotStart, err}
 	} else {
+		loggedIn = true
 		sum, err = rerun.Run(ctx, lk, opts)
 		if err != nil {
 			runErr = &runError{exitCannotStart, err}
 		}
+	}
+	// Read before the logout, which outlives a stop: a stop while logging
+	// in, listing or re-running cut the run short, whatever else went wrong.
+	stopped := ctx.Err() != nil
+	if loggedIn {
 		logout(ctx, lk, log)
 	}
-	if runErr != nil && ctx.Err() != nil {
-		// Stopped (SIGTERM) while logging in or listing: not a Looker that
-		// cannot be reached, a run cut short.
-		err := fmt.Errorf("stopped before the end: %w: %w", context.Cause(ctx), errors.Unwrap(runErr))
-		sum.Error, runErr = err.Error(), &runError{exitPersonNeeded, err}
-	}
-	if runErr == nil && !sum.OK() {
+	switch {
+	case stopped:
+		cause := "stopped before the end: " + context.Cause(ctx).Error()
+		switch {
+		case runErr != nil:
+			// Not a Looker that cannot be reached: the login or listing
+			// was cut short.
+			sum.Error = cause + ": " + errors.Unwrap(runErr).Error()
+		case sum.Error == "":
+			// The stop came after rerun.Run's last look at ctx.
+			sum.Error = cause
+		}
+		runErr = &runError{exitStopped, fmt.Errorf("%s; %d plans not attempted", sum.Error, len(sum.NotAttempted))}
+	case runErr == nil && !sum.OK():
 		runErr = &runError{exitPersonNeeded, fmt.Errorf("%d re-runs failed, %d not attempted, %d plans need a person, %d re-runs not delivered",
 			len(sum.Failed), len(sum.NotAttempted), len(sum.NeedsPerson), undelivered(sum))}
 	}
@@ -195,7 +226,7 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	sum.ExitCode = exitCode(runErr)
 	line, err := summaryLine(sum)
 	if err == nil {
-		err = writeResult(cfg, line)
+		err = writeResult(cfg, rd.redact(line))
 	}
 	if err != nil {
 		log.Error().Err(err).Msg("could not write the summary")
@@ -213,9 +244,11 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	if kib, ok := peakRSS(); ok {
 		ev = ev.Float64("peak_rss_mib", math.Round(float64(kib)/1024*100)/100)
 	}
+	// The summary's exit_code is the outcome; the log's is the code the
+	// process exits with, the one Airflow shows beside it.
 	ev.Int("rerun", len(sum.Rerun)).Int("skipped", len(sum.Skipped)).Int("failed", len(sum.Failed)).
 		Int("not_attempted", len(sum.NotAttempted)).Int("needs_person", len(sum.NeedsPerson)).
-		Int("exit_code", exitCode(runErr)).Msg("looker-rerun done")
+		Int("exit_code", cfg.processExit(exitCode(runErr))).Msg("looker-rerun done")
 	if _, err := stdout.Write(line); err != nil && runErr == nil {
 		// Nothing may follow the summary, not even this complaint: the
 		// exit code tells it.
@@ -224,8 +257,10 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	return runErr
 }
 
-// loginError says what a failed login tried, and what to check.
+// loginError says what a failed login tried, and what to check. It shows
+// base as looker.RedactURL does.
 func loginError(base string, err error, attempts int, took time.Duration) error {
+	base = looker.RedactURL(base)
 	var lerr *looker.Error
 	switch {
 	case errors.As(err, &lerr) && lerr.StatusCode == http.StatusNotFound:

@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -82,8 +84,10 @@ func lookerEnv(s *lookertest.Server, since, until time.Time) map[string]string {
 		"RERUN_SINCE":             since.Format(time.RFC3339),
 		"RERUN_UNTIL":             until.Format(time.RFC3339),
 		"RERUN_RATE":              "0",
-		// Six times the stand-in's System Activity lag.
-		"RERUN_CONFIRM": "3s",
+		// The least accepted. A copy shows in the stand-in's System
+		// Activity at once unless a test sets a lag, so no test waits it
+		// out unless a copy never shows.
+		"RERUN_CONFIRM": "10s",
 	}
 }
 
@@ -152,7 +156,8 @@ func TestExitCodes(t *testing.T) {
 
 // TestNeedsPersonExitCode: with RERUN_NEEDS_PERSON_EXIT_CODE=0 a run that
 // needs a person succeeds as a process, so Airflow keeps its summary, and the
-// summary says exit_code 1 for the next task to fail on. Exit 3 stays 3.
+// summary says exit_code 1 for the next task to fail on. Exit 3 stays 3. The
+// last log line says the code the process exits with.
 func TestNeedsPersonExitCode(t *testing.T) {
 	since, until := window()
 	refused := func(s *lookertest.Server, _ map[string]string) {
@@ -188,9 +193,9 @@ func TestNeedsPersonExitCode(t *testing.T) {
 			}
 			tt.seed(s, env)
 			r := runMain(t, context.Background(), env)
-			got := [2]int{r.code, r.summary(t).ExitCode}
-			if diff := cmp.Diff([2]int{tt.code, tt.summary}, got); diff != "" {
-				t.Errorf("process exit code, summary exit_code (-want +got):\n%s\nstderr:\n%s", diff, r.stderr)
+			got := [3]int{r.code, r.summary(t).ExitCode, lastExitCode(t, r.stderr)}
+			if diff := cmp.Diff([3]int{tt.code, tt.summary, tt.code}, got); diff != "" {
+				t.Errorf("process exit code, summary exit_code, log exit_code (-want +got):\n%s\nstderr:\n%s", diff, r.stderr)
 			}
 		})
 	}
@@ -256,22 +261,64 @@ func TestResultFileOnlyWhenFolderExistsOrSet(t *testing.T) {
 	}
 }
 
-func TestDefaultWindowIsTheLookback(t *testing.T) {
+// TestDefaultWindow: without RERUN_SINCE and RERUN_UNTIL the window is
+// RERUN_LOOKBACK long and ends RERUN_CONFIRM before the run, so a failure
+// seconds before it, which System Activity may not show yet, is left to the
+// next window rather than reported as examined.
+func TestDefaultWindow(t *testing.T) {
 	s := lookertest.NewServer(t)
-	now := time.Now().UTC()
-	s.AddFailure("1", now.Add(-3*time.Hour), "in the last 4h")
-	s.AddFailure("2", now.Add(-5*time.Hour), "before it")
-	env := lookerEnv(s, now, now)
+	start := time.Now().UTC()
+	s.AddFailure("1", start.Add(-3*time.Hour), "in the last 4h")
+	s.AddFailure("2", start.Add(-5*time.Hour), "before it")
+	s.AddFailure("3", start.Add(-2*time.Second), "seconds before the run")
+	env := lookerEnv(s, start, start)
 	delete(env, "RERUN_SINCE")
 	delete(env, "RERUN_UNTIL")
 	env["RERUN_LOOKBACK"] = "4h"
 	r := runMain(t, context.Background(), env)
 	sum := r.summary(t)
-	if r.code != exitOK || len(sum.Rerun) != 1 || sum.Rerun[0].PlanID != "1" {
-		t.Errorf("exit %d, rerun %+v; want plan 1 only", r.code, sum.Rerun)
+	if r.code != exitOK || len(sum.Rerun) != 1 || sum.Rerun[0].PlanID != "1" || sum.FailedPlans != 1 {
+		t.Errorf("exit %d, %d failed plans, rerun %+v; want plan 1 only", r.code, sum.FailedPlans, sum.Rerun)
 	}
 	if d := sum.Window.Until.Sub(sum.Window.Since); d != 4*time.Hour {
 		t.Errorf("window is %s long, want 4h", d)
+	}
+	// RERUN_CONFIRM (10s) before the run, which started after start.
+	if end := sum.Window.Until; end.After(start.Add(-9*time.Second)) || end.Before(start.Add(-11*time.Second)) {
+		t.Errorf("window ends at %s, %s before the test started; want RERUN_CONFIRM (10s) before the run", end, start.Sub(end))
+	}
+	if strings.Contains(r.stderr, "RERUN_UNTIL is less than RERUN_CONFIRM") {
+		t.Errorf("a warning about RERUN_UNTIL, which is not set:\n%s", r.stderr)
+	}
+}
+
+// TestRecentUntilWarns: an explicit RERUN_UNTIL is used as given, but one
+// later than RERUN_CONFIRM before the run gets a warning, once.
+func TestRecentUntilWarns(t *testing.T) {
+	const warning = "RERUN_UNTIL is less than RERUN_CONFIRM before the run started"
+	start := time.Now().UTC().Truncate(time.Second)
+	for _, tt := range []struct {
+		name  string
+		until time.Time
+		warns int
+	}{
+		{"now", start, 1},
+		{"5s ago", start.Add(-5 * time.Second), 1},
+		{"an hour ago", start.Add(-time.Hour), 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := lookertest.NewServer(t)
+			r := runMain(t, context.Background(), lookerEnv(s, tt.until.Add(-time.Hour), tt.until))
+			if got := strings.Count(r.stderr, warning); got != tt.warns {
+				t.Errorf("%d warnings, want %d:\n%s", got, tt.warns, r.stderr)
+			}
+			if tt.warns > 0 && !strings.Contains(r.stderr, "end windows at least RERUN_CONFIRM before the run starts") {
+				t.Errorf("the warning does not say what to do:\n%s", r.stderr)
+			}
+			if sum := r.summary(t); r.code != exitOK || !sum.Window.Until.Equal(tt.until) {
+				t.Errorf("exit %d, window ends %s; want 0 and RERUN_UNTIL as given, %s", r.code, sum.Window.Until, tt.until)
+			}
+		})
 	}
 }
 
@@ -414,24 +461,87 @@ func TestLookerInAnotherTimeZone(t *testing.T) {
 	}
 }
 
-// TestStopDuringLoginIsExit1: SIGTERM while logging in is a run cut short
-// (exit 1), not a Looker that cannot be reached (exit 3).
-func TestStopDuringLoginIsExit1(t *testing.T) {
-	for _, op := range []string{lookertest.OpLogin, lookertest.OpRunInlineQuery} {
-		t.Run(op, func(t *testing.T) {
-			s := lookertest.NewServer(t)
-			since, until := window()
-			s.AddFailure("1", since.Add(time.Hour), "boom")
-			s.Inject(lookertest.Fault{Op: op, Delay: 5 * time.Second})
-			ctx, cancel := context.WithCancel(context.Background())
-			time.AfterFunc(200*time.Millisecond, cancel)
-			r := runWith(t, ctx, lookerEnv(s, since, until), 0)
-			if r.code != exitPersonNeeded || !strings.Contains(r.stderr, "stopped before the end") {
-				t.Fatalf("exit %d, want 1 saying it was stopped:\n%s", r.code, r.stderr)
-			}
-			if len(s.Reruns()) != 0 {
-				t.Errorf("re-ran %v after a stop", s.Reruns())
-			}
-		})
+// TestStopIsExit4: a stop (SIGTERM) while logging in, listing or re-running
+// is a run cut short, which Airflow's retry finishes: exit 4, whatever
+// RERUN_NEEDS_PERSON_EXIT_CODE says, never 3 (a Looker that cannot be
+// reached) nor 0. The summary says so and lists what was not attempted.
+func TestStopIsExit4(t *testing.T) {
+	for _, tt := range []struct {
+		where   string
+		path    string // the request during which the run is stopped
+		fault   lookertest.Fault
+		reruns  map[string]int
+		skipped []string // not_attempted
+	}{
+		{"logging in", "/api/4.0/login", lookertest.Fault{Op: lookertest.OpLogin, Delay: time.Minute}, map[string]int{}, []string{}},
+		{"listing", "/api/4.0/queries/run/json", lookertest.Fault{Op: lookertest.OpRunInlineQuery, Delay: time.Minute}, map[string]int{}, []string{}},
+		{"re-running", "/api/4.0/scheduled_plans/1/run_once", lookertest.Fault{}, map[string]int{"1": 1}, []string{"2", "3"}},
+	} {
+		for _, setting := range []string{"", "0"} {
+			t.Run(tt.where+", RERUN_NEEDS_PERSON_EXIT_CODE="+setting, func(t *testing.T) {
+				s := lookertest.NewServer(t)
+				since, until := window()
+				for _, id := range []string{"1", "2", "3"} {
+					s.AddFailure(id, since.Add(time.Hour), "boom")
+				}
+				if tt.fault.Op != "" {
+					s.Inject(tt.fault)
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				env := lookerEnv(s, since, until)
+				env["LOOKERSDK_BASE_URL"] = stopOn(t, s, tt.path, cancel)
+				env["RERUN_CONCURRENCY"] = "1"
+				if setting != "" {
+					env["RERUN_NEEDS_PERSON_EXIT_CODE"] = setting
+				}
+				r := runMain(t, ctx, env)
+				sum := r.summary(t)
+				if got := [3]int{r.code, sum.ExitCode, lastExitCode(t, r.stderr)}; got != [3]int{exitStopped, exitStopped, exitStopped} {
+					t.Fatalf("exit code, summary exit_code, log exit_code = %v, want 4 each\n%s", got, r.stderr)
+				}
+				if !strings.Contains(sum.Error, "stopped before the end") {
+					t.Errorf("summary error %q, want it to say the run was stopped", sum.Error)
+				}
+				if diff := cmp.Diff(tt.reruns, s.Reruns()); diff != "" {
+					t.Errorf("deliveries (-want +got):\n%s", diff)
+				}
+				if diff := cmp.Diff(tt.skipped, sum.NotAttempted); diff != "" {
+					t.Errorf("not_attempted (-want +got):\n%s", diff)
+				}
+				if s.LiveTokens() != 0 {
+					t.Error("token not revoked after a stop")
+				}
+			})
+		}
 	}
+}
+
+// stopOn serves s through a handler that calls stop when the first request
+// for path arrives, before s sees it, and returns its URL.
+func stopOn(t *testing.T, s *lookertest.Server, path string, stop func()) string {
+	t.Helper()
+	var once sync.Once
+	hts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == path {
+			once.Do(stop)
+		}
+		s.ServeHTTP(w, r)
+	}))
+	t.Cleanup(hts.Close)
+	return hts.URL
+}
+
+// lastExitCode reads exit_code from the last log line, "looker-rerun done".
+func lastExitCode(t *testing.T, stderr string) int {
+	t.Helper()
+	lines := strings.Split(strings.TrimRight(stderr, "\n"), "\n")
+	var done struct {
+		Message  string `json:"message"`
+		ExitCode *int   `json:"exit_code"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &done); err != nil || done.Message != "looker-rerun done" || done.ExitCode == nil {
+		t.Fatalf("the last log line is not looker-rerun done with an exit_code (%v): %q", err, lines[len(lines)-1])
+	}
+	return *done.ExitCode
 }

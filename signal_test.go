@@ -19,7 +19,8 @@ import (
 
 // TestSIGTERM stops the real binary as Kubernetes does on a timeout: the call
 // in flight finishes and is reported, nothing new starts, the summary is
-// written, the token is revoked, and the exit code is not 0.
+// written, the token is revoked, and the exit code is 4 (safe to retry), even
+// with RERUN_NEEDS_PERSON_EXIT_CODE=0.
 func TestSIGTERM(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "looker-rerun")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
@@ -34,7 +35,7 @@ func TestSIGTERM(t *testing.T) {
 
 	resultFile := filepath.Join(t.TempDir(), "return.json")
 	cmd := exec.Command(bin)
-	cmd.Env = []string{"RERUN_CONCURRENCY=1", "RERUN_RESULT_FILE=" + resultFile}
+	cmd.Env = []string{"RERUN_CONCURRENCY=1", "RERUN_RESULT_FILE=" + resultFile, "RERUN_NEEDS_PERSON_EXIT_CODE=0"}
 	for k, v := range lookerEnv(s, since, until) {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
@@ -50,8 +51,8 @@ func TestSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := cmd.Wait()
-	if code := cmd.ProcessState.ExitCode(); code != exitPersonNeeded {
-		t.Fatalf("exit %d (%v), want 1\n%s", code, err, stderr.String())
+	if code := cmd.ProcessState.ExitCode(); code != exitStopped {
+		t.Fatalf("exit %d (%v), want 4\n%s", code, err, stderr.String())
 	}
 	if diff := cmp.Diff(map[string]int{"1": 1}, s.Reruns()); diff != "" {
 		t.Errorf("deliveries (-want +got):\n%s", diff)
@@ -66,6 +67,9 @@ func TestSIGTERM(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"2", "3"}, sum.NotAttempted); diff != "" {
 		t.Errorf("not_attempted (-want +got):\n%s", diff)
+	}
+	if sum.ExitCode != exitStopped || !strings.Contains(sum.Error, "stopped before the end") {
+		t.Errorf("summary exit_code %d, error %q; want 4, saying the run was stopped", sum.ExitCode, sum.Error)
 	}
 	if file, _ := os.ReadFile(resultFile); string(file) != lines[len(lines)-1]+"\n" {
 		t.Errorf("result file %q, want the summary", file)

@@ -1,7 +1,9 @@
 package rerun
 
 import (
+	"errors"
 	"regexp"
+	"regexp/syntax"
 	"strings"
 )
 
@@ -24,7 +26,10 @@ var PermanentPatterns = []string{
 type Classifier struct{ re *regexp.Regexp }
 
 // NewClassifier compiles the built-in patterns and, when extra is not empty,
-// that regular expression too.
+// that regular expression too. It refuses an extra that can match an empty
+// string (a trailing |, .*, a*, \b): the classifier takes the leftmost
+// match, and an empty one at the start of every detail would hide every
+// built-in pattern.
 func NewClassifier(extra string) (*Classifier, error) {
 	alts := make([]string, 0, len(PermanentPatterns)+1)
 	for _, p := range PermanentPatterns {
@@ -34,9 +39,50 @@ func NewClassifier(extra string) (*Classifier, error) {
 		if _, err := regexp.Compile(extra); err != nil {
 			return nil, err
 		}
+		re, err := syntax.Parse(extra, syntax.Perl)
+		if err != nil {
+			return nil, err
+		}
+		if matchesEmpty(re) {
+			return nil, errors.New("it can match an empty string (as a trailing |, .* or a* do), which would switch off every built-in pattern: each alternative must match some text")
+		}
 		alts = append(alts, "(?:"+extra+")")
 	}
 	return &Classifier{re: regexp.MustCompile("(?i)" + strings.Join(alts, "|"))}, nil
+}
+
+// matchesEmpty reports whether re can match an empty string in some text.
+// It takes every empty-width assertion (^, $, \b) as one that can hold, so
+// it errs on the side of refusing: a pattern it refuses (^$, say) could only
+// ever match an empty detail, which is never permanent.
+func matchesEmpty(re *syntax.Regexp) bool {
+	switch re.Op {
+	case syntax.OpEmptyMatch, syntax.OpStar, syntax.OpQuest,
+		syntax.OpBeginLine, syntax.OpEndLine, syntax.OpBeginText, syntax.OpEndText,
+		syntax.OpWordBoundary, syntax.OpNoWordBoundary:
+		return true
+	case syntax.OpLiteral:
+		return len(re.Rune) == 0
+	case syntax.OpCapture, syntax.OpPlus:
+		return matchesEmpty(re.Sub[0])
+	case syntax.OpRepeat:
+		return re.Min == 0 || matchesEmpty(re.Sub[0])
+	case syntax.OpConcat:
+		for _, sub := range re.Sub {
+			if !matchesEmpty(sub) {
+				return false
+			}
+		}
+		return true
+	case syntax.OpAlternate:
+		for _, sub := range re.Sub {
+			if matchesEmpty(sub) {
+				return true
+			}
+		}
+	}
+	// OpNoMatch and the ones that consume a character.
+	return false
 }
 
 // Permanent returns the part of detail that marks it as a failure a re-run
