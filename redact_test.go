@@ -241,7 +241,9 @@ func TestSecretNeverInOutput(t *testing.T) {
 			setup: loginPage(http.StatusForbidden, "text/html", func(form string) string {
 				return "<p>" + html.EscapeString(secret) + "</p><p>" + form + "</p>"
 			}),
-			code: exitCannotStart, echoed: true,
+			// The looker client never quotes a login answer: the secret
+			// does not even reach the writer.
+			code: exitCannotStart,
 		},
 		{
 			name: "a login refused with Looker's JSON error quoting the secret",
@@ -249,7 +251,7 @@ func TestSecretNeverInOutput(t *testing.T) {
 				b, _ := json.Marshal(map[string]string{"message": "invalid client_secret " + secret})
 				return string(b)
 			}),
-			code: exitCannotStart, echoed: true,
+			code: exitCannotStart,
 		},
 		{
 			name: "a login answered with a page where Looker's JSON was due",

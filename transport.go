@@ -28,8 +28,10 @@ func newLookerClient(cfg Config, pacer *rerun.Pacer, log zerolog.Logger) (*looke
 		c.HTTPClient = &http.Client{
 			Transport: transport,
 			Timeout:   cfg.timeout,
-			// A redirect would turn POST /login into a GET and lose the
-			// form; report it instead.
+			// The retrying client's own requests never follow a redirect
+			// (a 307 would post the login form, secret included, wherever
+			// it points). StandardClient wraps it in an http.Client of its
+			// own, which the looker package stops from following one too.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
 		c.RetryMax, c.RetryWaitMin, c.RetryWaitMax = cfg.retry.max, cfg.retry.waitMin, cfg.retry.waitMax

@@ -41,8 +41,8 @@ type Summary struct {
 	// was stopped.
 	Error string `json:"error,omitempty"`
 	// ExitCode is the outcome as an exit code: 0 (OK), 1 (a person is
-	// needed) or 3 (the failures could not be listed), whatever code the
-	// process exits with. The caller sets it.
+	// needed), 3 (the failures could not be listed) or 4 (stopped before
+	// the end), whatever code the process exits with. The caller sets it.
 	ExitCode int `json:"exit_code"`
 }
 
