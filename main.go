@@ -248,6 +248,8 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	// process exits with, the one Airflow shows beside it.
 	ev.Int("rerun", len(sum.Rerun)).Int("skipped", len(sum.Skipped)).Int("failed", len(sum.Failed)).
 		Int("not_attempted", len(sum.NotAttempted)).Int("needs_person", len(sum.NeedsPerson)).
+		// What RERUN_CONFIRM must cover, measured on this Looker.
+		Float64("max_activity_lag_seconds", sum.MaxActivityLag).
 		Int("exit_code", cfg.processExit(exitCode(runErr))).Msg("looker-rerun done")
 	if _, err := stdout.Write(line); err != nil && runErr == nil {
 		// Nothing may follow the summary, not even this complaint: the

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -231,6 +232,11 @@ func TestSummaryOnStdoutAndInResultFile(t *testing.T) {
 	sum := r.summary(t)
 	if !sum.Window.Since.Equal(since) || !sum.Window.Until.Equal(until) || len(sum.Rerun) != 1 || sum.Rerun[0].NewPlanID == "" {
 		t.Errorf("summary = %+v", sum)
+	}
+	// The lag the copy took to show is in the summary and the last log
+	// line alike, to size RERUN_CONFIRM from real runs.
+	if !strings.Contains(r.stderr, fmt.Sprintf(`"max_activity_lag_seconds":%v`, sum.MaxActivityLag)) || sum.MaxActivityLag <= 0 {
+		t.Errorf("summary's max_activity_lag_seconds %v, not the same in the last log line:\n%s", sum.MaxActivityLag, lastLines(r.stderr, 2))
 	}
 }
 
