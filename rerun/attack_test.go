@@ -220,3 +220,40 @@ func TestALostAnswerIsConfirmedThoughThePlanWasEditedMeanwhile(t *testing.T) {
 		t.Errorf("deliveries (-want +got):\n%s\nrerun %+v failed %+v", diff, sum.Rerun, sum.Failed)
 	}
 }
+
+// TestADeliveryThatFailsWhileAwaitedDoesNotTakeALookAlikesCopy: look-alike
+// Y failed in the window before; X failed in this window, and X's next
+// delivery runs as the task starts. Y's own run came late (Airflow catching
+// up), after X's next delivery started, and re-ran Y: copy 501. The books
+// give 501 to Y. X's running delivery then fails while the run waits for
+// it; deciding again, the run sees 501 (made after that delivery started)
+// and takes it for X's re-run too: X is skipped and the run says OK, one
+// copy counted for two failures. X must be re-run.
+func TestADeliveryThatFailsWhileAwaitedDoesNotTakeALookAlikesCopy(t *testing.T) {
+	t.Parallel()
+	m := newMorning()
+	before := morning{since: m.since.Add(-10 * time.Hour), until: m.since}
+	s := lookertest.NewServer(t)
+	s.SetActivityLag(0, 0)
+	s.AddPlan(twin("1")) // X
+	s.AddPlan(twin("2")) // Y
+	s.AddFailure("2", before.at(5), "Slack API error: ratelimited")
+	s.AddFailure("1", m.at(5), "Slack API error: ratelimited")
+	next := s.AddJob(lookertest.Job{PlanID: "1", Created: m.until.Add(time.Minute)}) // running
+	y := twin("501")
+	y.RunOnce, y.Created = true, m.until.Add(30*time.Minute)
+	s.AddPlan(y)
+	s.AddJob(lookertest.Job{PlanID: "501", Status: "success", Created: y.Created})
+	polls := 0
+	s.AfterQuery(func(q looker.Query) {
+		if polls++; polls == 8 { // some polls into the wait
+			s.FinishJob(next.ID, "failure", "Slack API error: ratelimited")
+		}
+	})
+	opts := m.opts()
+	opts.Wait = time.Minute
+	sum := runOnce(t, s, opts)
+	if diff := cmp.Diff(map[string]int{"1": 1}, s.Reruns()); diff != "" && sum.OK() {
+		t.Errorf("X's failure is lost while the run says OK; deliveries (-want +got):\n%s\nskipped %+v", diff, sum.Skipped)
+	}
+}
