@@ -137,10 +137,11 @@ func TestFaults(t *testing.T) {
 			plans: []string{"1"},
 			faults: []lookertest.Fault{
 				{Op: "run_once", Status: 502, AfterAction: true},
-				// The listing's five queries succeed (the time zone's proof,
-				// failures, running deliveries, history, copies); the look
-				// for the copy after the 502 fails.
-				{Op: lookertest.OpRunInlineQuery, Times: 5},
+				// The listing's six queries succeed (the time zone's proof,
+				// now and before the window; running deliveries, failures,
+				// history, copies); the look for the copy after the 502
+				// fails.
+				{Op: lookertest.OpRunInlineQuery, Times: 6},
 				{Op: lookertest.OpRunInlineQuery, Status: 500, Times: -1},
 			},
 			wantDeliveries: map[string]int{"1": 1},
@@ -378,8 +379,8 @@ func TestLookerGoesDownMidway(t *testing.T) {
 			{Op: "run_once", Status: 429, Body: "<html><h1>429 Too Many Requests</h1></html>", Times: -1}}},
 		{"a proxy answers its HTML 503 to everything", []lookertest.Fault{
 			{Op: "run_once", Status: 503, Body: lookertest.ProxyPage, Times: -1},
-			// The listing's five queries pass; then System Activity is down too.
-			{Op: lookertest.OpRunInlineQuery, Times: 5},
+			// The listing's six queries pass; then System Activity is down too.
+			{Op: lookertest.OpRunInlineQuery, Times: 6},
 			{Op: lookertest.OpRunInlineQuery, Status: 503, Body: lookertest.ProxyPage, Times: -1},
 		}},
 	} {

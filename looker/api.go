@@ -37,6 +37,12 @@ type ScheduledPlan struct {
 	LookID            string `json:"look_id"`
 	DashboardID       string `json:"dashboard_id"`
 	LookMLDashboardID string `json:"lookml_dashboard_id"`
+	// QueryID is the query a plan sends when it is on a query rather than
+	// a Look or dashboard.
+	QueryID string `json:"query_id"`
+	// RunAsRecipient runs the content as each recipient, who then sees
+	// their own data.
+	RunAsRecipient bool `json:"run_as_recipient"`
 	// FiltersString is the filters the content is run with, as a URL query
 	// string; DashboardFilters is its deprecated alias.
 	FiltersString    string `json:"filters_string"`
@@ -59,6 +65,11 @@ type Destination struct {
 	// Format is the data format sent, such as csv or wysiwyg_pdf.
 	Format  string `json:"format"`
 	Address string `json:"address"`
+	// Parameters is a JSON object of the destination's settings, such as
+	// the channel of an action (Slack through the Action Hub has one
+	// address for every channel). Looker writes secrets to
+	// secret_parameters, which it never answers.
+	Parameters string `json:"parameters"`
 }
 
 // ScheduledPlan returns a scheduled plan (operation scheduled_plan), with

@@ -305,6 +305,15 @@ func (a *activity) query(fields []string, filters map[string]string) looker.Quer
 // page is an error, never a silent cut.
 func (a *activity) queryAll(ctx context.Context, q looker.Query, timeField string, from, to time.Time) ([]job, error) {
 	from, to = from.Truncate(time.Second), ceilSecond(to)
+	// A bound the clocks show twice may be read as either: widen it past
+	// the repeated hour. (The window's own bounds never are: list refuses
+	// them.)
+	if repeated(from.In(a.loc)) {
+		from = from.Add(-time.Hour)
+	}
+	if repeated(to.In(a.loc)) {
+		to = to.Add(time.Hour)
+	}
 	q.Filters = cloneWith(q.Filters, timeField, from.In(a.loc).Format(lookerFilterTime)+" to "+to.In(a.loc).Format(lookerFilterTime))
 	// Rows are decoded into jobs as they stream in: a full page of 5,000
 	// never sits in memory as JSON.

@@ -249,7 +249,7 @@ func (s *sender) decideAgain(ctx context.Context, p *plan) (decision, error) {
 	ids := []string{p.ID}
 	var alike []job
 	for _, c := range copies {
-		if c.RunOnce && c.key() == p.Key && c.PlanID != p.ID && !c.made().Before(p.LastFailure) {
+		if c.RunOnce && c.key() == p.Key && c.PlanID != p.ID && cmpMark(c.madeMark(), p.lastFailure) >= 0 {
 			alike = append(alike, c)
 			ids = append(ids, c.PlanID)
 		}

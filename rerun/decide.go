@@ -47,44 +47,74 @@ type plan struct {
 	LastDetail  string
 	Latest      job // latest own job up to now
 
-	// lastOwnFailure and lastOwnSuccess are the starts of its latest own
-	// failed and successful jobs that the run read (since the window
-	// before this one for a plan that has copies).
-	lastOwnFailure, lastOwnSuccess time.Time
+	// lastFailure is the latest failure in the window, as a mark.
+	lastFailure mark
+	// lastOwnFailure and lastOwnSuccess are its latest own failed and
+	// successful jobs that the run read (since the window before this one
+	// for a plan that has copies).
+	lastOwnFailure, lastOwnSuccess mark
 	lastOwnDetail                  string // of its latest own failure
 	// firstCopyFailure is the earliest of its failed copies read that came
 	// after its latest own success: where a chain of failed re-runs began
 	// when its own failure is older than what the run read.
-	firstCopyFailure time.Time
-	// repeats are its own jobs whose start System Activity showed in the
-	// hour repeated when daylight saving ends; ambiguous names one that is
-	// near enough another of its deliveries that their order may be either.
-	repeats   []job
-	starts    []job // its own jobs: their ids and starts
-	ambiguous string
-}
-
-// nearRepeat is how close two times must be for a repeated hour to swap
-// them: the clocks go back an hour (or less) at a time.
-const nearRepeat = 2 * time.Hour
-
-// ambiguousNear returns the wall time of a repeat of p's that lies within
-// nearRepeat of t, other than the job jobID itself; "" when no comparison
-// with t can be misread.
-func (p *plan) ambiguousNear(t time.Time, jobID string) string {
-	for _, r := range p.repeats {
-		if r.JobID != jobID && r.Created.Sub(t).Abs() <= nearRepeat {
-			return r.Ambiguous
-		}
-	}
-	return ""
+	firstCopyFailure mark
 }
 
 // open reports whether the plan's latest own failure has no own success
 // after it.
 func (p *plan) open() bool {
-	return !p.lastOwnFailure.IsZero() && !p.lastOwnSuccess.After(p.lastOwnFailure)
+	return !p.lastOwnFailure.IsZero() && (p.lastOwnSuccess.IsZero() || cmpMark(p.lastOwnSuccess, p.lastOwnFailure) < 0)
 }
+
+// mark is a point in System Activity's history: when a job started, and the
+// job's id. Looker numbers jobs in the order it starts them, so two jobs are
+// ordered by their ids, whatever the clocks, the time zone or the hour
+// repeated when daylight saving ends. A time decides only where one side is
+// no job: a copy not started yet (or not shown yet), a window's bound.
+type mark struct {
+	at  time.Time
+	job string
+	// repeated is the wall time when at was read in the hour repeated when
+	// daylight saving ends: an hour early or not, it cannot be told.
+	repeated string
+}
+
+func (j job) mark() mark { return mark{j.Created, j.JobID, j.Ambiguous} }
+
+// madeMark is when a copy was made: its job's start when it has one, else
+// its creation.
+func (j job) madeMark() mark {
+	if j.JobID != "" {
+		return j.mark()
+	}
+	return mark{j.made(), "", j.Ambiguous}
+}
+
+func (m mark) IsZero() bool { return m.at.IsZero() && m.job == "" }
+
+// cmpMark orders two marks: by job id when both are jobs, else by time.
+func cmpMark(a, b mark) int {
+	if a.job != "" && b.job != "" {
+		return compareIDs(a.job, b.job)
+	}
+	return a.at.Compare(b.at)
+}
+
+// misreadable returns the repeated wall time that may swap a and b when they
+// are compared by time, "" when their order is sure.
+func misreadable(a, b mark) string {
+	if a.job != "" && b.job != "" {
+		return ""
+	}
+	if a.at.Sub(b.at).Abs() > nearRepeat {
+		return ""
+	}
+	return cmp.Or(a.repeated, b.repeated)
+}
+
+// nearRepeat is how close two times must be for a repeated hour to swap
+// them: the clocks go back an hour (or less) at a time.
+const nearRepeat = 2 * time.Hour
 
 // action is what a decision does with a plan.
 type action int
@@ -155,21 +185,17 @@ func gather(ids []string, since, until time.Time, jobLists ...[]job) map[string]
 			return
 		}
 		seen[j.JobID] = true
-		p.starts = append(p.starts, job{JobID: j.JobID, Created: j.Created, Ambiguous: j.Ambiguous})
-		if j.Ambiguous != "" {
-			p.repeats = append(p.repeats, *j)
-		}
 		switch j.Status {
 		case statusFailure:
-			if j.Created.After(p.lastOwnFailure) {
-				p.lastOwnFailure, p.lastOwnDetail = j.Created, j.Detail
+			if cmpMark(j.mark(), p.lastOwnFailure) > 0 {
+				p.lastOwnFailure, p.lastOwnDetail = j.mark(), j.Detail
 			}
 			if !j.Created.Before(since) && j.Created.Before(until) {
 				p.addFailure(*j)
 			}
 		case statusSuccess:
-			if j.Created.After(p.lastOwnSuccess) {
-				p.lastOwnSuccess = j.Created
+			if cmpMark(j.mark(), p.lastOwnSuccess) > 0 {
+				p.lastOwnSuccess = j.mark()
 			}
 		}
 		if later(*j, p.Latest) {
@@ -181,29 +207,15 @@ func gather(ids []string, since, until time.Time, jobLists ...[]job) map[string]
 			add(&jobs[i])
 		}
 	}
-	for _, p := range plans {
-		p.flagAmbiguous()
-	}
 	return plans
-}
-
-// flagAmbiguous names a repeated-hour start of p's own jobs that is near
-// another of them: the rules compare them.
-func (p *plan) flagAmbiguous() {
-	for _, j := range p.starts {
-		if a := p.ambiguousNear(j.Created, j.JobID); a != "" {
-			p.ambiguous = a
-			return
-		}
-	}
 }
 
 // addFailure counts a failed delivery of p in the window: its own job or a
 // copy's.
 func (p *plan) addFailure(j job) {
 	p.Failures++
-	if !j.Created.Before(p.LastFailure) {
-		p.LastFailure, p.LastDetail = j.Created, j.Detail
+	if cmpMark(j.mark(), p.lastFailure) >= 0 {
+		p.LastFailure, p.lastFailure, p.LastDetail = j.Created, j.mark(), j.Detail
 	}
 }
 
@@ -217,12 +229,12 @@ func sorted(plans map[string]*plan, ids []string) []*plan {
 	return out
 }
 
-// later reports whether job a started after b (by id when at the same second).
+// later reports whether job a started after b.
 func later(a, b job) bool {
 	if !b.hasJob() {
 		return true
 	}
-	if c := a.Created.Compare(b.Created); c != 0 {
+	if c := cmpMark(a.mark(), b.mark()); c != 0 {
 		return c > 0
 	}
 	return compareIDs(a.JobID, b.JobID) > 0
@@ -252,17 +264,14 @@ func decideFirst(p *plan, rl rules) (d decision, ok bool) {
 		return skip(p, ReasonRunOnce, "a one-off send is not re-sent"), true
 	case p.Disabled:
 		return skip(p, ReasonDisabled, "the plan is disabled in Looker: someone turned it off since it failed"), true
-	case p.ambiguous != "":
-		return person(p, ReasonAmbiguousTime, "System Activity shows one of its deliveries at "+p.ambiguous+
-			", an hour the clocks show twice: which came first cannot be told; check its deliveries in Looker"), true
-	case running && (p.Failures == 0 || p.Latest.Created.After(p.LastFailure)):
+	case running && (p.Failures == 0 || cmpMark(p.Latest.mark(), p.lastFailure) > 0):
 		// A delivery in the window, or a later one (the next window's),
 		// is running: if it succeeds the report arrived, if it fails it
 		// is re-run once, for this failure and its own.
 		return decision{plan: p, act: actAwait, detail: "a delivery started at " + p.Latest.Created.Format(time.RFC3339) + " is still running"}, true
 	case p.Failures == 0:
 		return skip(p, ReasonNotInWindow, "no failed delivery of it started in the window"), true
-	case p.Latest.Status == statusSuccess && p.Latest.Created.After(p.LastFailure):
+	case p.Latest.Status == statusSuccess && cmpMark(p.Latest.mark(), p.lastFailure) > 0:
 		return skip(p, ReasonLaterSuccess, "delivered at "+p.Latest.Created.Format(time.RFC3339)), true
 	}
 	return decision{}, false

@@ -2,6 +2,7 @@ package rerun
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -32,8 +33,8 @@ type definition struct {
 
 // definitionFields are the fields of a ScheduledPlan that a definition and the
 // checks around it read.
-var definitionFields = []string{"id", "user_id", "run_once", "look_id", "dashboard_id", "lookml_dashboard_id",
-	"filters_string", "dashboard_filters", "scheduled_plan_destination", "created_at", "updated_at"}
+var definitionFields = []string{"id", "user_id", "run_once", "look_id", "dashboard_id", "lookml_dashboard_id", "query_id",
+	"run_as_recipient", "filters_string", "dashboard_filters", "scheduled_plan_destination", "created_at", "updated_at"}
 
 func definitionOf(p looker.ScheduledPlan) definition {
 	content := ""
@@ -44,6 +45,11 @@ func definitionOf(p looker.ScheduledPlan) definition {
 		content = "dashboard:" + p.DashboardID
 	case p.LookMLDashboardID != "":
 		content = "lookml_dashboard:" + p.LookMLDashboardID
+	case p.QueryID != "":
+		content = "query:" + p.QueryID
+	}
+	if p.RunAsRecipient {
+		content += " as each recipient"
 	}
 	filters := p.FiltersString
 	if filters == "" {
@@ -52,10 +58,21 @@ func definitionOf(p looker.ScheduledPlan) definition {
 	var dests []string
 	for _, d := range p.Destinations {
 		dests = append(dests, strings.Join([]string{strings.ToLower(strings.TrimSpace(d.Type)),
-			strings.ToLower(strings.TrimSpace(d.Format)), strings.TrimSpace(d.Address)}, "\x1f"))
+			strings.ToLower(strings.TrimSpace(d.Format)), strings.TrimSpace(d.Address), jsonSet(d.Parameters)}, "\x1f"))
 	}
 	slices.Sort(dests)
 	return definition{content: content, owner: p.UserID, filters: filterSet(filters), dests: strings.Join(dests, "\x1e")}
+}
+
+// jsonSet writes a JSON object so that the same settings compare equal
+// whatever the order of their keys; anything else is kept as it is.
+func jsonSet(s string) string {
+	var v any
+	if strings.TrimSpace(s) == "" || json.Unmarshal([]byte(s), &v) != nil {
+		return strings.TrimSpace(s)
+	}
+	b, _ := json.Marshal(v) // maps marshal with sorted keys
+	return string(b)
 }
 
 // filterSet writes a filters_string so that the same filters compare equal
@@ -138,6 +155,13 @@ func (d *definitions) set(id string, pd planDef) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.read[id] = pd
+}
+
+// forget drops what was read of id, so the next load reads it again.
+func (d *definitions) forget(id string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.read, id)
 }
 
 // get returns what load read of id.

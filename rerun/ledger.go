@@ -3,6 +3,7 @@ package rerun
 import (
 	"cmp"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -91,53 +92,133 @@ func (b *books) doubt(planID, reason, detail string) {
 type claimant struct {
 	p *plan
 	// after: a copy made before it cannot be this failure's re-run.
-	after time.Time
-	// decided: the plan's failure is in the window, decided by this run;
-	// otherwise it is another window's, counted so that its copies are not
-	// taken for this window's.
+	after mark
+	// decided: the plan's failure is in the window and goes to the copies'
+	// rules in this run; otherwise it is another window's failure, counted
+	// so that its copies are not taken for this window's.
 	decided bool
-	got     bool
 }
 
-// keep shares out the copies of one group: plans that deliver the same
-// report (one plan, usually), with the copies that deliver it, oldest
-// first. Each copy that covers goes to one failure made before it, in the
-// order copies were made; a failure of another window takes it before one
-// of this window, so that when there are fewer copies than failures, this
-// window's failures are the ones left to re-run. Copies that failed are
-// dealt, for the RERUN_MAX_ATTEMPTS cap, to the decided plan with fewest so
-// far among those whose failure chain they may belong to. Covering copies
-// are claimed in l.
-func (b *books) keep(group []*plan, decided map[string]bool, copies []job, w span, rl rules, l *ledger) {
+// claimants lists the failures of a group that want a copy: this window's
+// that the first rules leave to the copies' rules, and the failures of
+// other windows that their runs would re-run. A failure after the window
+// can take only a copy made once its own window ended, when its run could
+// have made it.
+func claimants(group []*plan, decided map[string]bool, w span, rl rules) []*claimant {
 	var cls []*claimant
 	for _, p := range group {
-		switch {
-		case decided[p.ID] && p.Failures > 0:
-			cls = append(cls, &claimant{p: p, after: p.LastFailure, decided: true})
-		case p.open() && !p.Disabled && !p.RunOnce && (rl.retryPermanent || rl.permanent.Permanent(p.lastOwnDetail) == ""):
-			// Another window's failure that its run would re-run.
-			cls = append(cls, &claimant{p: p, after: maxTime(p.lastOwnFailure, w.ready(p.lastOwnFailure))})
+		if decided[p.ID] && p.Failures > 0 {
+			if _, first := decideFirst(p, rl); !first {
+				cls = append(cls, &claimant{p: p, after: p.lastFailure, decided: true})
+			}
+			continue
 		}
+		if decided[p.ID] || !p.open() || (!rl.retryPermanent && rl.permanent.Permanent(p.lastOwnDetail) != "") {
+			continue
+		}
+		// Another window's failure: would its run re-run it?
+		q := *p
+		q.Failures, q.LastFailure, q.lastFailure, q.LastDetail = 1, p.lastOwnFailure.at, p.lastOwnFailure, p.lastOwnDetail
+		if _, first := decideFirst(&q, rl); first {
+			continue
+		}
+		after := p.lastOwnFailure
+		if !after.at.Before(w.since) {
+			after = mark{at: w.ready(after.at)}
+		}
+		cls = append(cls, &claimant{p: p, after: after})
 	}
 	slices.SortFunc(cls, func(a, b *claimant) int {
-		return cmp.Or(cmpBool(a.decided, b.decided), a.after.Compare(b.after), compareIDs(a.p.ID, b.p.ID))
+		return cmp.Or(cmpMark(a.after, b.after), compareIDs(a.p.ID, b.p.ID))
 	})
+	return cls
+}
+
+// share gives each covering copy, in the order they were made, to one
+// failure made before it that has none yet: first to this window's failures
+// when decidedFirst, else first to other windows'. Either way as many
+// failures get a copy as can; the two orders bound how many of this
+// window's do. A reserved copy (given to another window's failure by an
+// earlier reckoning) goes to this window's failures only when decidedFirst.
+func share(cls []*claimant, copies []job, decidedFirst bool, reserved func(job) bool) map[*claimant]job {
+	got := map[*claimant]job{}
 	for _, c := range copies {
 		if !c.covers() {
 			continue
 		}
+		var pick *claimant
 		for _, cl := range cls {
-			if cl.got || c.made().Before(cl.after) {
+			if _, has := got[cl]; has || cmpMark(c.madeMark(), cl.after) < 0 || (cl.decided && !decidedFirst && reserved(c)) {
 				continue
 			}
-			if cl.decided && !l.claim(c.PlanID, cl.p.ID) {
-				continue
+			if pick == nil || (cl.decided == decidedFirst && pick.decided != decidedFirst) {
+				pick = cl
 			}
-			cl.got = true
-			if cl.decided {
-				b.covering[cl.p.ID] = c
-			}
-			break
+		}
+		if pick != nil {
+			got[pick] = c
+		}
+	}
+	return got
+}
+
+// keep shares out the copies of one group: plans that deliver the same
+// report (one plan, usually), with the copies that deliver it, oldest
+// first. A copy covers one failure made before it, never two. Where the
+// copies cannot all be told apart between this window's failures and
+// another window's (a look-alike whose run came late, in a backfill, made a
+// copy after this window ended; or an earlier attempt of this run did),
+// this window's failures that may or may not have their re-run go to a
+// person (unsure_copy): re-running them could deliver twice, skipping them
+// could lose them. Copies that failed are dealt, for the RERUN_MAX_ATTEMPTS
+// cap, to the decided plan with fewest so far among those whose failure
+// chain they may belong to. The copies given are claimed in l: this
+// window's under the plan's id, another window's marked as such.
+func (b *books) keep(group []*plan, decided map[string]bool, copies []job, w span, rl rules, l *ledger) {
+	cls := claimants(group, decided, w, rl)
+	var usable []job
+	for _, c := range copies {
+		if owner, ok := l.owner(c.PlanID); !ok || isReserved(owner) || slices.ContainsFunc(cls, func(cl *claimant) bool { return cl.p.ID == owner }) {
+			usable = append(usable, c)
+		}
+	}
+	reserved := func(c job) bool { owner, _ := l.owner(c.PlanID); return isReserved(owner) }
+	most := share(cls, usable, true, reserved)
+	least := share(cls, usable, false, reserved)
+	unsure := 0
+	for cl := range most {
+		if cl.decided {
+			unsure++
+		}
+	}
+	for cl := range least {
+		if cl.decided {
+			unsure--
+		}
+	}
+	// The copies this window's failures may not own, latest first.
+	var mine []*claimant
+	for _, cl := range cls {
+		if _, ok := most[cl]; ok && cl.decided {
+			mine = append(mine, cl)
+		}
+	}
+	slices.SortFunc(mine, func(a, b *claimant) int { return byMade(most[b], most[a]) })
+	for _, cl := range mine {
+		c := most[cl]
+		if unsure > 0 && contested(c, cls, reserved) {
+			unsure--
+			b.doubt(cl.p.ID, ReasonUnsureCopy, "run-once copy "+c.PlanID+" made at "+c.made().Format(time.RFC3339)+
+				" delivers this report, but may be the re-run of a look-alike's failure in another window (a plan that delivers the same report): "+
+				"whether this failure was re-run cannot be told; check the deliveries of the look-alikes in Looker")
+			continue
+		}
+		l.claim(c.PlanID, cl.p.ID)
+		b.covering[cl.p.ID] = c
+	}
+	for cl, c := range most {
+		if !cl.decided {
+			l.claim(c.PlanID, reservedFor(cl.p.ID))
 		}
 	}
 	for _, c := range copies {
@@ -146,7 +227,7 @@ func (b *books) keep(group []*plan, decided map[string]bool, copies []job, w spa
 		}
 		var to *plan
 		for _, cl := range cls {
-			if cl.decided && !c.made().Before(chainStart(cl.p)) && (to == nil || len(b.failed[cl.p.ID]) < len(b.failed[to.ID])) {
+			if cl.decided && cmpMark(c.madeMark(), chainStart(cl.p)) >= 0 && (to == nil || len(b.failed[cl.p.ID]) < len(b.failed[to.ID])) {
 				to = cl.p
 			}
 		}
@@ -156,18 +237,39 @@ func (b *books) keep(group []*plan, decided map[string]bool, copies []job, w spa
 	}
 }
 
+// contested reports whether a copy may be another window's: reserved for
+// one, or made late enough for one of the claimants of other windows.
+func contested(c job, cls []*claimant, reserved func(job) bool) bool {
+	if reserved(c) {
+		return true
+	}
+	for _, cl := range cls {
+		if !cl.decided && cmpMark(c.madeMark(), cl.after) >= 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// A copy reserved for another window's failure is claimed under this mark.
+const reservedMark = "another window's failure of plan "
+
+func reservedFor(planID string) string { return reservedMark + planID }
+
+func isReserved(owner string) bool { return strings.HasPrefix(owner, reservedMark) }
+
 // chainStart is the failure the re-runs of p's latest failure were made
 // for: its latest own failure not followed by an own success, or, when that
 // is outside what the run read, the window's latest failure. Failed copies
 // made since then are failed re-runs of it.
-func chainStart(p *plan) time.Time {
-	if p.open() && !p.lastOwnFailure.After(p.LastFailure) {
+func chainStart(p *plan) mark {
+	if p.open() && cmpMark(p.lastOwnFailure, p.lastFailure) <= 0 {
 		return p.lastOwnFailure
 	}
-	if !p.firstCopyFailure.IsZero() && p.firstCopyFailure.After(p.lastOwnSuccess) {
+	if !p.firstCopyFailure.IsZero() && cmpMark(p.firstCopyFailure, p.lastOwnSuccess) > 0 {
 		return p.firstCopyFailure
 	}
-	return p.LastFailure
+	return p.lastFailure
 }
 
 func cmpBool(a, b bool) int {
@@ -206,6 +308,14 @@ func newLedger(copies []job) *ledger {
 	return l
 }
 
+// owner returns the plan (or the mark) a copy is claimed by.
+func (l *ledger) owner(id string) (string, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	owner, ok := l.claimed[id]
+	return owner, ok
+}
+
 // claim gives copy id to plan planID; it reports false when another plan has
 // it already.
 func (l *ledger) claim(id, planID string) bool {
@@ -218,17 +328,18 @@ func (l *ledger) claim(id, planID string) bool {
 	return true
 }
 
-// fresh returns the copies alike to p on System Activity's fields, made at or
-// after its latest failure, that the run had not listed when it began and no
-// plan has claimed, oldest first: after a lost answer, those that may prove
-// p's call was acted on.
+// fresh returns the copies of p's owner and content (whatever their
+// destinations: the plan may have been edited since it was listed), made at
+// or after its latest failure, that the run had not listed when it began and
+// no plan has claimed, oldest first: after a lost answer, those that may
+// prove p's call was acted on, once their definitions agree with p's.
 func (l *ledger) fresh(p *plan, copies []job) []job {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var found []job
 	for _, c := range copies {
-		if _, taken := l.claimed[c.PlanID]; c.RunOnce && c.key() == p.Key && c.PlanID != p.ID &&
-			!c.made().Before(p.LastFailure) && !l.known[c.PlanID] && !taken {
+		if _, taken := l.claimed[c.PlanID]; c.RunOnce && c.Owner == p.Key.owner && c.Content == p.Key.content && c.PlanID != p.ID &&
+			cmpMark(c.madeMark(), p.lastFailure) >= 0 && !l.known[c.PlanID] && !taken {
 			found = append(found, c)
 		}
 	}

@@ -155,17 +155,22 @@ func Run(ctx context.Context, lk Looker, opts Options) (*Summary, error) {
 				await = append(await, d)
 				continue
 			}
-			opts.Log.Warn().Str("plan_id", p.ID).Str("name", p.Name).Time("started", p.Latest.Created).
-				Msg("a delivery of a failed plan is still running: if it fails, the run whose window holds its start re-runs it; RERUN_WAIT waits for it")
-			sum.InProgress = append(sum.InProgress, Progress{PlanID: p.ID, Name: p.Name, Started: p.Latest.Created, Detail: d.detail})
+			s.inProgress(p, p.Latest.Created, d.detail)
 		case actRerun:
 			todo = append(todo, p)
 		case actPerson:
 			s.attention(Attention{PlanID: p.ID, Name: p.Name, Owner: p.OwnerEmail, Reason: d.reason, Detail: d.detail})
 		case actSkip:
 			sk := Skip{PlanID: p.ID, Name: p.Name, Reason: d.reason, Detail: d.detail, NewPlanID: d.copy.PlanID}
-			if d.copy.PlanID != "" && d.copy.Status == "" && opts.Wait > 0 && !opts.DryRun {
-				sk.Outcome = OutcomeRunning // an earlier run's copy: waited for as this run's own
+			switch {
+			case d.copy.PlanID == "" || d.copy.Status != "":
+			case opts.Wait > 0 && !opts.DryRun:
+				sk.Outcome = OutcomeRunning // an earlier copy: waited for as this run's own
+			case d.copy.made().Before(opts.Until):
+				// Not waited for, and if it fails its failure is this
+				// window's: no later run would look at it.
+				sk.Outcome, sk.OutcomeDetail = OutcomeRunning, "the copy made at "+d.copy.made().Format(time.RFC3339)+
+					" was still running, and RERUN_WAIT is 0: if it failed, no later run re-runs the plan; check it in Looker"
 			}
 			if d.reason == ReasonNotInWindow {
 				opts.Log.Warn().Str("plan_id", p.ID).Str("name", p.Name).Msg("the saved Look lists a plan with no failed delivery in the window: not re-run")
@@ -239,7 +244,7 @@ func list(ctx context.Context, sa *activity, defs *definitions, opts Options, su
 		}
 	}
 	// Nothing is read by time before the zone is proven.
-	if any, err := sa.proveZone(ctx); err != nil {
+	if any, err := sa.proveZone(ctx, opts.Since); err != nil {
 		return empty, err
 	} else if !any {
 		opts.Log.Info().Msg("System Activity lists no scheduled plan: nothing can have failed")
@@ -360,14 +365,14 @@ func attribute(ctx context.Context, sa *activity, defs *definitions, opts Option
 
 	var read []string
 	for key, ps := range members {
-		var low time.Time
+		var low mark
 		for _, id := range ps {
-			if t := lowest(plans[id], w); low.IsZero() || t.Before(low) {
+			if t := lowest(plans[id], w); low.IsZero() || cmpMark(t, low) < 0 {
 				low = t
 			}
 		}
 		if len(ps) > 1 {
-			low = w.from // look-alikes: every copy counts
+			low = mark{at: w.from} // look-alikes: every copy counts
 		}
 		read = append(read, ps...)
 		for _, c := range alike[key] {
@@ -384,7 +389,12 @@ func attribute(ctx context.Context, sa *activity, defs *definitions, opts Option
 	for _, id := range ids {
 		decided[id] = true
 	}
-	rl := rules{permanent: opts.Permanent, retryPermanent: opts.RetryPermanent}
+	for id, p := range plans {
+		if p.Failures > 0 && !p.RunOnce {
+			decided[id] = true // a failure System Activity showed only after the listing
+		}
+	}
+	rl := rules{permanent: opts.Permanent, retryPermanent: opts.RetryPermanent, since: opts.Since, until: opts.Until, look: opts.LookID != ""}
 	for key, ps := range members {
 		groups := map[definition][]*plan{}
 		var order []definition
@@ -417,7 +427,7 @@ func attribute(ctx context.Context, sa *activity, defs *definitions, opts Option
 					same = append(same, c)
 				case unsure:
 					for _, p := range group {
-						if c.covers() && !c.made().Before(p.LastFailure) && p.Failures > 0 {
+						if c.covers() && cmpMark(c.madeMark(), p.lastFailure) >= 0 && p.Failures > 0 {
 							b.doubt(p.ID, ReasonUnsureCopy, why)
 						}
 					}
@@ -427,13 +437,13 @@ func attribute(ctx context.Context, sa *activity, defs *definitions, opts Option
 			countCopyFailures(group, same, opts, decided)
 			for _, p := range group {
 				for _, c := range same {
-					if !c.covers() && c.made().After(p.lastOwnSuccess) && (p.firstCopyFailure.IsZero() || c.made().Before(p.firstCopyFailure)) {
-						p.firstCopyFailure = c.made()
+					if !c.covers() && cmpMark(c.madeMark(), p.lastOwnSuccess) > 0 && (p.firstCopyFailure.IsZero() || cmpMark(c.madeMark(), p.firstCopyFailure) < 0) {
+						p.firstCopyFailure = c.madeMark()
 					}
-					if a := c.Ambiguous; a != "" && decided[p.ID] && c.made().Sub(p.LastFailure).Abs() <= nearRepeat {
-						b.doubt(p.ID, ReasonAmbiguousTime, "run-once copy "+c.PlanID+" shows at "+a+
-							", an hour the clocks show twice, near the failure at "+p.LastFailure.Format(time.RFC3339)+
-							": whether it came after the failure cannot be told; check it in Looker")
+					if a := misreadable(c.madeMark(), p.lastFailure); a != "" && decided[p.ID] && p.Failures > 0 {
+						b.doubt(p.ID, ReasonAmbiguousTime, "run-once copy "+c.PlanID+", not started yet, and the failure at "+
+							p.LastFailure.Format(time.RFC3339)+" can only be ordered by their times, and one shows at "+a+
+							", an hour the clocks show twice: whether the copy came after the failure cannot be told; check it in Looker")
 					}
 				}
 			}
@@ -460,7 +470,7 @@ func countCopyFailures(group []*plan, same []job, opts Options, decided map[stri
 		}
 		// A plan whose own failure came before the copy is likelier its
 		// source; then the one with fewest so far; then the lowest id.
-		before := func(p *plan) bool { return p.open() && !p.lastOwnFailure.After(c.made()) }
+		before := func(p *plan) bool { return p.open() && cmpMark(p.lastOwnFailure, c.madeMark()) <= 0 }
 		var to *plan
 		for _, p := range group {
 			switch {
@@ -476,32 +486,27 @@ func countCopyFailures(group []*plan, same []job, opts Options, decided map[stri
 		}
 		counted[to.ID]++
 		to.addFailure(job{JobID: c.JobID, Created: c.Created, Detail: c.Detail, Status: statusFailure})
-		to.starts = append(to.starts, job{JobID: c.JobID, Created: c.Created, Ambiguous: c.Ambiguous})
-		if c.Ambiguous != "" {
-			to.repeats = append(to.repeats, c)
-		}
-		to.flagAmbiguous()
 		decided[to.ID] = true
 	}
 }
 
 // lowest is the earliest a copy can matter to p: the start of its failure
 // chain as far as the run read it, or its latest failure in the window.
-func lowest(p *plan, w span) time.Time {
-	low := p.LastFailure
-	if p.open() && (low.IsZero() || p.lastOwnFailure.Before(low)) {
+func lowest(p *plan, w span) mark {
+	low := p.lastFailure
+	if p.open() && (low.IsZero() || cmpMark(p.lastOwnFailure, low) < 0) {
 		low = p.lastOwnFailure
 	}
 	if low.IsZero() {
-		low = maxTime(w.from, p.lastOwnSuccess)
+		low = mark{at: maxTime(w.from, p.lastOwnSuccess.at)}
 	}
 	return low
 }
 
 // mayFollow reports whether copy c may have been made at or after t: it was,
 // or it shows in the repeated hour near t, where its order cannot be read.
-func mayFollow(c job, t time.Time) bool {
-	return !c.made().Before(t) || (c.Ambiguous != "" && c.made().Sub(t).Abs() <= nearRepeat)
+func mayFollow(c job, t mark) bool {
+	return cmpMark(c.madeMark(), t) >= 0 || misreadable(c.madeMark(), t) != ""
 }
 
 func inWindow(t time.Time, opts Options) bool {

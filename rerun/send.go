@@ -197,6 +197,9 @@ func (s *sender) send(ctx, callCtx context.Context, p *plan, note string) int {
 func (s *sender) confirm(ctx context.Context, p *plan, answered time.Time) (job, bool, error) {
 	deadline := answered.Add(s.opts.Confirm)
 	interval := s.opts.PollMin
+	// The copy is of the plan as it is now, which someone may have edited
+	// since the run listed it: read it again.
+	s.defs.forget(p.ID)
 	for {
 		copies, err := s.sa.copies(ctx, p.LastFailure)
 		if err != nil {
@@ -278,6 +281,26 @@ func (s *sender) attention(a Attention) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sum.NeedsPerson = append(s.sum.NeedsPerson, a)
+}
+
+// inProgress reports a delivery of p, started at started, still running
+// when the run does not wait for it. One that started after the window is
+// the next window's to examine; one that started in it is no later run's:
+// a person is needed to see how it ends.
+func (s *sender) inProgress(p *plan, started time.Time, detail string) {
+	ip := Progress{PlanID: p.ID, Name: p.Name, Started: started, Detail: detail}
+	log := s.log.Warn()
+	if started.Before(s.opts.Until) {
+		ip.Outcome = OutcomeRunning
+		ip.Detail += ", started in the window, and RERUN_WAIT is 0: if it fails, no later run re-runs it; check it in Looker (RERUN_WAIT waits for such deliveries)"
+		log = s.log.Error()
+	} else {
+		ip.Detail += ", started after the window: if it fails, the run of the window that holds its start re-runs the plan"
+	}
+	log.Str("plan_id", p.ID).Str("name", p.Name).Time("started", started).Msg("a delivery is still running and the run does not wait for it")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sum.InProgress = append(s.sum.InProgress, ip)
 }
 
 func (s *sender) done(rr Rerun) {

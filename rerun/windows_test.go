@@ -196,22 +196,25 @@ func TestTheHourRepeatedWhenDaylightSavingEnds(t *testing.T) {
 		s.AddPlan(lookertest.Plan{ID: id, Name: "Ops", UserID: "5", ContentTypeID: "look::3", Destinations: "#ops", RunOnce: true, Created: at})
 		s.AddJob(lookertest.Job{PlanID: id, Status: "success", Created: at})
 	}
+	// Job ids, which Looker assigns in order, tell what the clock cannot.
 	for _, tt := range []struct {
-		name string
-		seed func(s *lookertest.Server)
+		name        string
+		seed        func(s *lookertest.Server)
+		wantReruns  map[string]int
+		wantSkipped map[string]string
 	}{
 		{"a copy at 01:10 EST is after a failure at 01:50 EDT", func(s *lookertest.Server) {
 			s.AddFailure("1", edt(1, 50), "boom")
 			copyAt(s, "501", est(1, 10))
-		}},
+		}, map[string]int{}, map[string]string{"1": rerun.ReasonAlreadyRerun}},
 		{"a copy at 01:50 EDT is before a failure at 01:10 EST", func(s *lookertest.Server) {
 			s.AddFailure("1", est(1, 10), "boom")
 			copyAt(s, "501", edt(1, 50))
-		}},
+		}, map[string]int{"1": 1}, map[string]string{}},
 		{"a success at 01:10 EST is after a failure at 01:50 EDT", func(s *lookertest.Server) {
 			s.AddFailure("1", edt(1, 50), "boom")
 			s.AddSuccess("1", est(1, 10))
-		}},
+		}, map[string]int{}, map[string]string{"1": rerun.ReasonLaterSuccess}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -220,14 +223,32 @@ func TestTheHourRepeatedWhenDaylightSavingEnds(t *testing.T) {
 			s.AddPlan(lookertest.Plan{ID: "1", Name: "Ops", UserID: "5", ContentTypeID: "look::3", Destinations: "#ops"})
 			tt.seed(s)
 			sum := runOnce(t, s, opts())
-			if len(s.Reruns()) != 0 {
-				t.Errorf("re-sent on a guess: deliveries %v", s.Reruns())
+			if diff := cmp.Diff(tt.wantReruns, s.Reruns()); diff != "" {
+				t.Errorf("deliveries (-want +got):\n%s", diff)
 			}
-			if len(sum.NeedsPerson) != 1 || sum.NeedsPerson[0].Reason != rerun.ReasonAmbiguousTime || !strings.Contains(sum.NeedsPerson[0].Detail, "2026-11-01 01:") {
-				t.Errorf("needs_person %+v, want plan 1 with reason %s naming the hour", sum.NeedsPerson, rerun.ReasonAmbiguousTime)
+			if diff := cmp.Diff(tt.wantSkipped, reasons(sum)); diff != "" || !sum.OK() {
+				t.Errorf("OK %v; skipped (-want +got):\n%s", sum.OK(), diff)
 			}
 		})
 	}
+
+	t.Run("a copy not started yet, in the hour, near the failure: a person", func(t *testing.T) {
+		t.Parallel()
+		s := lookertest.NewServer(t)
+		s.SetQueryTimezone(newYork)
+		s.AddPlan(lookertest.Plan{ID: "1", Name: "Ops", UserID: "5", ContentTypeID: "look::3", Destinations: "#ops"})
+		s.AddFailure("1", est(1, 10), "boom")
+		// Made at 01:50 EDT, before the failure, but it has no job to be
+		// ordered by: only its time, which reads as after.
+		s.AddPlan(lookertest.Plan{ID: "501", Name: "Ops", UserID: "5", ContentTypeID: "look::3", Destinations: "#ops", RunOnce: true, Created: edt(1, 50)})
+		sum := runOnce(t, s, opts())
+		if len(s.Reruns()) != 0 {
+			t.Errorf("re-sent on a guess: deliveries %v", s.Reruns())
+		}
+		if len(sum.NeedsPerson) != 1 || sum.NeedsPerson[0].Reason != rerun.ReasonAmbiguousTime || !strings.Contains(sum.NeedsPerson[0].Detail, "2026-11-01 01:50") {
+			t.Errorf("needs_person %+v, want plan 1 with reason %s naming the hour", sum.NeedsPerson, rerun.ReasonAmbiguousTime)
+		}
+	})
 
 	t.Run("a time in the hour far from the failure is no reason to stop", func(t *testing.T) {
 		t.Parallel()

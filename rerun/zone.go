@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/looker-rerun/looker-rerun/looker"
 )
 
@@ -28,13 +30,33 @@ const zoneSlack = time.Minute
 // errZone marks a time zone that is not the one the run assumed.
 var errZone = errors.New("system activity answers in another time zone")
 
-// proveZone compares, for one of the newest plans, its created_at from the
-// API (an absolute time) with its scheduled_plan.created_time from System
-// Activity, read in a.loc. Equal: the zone is right. Not equal: an error
-// naming the offset seen and the settings to change. No plan at all: nothing
-// can have failed, and the zone does not matter.
-func (a *activity) proveZone(ctx context.Context) (plans bool, err error) {
-	q := a.query([]string{fPlanID, fPlanCreated}, nil)
+// proveZone proves the time zone System Activity answers in at two
+// moments: now (the newest plans) and before the window began (the newest
+// plans created before it). A zone that agrees with UTC in winter and not
+// in summer (Europe/London read as UTC) passes the first and fails the
+// second when the window reaches back across a change of the clocks. No
+// plan at all: nothing can have failed, and the zone does not matter.
+func (a *activity) proveZone(ctx context.Context, before time.Time) (plans bool, err error) {
+	var newest, older bool
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) { newest, err = a.proveAt(gctx, nil); return err })
+	g.Go(func() (err error) {
+		older, err = a.proveAt(gctx, map[string]string{fPlanCreated: "before " + before.In(a.loc).Format(lookerFilterTime)})
+		return err
+	})
+	if err := g.Wait(); err != nil {
+		return false, err
+	}
+	return newest || older, nil
+}
+
+// proveAt compares, for one of the newest plans the filters leave, its
+// created_at from the API (an absolute time) with its
+// scheduled_plan.created_time from System Activity, read in a.loc. Equal:
+// the zone is right. Not equal: an error naming the offset seen and the
+// settings to change. It reports whether there was a plan to check.
+func (a *activity) proveAt(ctx context.Context, filters map[string]string) (plans bool, err error) {
+	q := a.query([]string{fPlanID, fPlanCreated}, filters)
 	q.Sorts, q.Limit = []string{fPlanCreated + " desc"}, fmt.Sprint(probePlans)
 	var rows []job
 	if err := a.acquire(ctx); err != nil {

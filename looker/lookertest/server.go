@@ -125,6 +125,7 @@ func New() *Server {
 			looks:    map[string][]map[string]any{},
 			nextPlan: 90000,
 			nextJob:  900000,
+			jobIDs:   map[int]bool{},
 			nextDest: 50000,
 			maxRows:  5000,
 			outcomes: map[string][]Outcome{},

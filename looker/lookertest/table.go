@@ -76,6 +76,7 @@ type table struct {
 	looks     map[string][]map[string]any // the rows each saved Look answers
 	// nextPlan, nextJob and nextDest are the last ids handed out.
 	nextPlan, nextJob, nextDest int
+	jobIDs                      map[int]bool // job ids handed out
 	maxRows                     int                  // the most rows a query answers
 	queryZone                   *time.Location       // the Query Time Zone; nil honours query_timezone
 	outcomes                    map[string][]Outcome // per plan, how its next copies' jobs end
@@ -260,11 +261,22 @@ func (t *table) insert(p *Plan) {
 	t.plans[p.ID] = p
 }
 
-// addJob gives j an ID if it has none and adds it.
+// addJob gives j an ID if it has none and adds it. Looker numbers jobs in
+// the order it starts them, and a test may add a morning's jobs in any
+// order: the ID follows Created (its microseconds, made unique), so that
+// ids order jobs as their starts do, as in Looker.
 func (t *table) addJob(j Job) *Job {
 	if j.ID == "" {
-		t.nextJob++
-		j.ID = strconv.Itoa(t.nextJob)
+		id := t.nextJob + 1
+		if !j.Created.IsZero() {
+			id = int(j.Created.UnixMicro())
+		}
+		for t.jobIDs[id] {
+			id++
+		}
+		t.nextJob = max(t.nextJob, id)
+		t.jobIDs[id] = true
+		j.ID = strconv.Itoa(id)
 	}
 	if j.Status != "" && j.Finalized.IsZero() {
 		j.Finalized = j.Created
