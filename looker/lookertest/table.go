@@ -76,7 +76,7 @@ type table struct {
 	looks     map[string][]map[string]any // the rows each saved Look answers
 	// nextPlan, nextJob and nextDest are the last ids handed out.
 	nextPlan, nextJob, nextDest int
-	jobIDs                      map[int]bool // job ids handed out
+	jobIDs                      map[int]bool         // job ids handed out
 	maxRows                     int                  // the most rows a query answers
 	queryZone                   *time.Location       // the Query Time Zone; nil honours query_timezone
 	outcomes                    map[string][]Outcome // per plan, how its next copies' jobs end
