@@ -97,6 +97,20 @@ func TestACopyCountsOnlyIfItDeliversTheSameReport(t *testing.T) {
 			wantReason: map[string]string{},
 		},
 		{
+			name: "Slack through the Action Hub: one address, the channel in the parameters",
+			seed: func(s *lookertest.Server) {
+				slackTo := func(id, channel string) lookertest.Plan {
+					return lookertest.Plan{ID: id, Name: "Sales", UserID: "5", ContentTypeID: "dashboard::7",
+						Dests: []lookertest.Destination{{Type: "looker-integration", Address: "1::slack", Parameters: `{"channel":"` + channel + `"}`}}}
+				}
+				s.AddPlan(slackTo("1", "#sales-emea"))
+				s.AddFailure("1", m.at(1), "boom")
+				sentByHand(s, "501", slackTo("", "#sales-apac"), m.at(2), "success")
+			},
+			wantReruns: map[string]int{"1": 1},
+			wantReason: map[string]string{},
+		},
+		{
 			name: "a plan edited after a copy alike was made is not guessed at",
 			seed: func(s *lookertest.Server) {
 				s.AddPlan(emea)

@@ -23,6 +23,10 @@ type Destination struct {
 	// Empty, it is "csv" for a Look and "wysiwyg_pdf" for a dashboard.
 	Format  string
 	Address string
+	// Parameters is the destination's JSON settings, as an action keeps
+	// them: Slack through the Action Hub keeps the channel here, its
+	// address the same for every channel. Empty: null.
+	Parameters string
 }
 
 // dest is a destination as the table keeps it: with its type and format
@@ -108,7 +112,7 @@ func (p *Plan) destinationsJSON() []map[string]any {
 			"id": d.id, "scheduled_plan_id": p.ID, "type": d.Type, "format": d.Format, "address": orNull(d.Address),
 			"apply_formatting": false, "apply_vis": false,
 			"looker_recipient": d.Type == "email" && p.OwnerEmail != "" && strings.EqualFold(d.Address, p.OwnerEmail),
-			"parameters":       nil, "message": nil,
+			"parameters":       orNull(d.Parameters), "message": nil,
 		})
 	}
 	return out

@@ -23,8 +23,11 @@
 //     unless SetActivityLag is on; Looker's trails by seconds or more;
 //   - a scheduled plan's JSON carries only the keys planJSON in handler.go
 //     lists, crontab "0 6 * * *" for every plan that is not run-once, and
-//     destinations with apply_formatting and apply_vis false, no parameters
-//     or message, and looker_recipient only for the owner's email;
+//     destinations with apply_formatting and apply_vis false, no message,
+//     parameters only as Destination.Parameters gives them, and
+//     looker_recipient only for the owner's email;
+//   - job ids follow the jobs' start times (as Looker numbers jobs in the
+//     order it starts them), whatever order a test adds them in;
 //   - a destination given only by its address (Plan.Destinations) gets a
 //     type from it (http:// or https:// a webhook, "@" an email, any other
 //     Slack's action, looker-integration) and a format from the content
