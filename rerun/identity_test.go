@@ -1,6 +1,7 @@
 package rerun_test
 
 import (
+	"strconv"
 	"testing"
 	"time"
 
@@ -279,4 +280,33 @@ func TestLookAlikesAcrossWindows(t *testing.T) {
 			t.Errorf("first re-ran %v, the retry %v", rerunIDs(first), rerunIDs(retry))
 		}
 	})
+}
+
+// TestDefinitionsAreReadOnlyWhereACopyIsAlike: a morning with no copy alike
+// to a failed plan reads no definition; only the time zone's proof reads a
+// plan (now, and before the window).
+func TestDefinitionsAreReadOnlyWhereACopyIsAlike(t *testing.T) {
+	t.Parallel()
+	m := newMorning()
+	s := lookertest.NewServer(t)
+	for i := range 20 {
+		s.AddFailure(strconv.Itoa(100+i), m.at(1), "boom")
+	}
+	// Yesterday's copy of plan 100, before its failure: alike, but it
+	// cannot be the re-run of it.
+	s.AddPlan(lookertest.Plan{ID: "501", Name: "Plan 100", UserID: "7", ContentTypeID: "look::100", Destinations: "#reports-100", RunOnce: true, Created: m.at(-5)})
+	s.AddJob(lookertest.Job{PlanID: "501", Status: "success", Created: m.at(-5)})
+	runOnce(t, s, m.opts())
+	reads := 0
+	for _, c := range s.Calls() {
+		if c.Op == lookertest.OpScheduledPlan {
+			reads++
+		}
+	}
+	if reads > 2 {
+		t.Errorf("%d plan reads for a morning with no copy to judge, want at most the 2 of the time zone's proof", reads)
+	}
+	if diff := cmp.Diff(20, len(s.Reruns())); diff != "" {
+		t.Errorf("plans re-run (-want +got):\n%s", diff)
+	}
 }
