@@ -1,0 +1,93 @@
+package rerun_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/looker-rerun/looker-rerun/looker/lookertest"
+	"github.com/looker-rerun/looker-rerun/rerun"
+)
+
+// These tests attack the revised exactly-once design (job ids, look-alike
+// books, definitions): each is a scenario in which a report is delivered
+// twice, or a failure is lost while the run says OK. They fail on the code
+// as it stands.
+
+// TestARetryAfterTheOwnerAddsARecipientDoesNotResend: plan 1 failed; the
+// window's run re-ran it (copy delivered to #sales). The owner then adds a
+// recipient to the plan. An Airflow retry (or a clear) of the same window
+// must not send the report to #sales again. System Activity now shows the
+// plan with other destination addresses than its copy, so the copy is not
+// even looked at: the books see no copy, and the plan is re-run. The rule
+// for a plan edited after its copy ("unsure_copy": a person) is applied
+// only to edits that keep the destination addresses (filters); edits to
+// the addresses, the commonest, bypass it.
+func TestARetryAfterTheOwnerAddsARecipientDoesNotResend(t *testing.T) {
+	t.Parallel()
+	m := newMorning()
+	for _, tt := range []struct {
+		name string
+		edit func(p *lookertest.Plan)
+	}{
+		{"a recipient added", func(p *lookertest.Plan) {
+			p.Dests = append(p.Dests, lookertest.Destination{Address: "boss@example.com"})
+		}},
+		{"the schedule reassigned to another owner", func(p *lookertest.Plan) { p.UserID = "6" }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := lookertest.NewServer(t)
+			s.AddPlan(twin("1"))
+			s.AddFailure("1", m.at(1), "Slack API error: ratelimited")
+			first := runOnce(t, s, m.opts())
+			s.EditPlan("1", tt.edit)
+			retry := runOnce(t, s, m.opts())
+			if diff := cmp.Diff(map[string]int{"1": 1}, s.Reruns()); diff != "" {
+				t.Errorf("deliveries (-want +got):\n%s\nfirst re-ran %v; the retry re-ran %v, skipped %+v, needs person %+v",
+					diff, rerunIDs(first), rerunIDs(retry), retry.Skipped, retry.NeedsPerson)
+			}
+		})
+	}
+}
+
+// TestACatchUpDoesNotGiveAnOldFailuresCopyToANewOne: two look-alike
+// schedules (a daily and a weekly one of the same dashboard to the same
+// channel, say). Y failed in window A; X failed in window D, three windows
+// later. Airflow was down, and catches up: A's run, B's, C's, D's, one
+// after another. A's run re-runs Y (copy 1, made now). D's run sees a
+// copy alike to X made after X's failure, and reads look-alikes' failures
+// only back to the window before D: Y's failure is out of sight, so the
+// copy is X's, X is skipped (already_rerun) and the run says OK. One
+// delivery for two failures: X's report is lost.
+func TestACatchUpDoesNotGiveAnOldFailuresCopyToANewOne(t *testing.T) {
+	t.Parallel()
+	until := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
+	var w []morning // A, B, C, D
+	for i := 3; i >= 0; i-- {
+		end := until.Add(-time.Duration(i) * 10 * time.Hour)
+		w = append(w, morning{since: end.Add(-10 * time.Hour), until: end})
+	}
+	s := lookertest.NewServer(t)
+	s.AddPlan(twin("1")) // X
+	s.AddPlan(twin("2")) // Y
+	s.AddFailure("2", w[0].at(5), "Slack API error: ratelimited")
+	s.AddFailure("1", w[3].at(5), "Slack API error: ratelimited")
+	var last *rerun.Summary
+	for _, win := range w {
+		last = runOnce(t, s, win.opts())
+	}
+	got := s.Reruns()
+	person := false
+	for _, a := range last.NeedsPerson {
+		person = person || a.PlanID == "1"
+	}
+	if got["1"] == 0 && !person {
+		t.Errorf("X's failure in D is neither re-run nor handed to a person: deliveries %v; D's run OK %v, skipped %+v",
+			got, last.OK(), last.Skipped)
+	}
+	if got["1"]+got["2"] > 2 {
+		t.Errorf("deliveries %v: more copies than failures", got)
+	}
+}
