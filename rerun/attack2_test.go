@@ -91,3 +91,42 @@ func TestACatchUpDoesNotGiveAnOldFailuresCopyToANewOne(t *testing.T) {
 		t.Errorf("deliveries %v: more copies than failures", got)
 	}
 }
+
+// TestAPlanWhoseReRunsAlwaysFailReachesAPerson: without RERUN_WAIT (its
+// default), a re-run that fails is left to the next window's run, which
+// counts it toward RERUN_MAX_ATTEMPTS. A plan that fails every day (its
+// webhook's receiver broken, answering 502), whose every re-run fails too: each window's run re-runs it once and says OK. Its
+// latest own failure starts a new chain every day, so the failed re-runs of
+// the day before never count, the cap is never reached, and no run ever
+// says a person is needed: the report never arrives, and nobody is told.
+func TestAPlanWhoseReRunsAlwaysFailReachesAPerson(t *testing.T) {
+	t.Parallel()
+	until := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
+	var days []morning
+	for i := 3; i >= 0; i-- {
+		end := until.Add(-time.Duration(i) * 10 * time.Hour)
+		days = append(days, morning{since: end.Add(-10 * time.Hour), until: end})
+	}
+	s := lookertest.NewServer(t)
+	s.SetActivityLag(0, 0)
+	s.AddPlan(twin("1"))
+	s.RunOnceOutcome("1", lookertest.Outcome{Status: "failure", Detail: "Webhook answered 502"})
+	var said []bool
+	for _, d := range days {
+		// Each window's run starts as the window ends.
+		runAt := d.until.Add(5 * time.Minute)
+		s.SetClock(func() time.Time { return runAt })
+		s.AddFailure("1", d.at(5), "Webhook answered 502")
+		opts := d.opts()
+		opts.MaxFailedReruns = 2
+		sum := runOnce(t, s, opts)
+		said = append(said, sum.OK())
+	}
+	told := false
+	for _, ok := range said {
+		told = told || !ok
+	}
+	if !told {
+		t.Errorf("%d re-runs failed over %d windows, every run said OK %v: nobody is told", s.Reruns()["1"], len(days), said)
+	}
+}
