@@ -1,11 +1,13 @@
 package rerun_test
 
 import (
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/looker-rerun/looker-rerun/looker"
 	"github.com/looker-rerun/looker-rerun/looker/lookertest"
 	"github.com/looker-rerun/looker-rerun/rerun"
 )
@@ -172,5 +174,35 @@ func TestALookAlikesCopyIsNotFreedByWhatHappenedAfterIt(t *testing.T) {
 					sum.Skipped, sum.NeedsPerson, sum.InProgress)
 			}
 		})
+	}
+}
+
+// TestALostAnswerIsConfirmedThoughThePlanWasReassignedMeanwhile: as
+// TestALostAnswerIsConfirmedThoughThePlanWasEditedMeanwhile, but the edit
+// between the listing and the run_once call is an admin reassigning the
+// schedule to another owner (its owner left). run_once copies the plan as
+// it is now, with the new owner, and its answer is lost. The look for the
+// copy matches copies by the owner and content as listed: the copy is not
+// found, and the report is sent again.
+func TestALostAnswerIsConfirmedThoughThePlanWasReassignedMeanwhile(t *testing.T) {
+	t.Parallel()
+	m := newMorning()
+	s := lookertest.NewServer(t)
+	s.SetActivityLag(0, 0)
+	s.AddPlan(twin("1"))
+	s.AddFailure("1", m.at(1), "Slack API error: ratelimited")
+	s.Inject(lookertest.Fault{Op: lookertest.OpRunOnce, PlanID: "1", Status: 500, AfterAction: true})
+	var once sync.Once
+	s.AfterQuery(func(q looker.Query) {
+		// The listing's last query: the run-once copies made so far.
+		if q.Filters["scheduled_plan.run_once"] == "Yes" {
+			once.Do(func() { s.EditPlan("1", func(p *lookertest.Plan) { p.UserID = "6" }) })
+		}
+	})
+	opts := m.opts()
+	opts.Confirm = 2 * time.Second
+	sum := runOnce(t, s, opts)
+	if diff := cmp.Diff(map[string]int{"1": 1}, s.Reruns()); diff != "" {
+		t.Errorf("deliveries (-want +got):\n%s\nrerun %+v failed %+v", diff, sum.Rerun, sum.Failed)
 	}
 }
