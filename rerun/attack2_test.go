@@ -206,3 +206,32 @@ func TestALostAnswerIsConfirmedThoughThePlanWasReassignedMeanwhile(t *testing.T)
 		t.Errorf("deliveries (-want +got):\n%s\nrerun %+v failed %+v", diff, sum.Rerun, sum.Failed)
 	}
 }
+
+// TestACatchUpWindowOfAnotherLengthDoesNotTakeALookAlikesCopy: Looker was
+// down for three days, and the daily runs of those windows failed (exit
+// 3). Looker came back; the run of the day after (window R) ran as usual
+// and re-ran look-alike Y, which failed in R: copy 501. Then an operator
+// catches up with one manual run over the three days (RERUN_SINCE and
+// RERUN_UNTIL, the DAG's since/until params). X failed in those days. The
+// books place Y's failure, after the window, in a window as long as this
+// one (three days), whose run would come days from now: 501 cannot be
+// Y's, so it is taken for X's re-run, X is skipped and the run says OK.
+// One delivery for two failures: X's is lost.
+func TestACatchUpWindowOfAnotherLengthDoesNotTakeALookAlikesCopy(t *testing.T) {
+	t.Parallel()
+	r := newMorning() // the day after, run as usual
+	catchUp := morning{since: r.since.Add(-30 * time.Hour), until: r.since}
+	s := lookertest.NewServer(t)
+	s.AddPlan(twin("1")) // X
+	s.AddPlan(twin("2")) // Y
+	s.AddFailure("1", catchUp.until.Add(-5*time.Hour), "Slack API error: ratelimited")
+	s.AddFailure("2", r.at(2), "Slack API error: ratelimited")
+	y := twin("501") // R's run re-ran Y
+	y.RunOnce, y.Created = true, r.until.Add(5*time.Minute)
+	s.AddPlan(y)
+	s.AddJob(lookertest.Job{PlanID: "501", Status: "success", Created: y.Created})
+	sum := runOnce(t, s, catchUp.opts())
+	if len(s.Reruns()) == 0 && sum.OK() {
+		t.Errorf("X's failure is lost while the run says OK: skipped %+v, needs person %+v", sum.Skipped, sum.NeedsPerson)
+	}
+}
