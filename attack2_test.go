@@ -1,0 +1,34 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/looker-rerun/looker-rerun/looker/lookertest"
+)
+
+// TestAnAirflowRetryAfterARecipientWasAddedSendsNothing plays, through the
+// binary, an Airflow retry of a window (the pod was evicted after the
+// re-runs, say) after the plan's owner added a recipient: the retry must
+// not deliver the report to the old recipients a second time. Both runs
+// exit 0; the report goes out twice (rerun/attack2_test.go has the cause).
+func TestAnAirflowRetryAfterARecipientWasAddedSendsNothing(t *testing.T) {
+	s := lookertest.NewServer(t)
+	since, until := window()
+	s.AddPlan(lookertest.Plan{ID: "1", Name: "Daily revenue", UserID: "5", ContentTypeID: "dashboard::7",
+		Dests: []lookertest.Destination{{Address: "#finance"}}})
+	s.AddFailure("1", since.Add(time.Hour), "Slack API error: ratelimited")
+	env := lookerEnv(s, since, until)
+	first := runMain(t, context.Background(), env)
+	s.EditPlan("1", func(p *lookertest.Plan) {
+		p.Dests = append(p.Dests, lookertest.Destination{Address: "cfo@example.com"})
+	})
+	retry := runMain(t, context.Background(), env)
+	if diff := cmp.Diff(map[string]int{"1": 1}, s.Reruns()); diff != "" {
+		t.Errorf("deliveries (-want +got):\n%s\nexit codes %d, %d; the retry's summary: %s", diff, first.code, retry.code, lastLines(strings.TrimSpace(retry.stdout), 1))
+	}
+}
