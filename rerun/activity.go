@@ -220,39 +220,49 @@ func (a *activity) copies(ctx context.Context, from time.Time) ([]job, error) {
 	return jobs, nil
 }
 
-// plansLike lists the scheduled (not run-once) plans that share a copyKey
-// with keys: the plans a run-once copy with one of those keys may have been
+// plansOf lists the scheduled (not run-once) plans of the given contents
+// (content_type_id): the plans a run-once copy of one of them may have been
 // made from. One row per plan: no job field is selected.
-func (a *activity) plansLike(ctx context.Context, keys []copyKey) ([]job, error) {
-	want := map[copyKey]bool{}
-	var contents []string
-	for _, k := range keys {
-		want[k] = true
-		contents = append(contents, k.content)
+func (a *activity) plansOf(ctx context.Context, contents []string) ([]job, error) {
+	jobs, err := a.byContent(ctx, contents, planFields, map[string]string{fPlanRunOnce: "No"}, a.queryPage)
+	if err != nil {
+		return nil, fmt.Errorf("list the plans of the contents copied: %w", err)
 	}
-	slices.Sort(contents)
-	contents = slices.Compact(contents)
+	return jobs, nil
+}
+
+// copiesOf lists the run-once copies of the given contents made in [from,
+// to), with their jobs.
+func (a *activity) copiesOf(ctx context.Context, contents []string, from, to time.Time) ([]job, error) {
+	fields := slices.Concat(planFields, []string{fPlanCreated}, jobFields)
+	jobs, err := a.byContent(ctx, contents, fields, map[string]string{fPlanRunOnce: "Yes"}, func(ctx context.Context, q looker.Query) ([]job, error) {
+		return a.queryAll(ctx, q, fPlanCreated, from, to)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list earlier run-once copies: %w", err)
+	}
+	return jobs, nil
+}
+
+// byContent runs a query for the given contents, idsPerQuery at a time,
+// those queries concurrently.
+func (a *activity) byContent(ctx context.Context, contents, fields []string, filters map[string]string,
+	run func(context.Context, looker.Query) ([]job, error)) ([]job, error) {
 	batches := slices.Collect(slices.Chunk(contents, idsPerQuery))
 	results := make([][]job, len(batches))
 	g, gctx := errgroup.WithContext(ctx)
 	for i, batch := range batches {
 		g.Go(func() error {
-			q := a.query(planFields, map[string]string{fPlanRunOnce: "No", fPlanContent: strings.Join(batch, ",")})
+			q := a.query(fields, cloneWith(filters, fPlanContent, strings.Join(batch, ",")))
 			var err error
-			results[i], err = a.queryPage(gctx, q)
+			results[i], err = run(gctx, q)
 			return err
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return nil, fmt.Errorf("list the plans alike to run-once copies: %w", err)
+		return nil, err
 	}
-	var out []job
-	for _, j := range slices.Concat(results...) {
-		if want[j.key()] {
-			out = append(out, j)
-		}
-	}
-	return out, nil
+	return slices.Concat(results...), nil
 }
 
 // queryPage runs q once, without a time range to split: a result that fills

@@ -5,6 +5,8 @@ import (
 	"maps"
 	"slices"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // This file tells which run-once copies deliver what the plans deliver, and
@@ -21,41 +23,55 @@ import (
 func attribute(ctx context.Context, sa *activity, defs *definitions, opts Options, w span,
 	ids []string, jobs, copies []job, b *books, l *ledger) (map[string]*plan, []string, error) {
 	plans := gather(ids, opts.Since, opts.Until, jobs)
-	alike := map[copyKey][]job{}
+	// Copies by content: whatever else a copy shows on System Activity
+	// (owner, addresses) may have been edited since, and its definition
+	// decides.
+	alike := map[string][]job{}
 	for _, c := range copies {
 		if c.RunOnce {
-			alike[c.key()] = append(alike[c.key()], c)
+			alike[c.Content] = append(alike[c.Content], c)
 		}
 	}
-	need := neededKeys(plans, alike, opts, w)
+	need := needed(plans, alike, opts)
 	if len(need) == 0 {
 		return plans, ids, nil
 	}
-	likes, err := sa.plansLike(ctx, slices.Collect(maps.Keys(need)))
-	if err != nil {
+	contents := slices.Sorted(maps.Keys(need))
+	var likes, earlier []job
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) { likes, err = sa.plansOf(gctx, contents); return err })
+	g.Go(func() (err error) { earlier, err = sa.copiesOf(gctx, contents, w.back, w.from); return err })
+	if err := g.Wait(); err != nil {
 		return nil, nil, err
 	}
-	members := map[copyKey][]string{}
-	for _, p := range plans {
-		if need[p.Key] {
-			members[p.Key] = append(members[p.Key], p.ID)
+	listed := map[string]bool{}
+	for _, c := range copies {
+		listed[c.PlanID+"/"+c.JobID] = true
+	}
+	for _, c := range earlier {
+		if !listed[c.PlanID+"/"+c.JobID] { // the two lists may meet on a second
+			alike[c.Content] = append(alike[c.Content], c)
 		}
 	}
+	members := map[string][]string{}
 	var more []string
 	for _, j := range likes {
-		if !slices.Contains(members[j.key()], j.PlanID) {
-			members[j.key()] = append(members[j.key()], j.PlanID)
-		}
+		members[j.Content] = append(members[j.Content], j.PlanID)
 		more = append(more, j.PlanID)
 	}
-	// Their deliveries since the window before: where their failure chains
-	// began, and the failures of look-alikes in other windows.
-	older, err := sa.history(ctx, sortedSet(more), w.from)
+	for _, p := range plans {
+		if need[p.Key.content] && !slices.Contains(members[p.Key.content], p.ID) {
+			members[p.Key.content] = append(members[p.Key.content], p.ID)
+		}
+	}
+	// Their deliveries since lookBack: where they last delivered, and the
+	// failures of look-alikes in other windows.
+	older, err := sa.history(ctx, sortedSet(more), w.back)
 	if err != nil {
 		return nil, nil, err
 	}
 	plans = gather(sortedSet(slices.Concat(ids, more)), opts.Since, opts.Until, jobs, older, likes)
-	if err := defs.load(ctx, toRead(members, plans, alike, opts, w)); err != nil {
+	if err := defs.load(ctx, toRead(members, plans, alike, opts)); err != nil {
 		return nil, nil, err
 	}
 
@@ -69,13 +85,13 @@ func attribute(ctx context.Context, sa *activity, defs *definitions, opts Option
 		}
 	}
 	rl := rules{permanent: opts.Permanent, retryPermanent: opts.RetryPermanent, since: opts.Since, until: opts.Until, look: opts.LookID != ""}
-	for key, ids := range members {
+	for content, ids := range members {
 		groups := byDefinition(ids, plans, defs)
 		for _, group := range groups {
-			same := copiesOf(group, alike[key], groups, defs, b)
+			same := copiesOf(group, alike[content], groups, defs, b)
 			countCopyFailures(group, same, opts, decided)
 			noteCopies(group, same, decided, b)
-			b.keep(group, decided, same, w, rl, l)
+			b.keep(group, decided, same, rl, l)
 		}
 	}
 	for id := range decided {
@@ -86,22 +102,21 @@ func attribute(ctx context.Context, sa *activity, defs *definitions, opts Option
 	return plans, ids, nil
 }
 
-// neededKeys returns the keys where a copy may matter: that of a failed copy
-// in the window, or of a copy made since a decided plan's failure chain
-// began.
-func neededKeys(plans map[string]*plan, alike map[copyKey][]job, opts Options, w span) map[copyKey]bool {
-	need := map[copyKey]bool{}
+// needed returns the contents where a copy may matter: that of a failed copy
+// in the window, or of a copy made since a decided plan's latest failure.
+func needed(plans map[string]*plan, alike map[string][]job, opts Options) map[string]bool {
+	need := map[string]bool{}
 	for _, cs := range alike {
 		for _, c := range cs {
 			if c.Status == statusFailure && inWindow(c.Created, opts) {
-				need[c.key()] = true
+				need[c.Content] = true
 			}
 		}
 	}
 	for _, p := range plans {
-		for _, c := range alike[p.Key] {
-			if p.Failures > 0 && mayFollow(c, lowest(p, w)) {
-				need[p.Key] = true
+		for _, c := range alike[p.Key.content] {
+			if p.Failures > 0 && mayFollow(c, p.lastFailure) {
+				need[p.Key.content] = true
 			}
 		}
 	}
@@ -109,18 +124,16 @@ func neededKeys(plans map[string]*plan, alike map[copyKey][]job, opts Options, w
 }
 
 // toRead lists the plans and copies whose definitions the books need: the
-// plans alike on each key, and the copies that may matter to them (for
-// look-alikes, every copy since the window before).
-func toRead(members map[copyKey][]string, plans map[string]*plan, alike map[copyKey][]job, opts Options, w span) []string {
+// plans of each content, and the copies that may matter to them: for a
+// content scheduled once, those made since its latest failure or since it
+// last delivered, and failed copies in the window; for one scheduled more
+// than once (look-alikes, or schedules that differ), every copy read.
+func toRead(members map[string][]string, plans map[string]*plan, alike map[string][]job, opts Options) []string {
 	var read []string
-	for key, ps := range members {
-		low := mark{at: w.from} // look-alikes: every copy counts
-		if len(ps) == 1 {
-			low = lowest(plans[ps[0]], w)
-		}
+	for content, ps := range members {
 		read = append(read, ps...)
-		for _, c := range alike[key] {
-			if mayFollow(c, low) || (c.Status == statusFailure && inWindow(c.Created, opts)) {
+		for _, c := range alike[content] {
+			if len(ps) > 1 || mayFollow(c, lowest(plans[ps[0]])) || (c.Status == statusFailure && inWindow(c.Created, opts)) {
 				read = append(read, c.PlanID)
 			}
 		}
@@ -171,15 +184,17 @@ func copiesOf(group []*plan, copies []job, groups map[definition][]*plan, defs *
 	return same
 }
 
-// noteCopies records, for each plan of the group, where a chain of failed
-// copies began, and doubts about a copy that only times can order against
-// its failure, one of them in the hour repeated when daylight saving ends.
+// noteCopies records, for a plan no look-alike shares its copies with, the
+// latest of its copies that delivered (where a chain of failed re-runs
+// ends), and for each plan doubts about a copy that only times can order
+// against its failure, one of them in the hour repeated when daylight
+// saving ends.
 func noteCopies(group []*plan, same []job, decided map[string]bool, b *books) {
 	for _, p := range group {
 		for _, c := range same {
 			m := c.madeMark()
-			if !c.covers() && cmpMark(m, p.lastOwnSuccess) > 0 && (p.firstCopyFailure.IsZero() || cmpMark(m, p.firstCopyFailure) < 0) {
-				p.firstCopyFailure = m
+			if len(group) == 1 && c.Status == statusSuccess && cmpMark(m, p.lastCopySuccess) > 0 && cmpMark(m, p.lastFailure) < 0 {
+				p.lastCopySuccess = m
 			}
 			if a := misreadable(m, p.lastFailure); a != "" && decided[p.ID] && p.Failures > 0 {
 				b.doubt(p.ID, ReasonAmbiguousTime, "run-once copy "+c.PlanID+", not started yet, and the failure at "+
@@ -228,15 +243,13 @@ func countCopyFailures(group []*plan, same []job, opts Options, decided map[stri
 	}
 }
 
-// lowest is the earliest a copy can matter to p: the start of its failure
-// chain as far as the run read it, or its latest failure in the window.
-func lowest(p *plan, w span) mark {
-	low := p.lastFailure
-	if p.open() && (low.IsZero() || cmpMark(p.lastOwnFailure, low) < 0) {
-		low = p.lastOwnFailure
-	}
-	if low.IsZero() {
-		low = mark{at: maxTime(w.from, p.lastOwnSuccess.at)}
+// lowest is the earliest a copy can matter to p: since it last delivered
+// (its failed re-runs count toward the cap); zero, every copy read, when
+// the run read no delivery of it.
+func lowest(p *plan) mark {
+	low := chainStart(p)
+	if !low.IsZero() && cmpMark(low, p.lastFailure) > 0 {
+		return p.lastFailure // it delivered since: only a later failure's copies matter
 	}
 	return low
 }

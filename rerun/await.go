@@ -249,7 +249,7 @@ func (s *sender) decideAgain(ctx context.Context, p *plan) (decision, error) {
 	ids := []string{p.ID}
 	var alike []job
 	for _, c := range copies {
-		if c.RunOnce && c.key() == p.Key && c.PlanID != p.ID && cmpMark(c.madeMark(), p.lastFailure) >= 0 {
+		if c.RunOnce && c.Content == p.Key.content && c.PlanID != p.ID && cmpMark(c.madeMark(), p.lastFailure) >= 0 {
 			alike = append(alike, c)
 			ids = append(ids, c.PlanID)
 		}
@@ -273,7 +273,7 @@ func (s *sender) decideAgain(ctx context.Context, p *plan) (decision, error) {
 	}
 	slices.SortFunc(same, byMade)
 	rl := s.rules()
-	b.keep([]*plan{p}, map[string]bool{p.ID: true}, same, newSpan(s.opts.Since, s.opts.Until), rl, s.ledger)
+	b.keep([]*plan{p}, map[string]bool{p.ID: true}, same, rl, s.ledger)
 	return decideCopies(p, b, rl), nil
 }
 

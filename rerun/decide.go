@@ -54,10 +54,9 @@ type plan struct {
 	// for a plan that has copies).
 	lastOwnFailure, lastOwnSuccess mark
 	lastOwnDetail                  string // of its latest own failure
-	// firstCopyFailure is the earliest of its failed copies read that came
-	// after its latest own success: where a chain of failed re-runs began
-	// when its own failure is older than what the run read.
-	firstCopyFailure mark
+	// lastCopySuccess is the latest of its copies read that succeeded,
+	// for a plan no look-alike shares its copies with.
+	lastCopySuccess mark
 }
 
 // open reports whether the plan's latest own failure has no own success
@@ -300,7 +299,7 @@ func decideCopies(p *plan, b *books, rl rules) decision {
 	failed := b.failed[p.ID]
 	if rl.maxFailedReruns > 0 && len(failed) >= rl.maxFailedReruns {
 		last := failed[len(failed)-1]
-		return person(p, ReasonAttemptsExhausted, fmt.Sprintf("%d re-runs of the failure at %s failed; the last: %s",
+		return person(p, ReasonAttemptsExhausted, fmt.Sprintf("%d re-runs since it last delivered failed (its latest failure at %s); the last: %s",
 			len(failed), p.LastFailure.Format(time.RFC3339), orUnknown(last.Detail)))
 	}
 	if !rl.retryPermanent {

@@ -197,7 +197,9 @@ func (d *definitions) judge(p *plan, c job) (verdict, string) {
 		return unsure, fmt.Sprintf("run-once copy %s made at %s looks like its re-run on System Activity, but its definition cannot be read (%v): check it in Looker", c.PlanID, c.made().Format(time.RFC3339), cd.err)
 	case pd.def == cd.def:
 		return sameReport, ""
-	case !pd.updated.IsZero() && !cd.created.IsZero() && pd.updated.After(cd.created):
+	case !pd.updated.IsZero() && !cd.created.IsZero() && !pd.updated.Before(cd.created):
+		// Looker shows both to the second: an edit in the copy's second
+		// may be after it.
 		return unsure, fmt.Sprintf("the plan was edited at %s, after run-once copy %s that looks like its re-run was made (%s), and now delivers something else: whether that copy re-sent this report cannot be told",
 			pd.updated.UTC().Format(time.RFC3339), c.PlanID, cd.created.UTC().Format(time.RFC3339))
 	}

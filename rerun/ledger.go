@@ -44,25 +44,19 @@ func byMade(a, b job) int {
 	return compareIDs(a.PlanID, b.PlanID)
 }
 
-// span is the window of failures and the window before it, which the books
-// reach back to: a copy made in this window may be the re-run of a failure
-// in the one before.
-type span struct{ from, since, until time.Time }
+// span is the window of failures, the window before it (from), where every
+// run's list of copies begins, and how far back (back) the books read the
+// plans alike to a copy, their copies and failures: a copy made in this
+// window may be the late re-run of a failure days before, in a catch-up.
+type span struct{ back, from, since, until time.Time }
+
+// lookBack is how far before the window the books read a plan alike to a
+// copy: the longest catch-up of missed runs they see through, and how far
+// back failed re-runs count toward RERUN_MAX_ATTEMPTS.
+const lookBack = 7 * 24 * time.Hour
 
 func newSpan(since, until time.Time) span {
-	return span{from: since.Add(-until.Sub(since)), since: since, until: until}
-}
-
-// ready returns the earliest a copy can be the re-run, made by this tool, of
-// a failure at t outside the window: windows tile time from since, each as
-// long as this one, and a window's run starts when the window ends. A copy
-// made before then is a person's send of another failure.
-func (w span) ready(t time.Time) time.Time {
-	n := w.until.Sub(w.since)
-	if t.Before(w.since) {
-		return w.since
-	}
-	return w.since.Add((t.Sub(w.since)/n + 1) * n)
+	return span{back: since.Add(-lookBack), from: since.Add(-until.Sub(since)), since: since, until: until}
 }
 
 // books is what the copies say about the plans decided: the copy that
@@ -100,11 +94,11 @@ type claimant struct {
 }
 
 // claimants lists the failures of a group that want a copy: this window's
-// that the first rules leave to the copies' rules, and the failures of
-// other windows that their runs would re-run. A failure after the window
-// can take only a copy made once its own window ended, when its run could
-// have made it.
-func claimants(group []*plan, decided map[string]bool, w span, rl rules) []*claimant {
+// that the first rules leave to the copies' rules, and every open failure
+// of another window (no own success after it) that a re-run could fix:
+// whether its run re-ran it cannot be told from what the plan is now
+// (disabled since, or delivering again), so it counts.
+func claimants(group []*plan, decided map[string]bool, rl rules) []*claimant {
 	var cls []*claimant
 	for _, p := range group {
 		if decided[p.ID] && p.Failures > 0 {
@@ -113,20 +107,10 @@ func claimants(group []*plan, decided map[string]bool, w span, rl rules) []*clai
 			}
 			continue
 		}
-		if decided[p.ID] || !p.open() || (!rl.retryPermanent && rl.permanent.Permanent(p.lastOwnDetail) != "") {
+		if decided[p.ID] || p.RunOnce || !p.open() || (!rl.retryPermanent && rl.permanent.Permanent(p.lastOwnDetail) != "") {
 			continue
 		}
-		// Another window's failure: would its run re-run it?
-		q := *p
-		q.Failures, q.LastFailure, q.lastFailure, q.LastDetail = 1, p.lastOwnFailure.at, p.lastOwnFailure, p.lastOwnDetail
-		if _, first := decideFirst(&q, rl); first {
-			continue
-		}
-		after := p.lastOwnFailure
-		if !after.at.Before(w.since) {
-			after = mark{at: w.ready(after.at)}
-		}
-		cls = append(cls, &claimant{p: p, after: after})
+		cls = append(cls, &claimant{p: p, after: p.lastOwnFailure})
 	}
 	slices.SortFunc(cls, func(a, b *claimant) int {
 		return cmp.Or(cmpMark(a.after, b.after), compareIDs(a.p.ID, b.p.ID))
@@ -174,8 +158,8 @@ func share(cls []*claimant, copies []job, decidedFirst bool, reserved func(job) 
 // cap, to the decided plan with fewest so far among those whose failure
 // chain they may belong to. The copies given are claimed in l: this
 // window's under the plan's id, another window's marked as such.
-func (b *books) keep(group []*plan, decided map[string]bool, copies []job, w span, rl rules, l *ledger) {
-	cls := claimants(group, decided, w, rl)
+func (b *books) keep(group []*plan, decided map[string]bool, copies []job, rl rules, l *ledger) {
+	cls := claimants(group, decided, rl)
 	var usable []job
 	for _, c := range copies {
 		if owner, ok := l.owner(c.PlanID); !ok || isReserved(owner) || slices.ContainsFunc(cls, func(cl *claimant) bool { return cl.p.ID == owner }) {
@@ -258,18 +242,15 @@ func reservedFor(planID string) string { return reservedMark + planID }
 
 func isReserved(owner string) bool { return strings.HasPrefix(owner, reservedMark) }
 
-// chainStart is the failure the re-runs of p's latest failure were made
-// for: its latest own failure not followed by an own success, or, when that
-// is outside what the run read, the window's latest failure. Failed copies
-// made since then are failed re-runs of it.
+// chainStart is when p last delivered, as far as the run read (its own
+// success, or a copy of it that succeeded): the failed copies made since are
+// failed re-runs of its failures, however many windows they span. Zero
+// when the run read no delivery: every failed copy read counts.
 func chainStart(p *plan) mark {
-	if p.open() && cmpMark(p.lastOwnFailure, p.lastFailure) <= 0 {
-		return p.lastOwnFailure
+	if cmpMark(p.lastCopySuccess, p.lastOwnSuccess) > 0 {
+		return p.lastCopySuccess
 	}
-	if !p.firstCopyFailure.IsZero() && cmpMark(p.firstCopyFailure, p.lastOwnSuccess) > 0 {
-		return p.firstCopyFailure
-	}
-	return p.lastFailure
+	return p.lastOwnSuccess
 }
 
 func cmpBool(a, b bool) int {
@@ -328,7 +309,7 @@ func (l *ledger) claim(id, planID string) bool {
 	return true
 }
 
-// fresh returns the copies of p's owner and content (whatever their
+// fresh returns the copies of p's content (whatever their owner and
 // destinations: the plan may have been edited since it was listed), made at
 // or after its latest failure, that the run had not listed when it began and
 // no plan has claimed, oldest first: after a lost answer, those that may
@@ -338,7 +319,7 @@ func (l *ledger) fresh(p *plan, copies []job) []job {
 	defer l.mu.Unlock()
 	var found []job
 	for _, c := range copies {
-		if _, taken := l.claimed[c.PlanID]; c.RunOnce && c.Owner == p.Key.owner && c.Content == p.Key.content && c.PlanID != p.ID &&
+		if _, taken := l.claimed[c.PlanID]; c.RunOnce && c.Content == p.Key.content && c.PlanID != p.ID &&
 			cmpMark(c.madeMark(), p.lastFailure) >= 0 && !l.known[c.PlanID] && !taken {
 			found = append(found, c)
 		}
