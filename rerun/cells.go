@@ -1,13 +1,14 @@
 package rerun
 
-// This file reads the cells of Looker's json results: ids, text and times,
-// whichever JSON type the database gave them.
+// This file reads the rows of Looker's json results into jobs, and their
+// cells: ids, text and times, whichever JSON type the database gave them.
 
 import (
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -118,3 +119,87 @@ func repeated(t time.Time) bool {
 	}
 	return false
 }
+
+// errMissingField marks a row without a field its query selected.
+var errMissingField = errors.New("System Activity answered without a field the query selected")
+
+// decodeJob reads a row of a query that selected fields, times in loc. The
+// plan id is required. Every selected field must be in the row (null is a
+// value; absent is not): a Looker whose System Activity lacks a field would
+// otherwise be read as empty values, and a copy would lose what tells it
+// apart. A cell that cannot be read is an error.
+func decodeJob(r looker.Row, fields []string, loc *time.Location) (job, error) {
+	var (
+		j   job
+		ok  bool
+		err error
+	)
+	for _, f := range fields {
+		if _, present := r[f]; !present {
+			return j, fmt.Errorf("%w: no %s in a row of the scheduled_plan explore: this Looker's System Activity does not have it "+
+				"(looker-rerun needs Looker's System Activity with that field: check the Looker version)", errMissingField, f)
+		}
+	}
+	if j.PlanID, ok, err = rowID(r, fPlanID); err != nil {
+		return j, err
+	} else if !ok {
+		return j, errNoPlanID
+	}
+	strs := []struct {
+		field string
+		dst   *string
+	}{
+		{fPlanName, &j.Name}, {fPlanUserID, &j.Owner}, {fOwnerEmail, &j.OwnerEmail}, {fPlanContent, &j.Content},
+		{fPlanDests, &j.Dests}, {fJobStatus, &j.Status}, {fJobDetail, &j.Detail},
+	}
+	for _, s := range strs {
+		if *s.dst, _, err = rowString(r, s.field); err != nil {
+			return j, err
+		}
+	}
+	if j.JobID, _, err = rowID(r, fJobID); err != nil {
+		return j, err
+	}
+	times := []struct {
+		field string
+		dst   *time.Time
+	}{{fJobCreated, &j.Created}, {fPlanCreated, &j.PlanCreated}}
+	for _, t := range times {
+		var twice bool
+		if *t.dst, twice, _, err = rowTime(r, t.field, loc); err != nil {
+			return j, err
+		}
+		if twice {
+			raw, _, _ := rowString(r, t.field)
+			j.Ambiguous = raw + " " + loc.String()
+		}
+	}
+	var runOnce, enabled string
+	if runOnce, _, err = rowString(r, fPlanRunOnce); err != nil {
+		return j, err
+	}
+	if enabled, _, err = rowString(r, fPlanEnabled); err != nil {
+		return j, err
+	}
+	j.RunOnce = yes(runOnce)
+	j.Disabled = enabled != "" && !yes(enabled)
+	j.Status = strings.ToLower(strings.TrimSpace(j.Status))
+	j.Dests = destSet(j.Dests)
+	return j, nil
+}
+
+// destSet writes a destination_addresses cell as a set: Looker lists a
+// copy's destinations in an order of its own.
+func destSet(cell string) string {
+	var addrs []string
+	for _, a := range strings.Split(cell, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			addrs = append(addrs, a)
+		}
+	}
+	slices.Sort(addrs)
+	return strings.Join(slices.Compact(addrs), ",")
+}
+
+// yes reads a yesno cell.
+func yes(s string) bool { return strings.EqualFold(s, "yes") || s == "true" }
