@@ -3,6 +3,7 @@ package rerun_test
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"testing"
@@ -244,9 +245,9 @@ func TestADeliveryThatFailsWhileAwaitedDoesNotTakeALookAlikesCopy(t *testing.T) 
 	y.RunOnce, y.Created = true, m.until.Add(30*time.Minute)
 	s.AddPlan(y)
 	s.AddJob(lookertest.Job{PlanID: "501", Status: "success", Created: y.Created})
-	polls := 0
+	var polls atomic.Int32 // queries run at once
 	s.AfterQuery(func(q looker.Query) {
-		if polls++; polls == 8 { // some polls into the wait
+		if polls.Add(1) == 8 { // some polls into the wait
 			s.FinishJob(next.ID, "failure", "Slack API error: ratelimited")
 		}
 	})

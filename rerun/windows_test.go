@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,9 +67,9 @@ func TestAFailureWhoseLaterDeliveryRunsIsNeverDropped(t *testing.T) {
 			t.Parallel()
 			s := lookertest.NewServer(t)
 			later := seed(s)
-			polls := 0
+			var polls atomic.Int32 // queries run at once
 			s.AfterQuery(func(q looker.Query) {
-				if polls++; polls == 8 { // some polls into the wait
+				if polls.Add(1) == 8 { // some polls into the wait
 					s.FinishJob(later.ID, tt.ends, "")
 				}
 			})
