@@ -268,16 +268,31 @@ func (a *activity) byContent(ctx context.Context, contents, fields []string, fil
 // queryPage runs q once, without a time range to split: a result that fills
 // the page is an error, never a silent cut.
 func (a *activity) queryPage(ctx context.Context, q looker.Query) ([]job, error) {
-	var jobs []job
-	rows := 0
-	if err := a.acquire(ctx); err != nil {
+	jobs, rows, err := a.page(ctx, q)
+	if err != nil {
 		return nil, err
 	}
-	err := a.lk.RunInlineQuery(ctx, q, func(row looker.Row) error {
+	if rows >= a.pageSize {
+		return nil, fmt.Errorf("%d rows, Looker's row limit: cannot list them all", rows)
+	}
+	return jobs, nil
+}
+
+// page runs q and decodes its rows into jobs as they stream in (a full page
+// of 5,000 never sits in memory as JSON), leaving out, with a warning, the
+// rows without a plan id: a job whose plan is gone has nothing to re-run. It
+// returns the rows Looker answered, to tell a page that may be cut.
+func (a *activity) page(ctx context.Context, q looker.Query) (jobs []job, rows int, err error) {
+	skipped := 0
+	if err := a.acquire(ctx); err != nil {
+		return nil, 0, err
+	}
+	err = a.lk.RunInlineQuery(ctx, q, func(row looker.Row) error {
 		rows++
 		j, err := decodeJob(row, q.Fields, a.loc)
 		switch {
 		case errors.Is(err, errNoPlanID):
+			skipped++
 			return nil
 		case err != nil:
 			return fmt.Errorf("system activity row %d: %w", rows, err)
@@ -287,12 +302,12 @@ func (a *activity) queryPage(ctx context.Context, q looker.Query) ([]job, error)
 	})
 	<-a.slots
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	if rows >= a.pageSize {
-		return nil, fmt.Errorf("%d rows, Looker's row limit: cannot list them all", rows)
+	if skipped > 0 {
+		a.log.Warn().Int("rows", skipped).Str("field", fPlanID).Msg("skipped System Activity rows without a plan id")
 	}
-	return jobs, nil
+	return jobs, rows, nil
 }
 
 // query is an inline query on the scheduled_plan explore, in UTC, sorted on
@@ -324,30 +339,13 @@ func (a *activity) queryAll(ctx context.Context, q looker.Query, timeField strin
 	if repeated(to.In(a.loc)) {
 		to = to.Add(time.Hour)
 	}
+	return a.split(ctx, q, timeField, from, to)
+}
+
+// split runs q over [from, to) of timeField, in halves while a page fills.
+func (a *activity) split(ctx context.Context, q looker.Query, timeField string, from, to time.Time) ([]job, error) {
 	q.Filters = cloneWith(q.Filters, timeField, from.In(a.loc).Format(lookerFilterTime)+" to "+to.In(a.loc).Format(lookerFilterTime))
-	// Rows are decoded into jobs as they stream in: a full page of 5,000
-	// never sits in memory as JSON.
-	var (
-		jobs          []job
-		rows, skipped int
-	)
-	if err := a.acquire(ctx); err != nil {
-		return nil, err
-	}
-	err := a.lk.RunInlineQuery(ctx, q, func(row looker.Row) error {
-		rows++
-		j, err := decodeJob(row, q.Fields, a.loc)
-		switch {
-		case errors.Is(err, errNoPlanID):
-			skipped++ // nothing to re-run without a plan
-			return nil
-		case err != nil:
-			return fmt.Errorf("system activity row %d: %w", rows, err)
-		}
-		jobs = append(jobs, j)
-		return nil
-	})
-	<-a.slots
+	jobs, rows, err := a.page(ctx, q)
 	if err != nil {
 		return nil, err
 	}
@@ -360,15 +358,12 @@ func (a *activity) queryAll(ctx context.Context, q looker.Query, timeField strin
 		a.log.Debug().Str("field", timeField).Time("from", from).Time("mid", mid).Time("to", to).Int("rows", rows).Msg("full page: splitting the time range")
 		var left, right []job
 		g, gctx := errgroup.WithContext(ctx)
-		g.Go(func() (err error) { left, err = a.queryAll(gctx, q, timeField, from, mid); return err })
-		g.Go(func() (err error) { right, err = a.queryAll(gctx, q, timeField, mid, to); return err })
+		g.Go(func() (err error) { left, err = a.split(gctx, q, timeField, from, mid); return err })
+		g.Go(func() (err error) { right, err = a.split(gctx, q, timeField, mid, to); return err })
 		if err := g.Wait(); err != nil {
 			return nil, err
 		}
 		return append(left, right...), nil
-	}
-	if skipped > 0 {
-		a.log.Warn().Int("rows", skipped).Str("field", fPlanID).Msg("skipped System Activity rows without a plan id")
 	}
 	return jobs, nil
 }
