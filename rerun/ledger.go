@@ -44,11 +44,11 @@ func byMade(a, b job) int {
 	return compareIDs(a.PlanID, b.PlanID)
 }
 
-// span is the window of failures, the window before it (from), where every
-// run's list of copies begins, and how far back (back) the books read the
-// plans alike to a copy, their copies and failures: a copy made in this
+// span is how far back a run reads copies: from the window before this one
+// (from), where every run's list of copies begins, and, for the plans of a
+// copied content, their copies and deliveries (back): a copy made in this
 // window may be the late re-run of a failure days before, in a catch-up.
-type span struct{ back, from, since, until time.Time }
+type span struct{ back, from time.Time }
 
 // lookBack is how far before the window the books read a plan alike to a
 // copy: the longest catch-up of missed runs they see through, and how far
@@ -56,7 +56,7 @@ type span struct{ back, from, since, until time.Time }
 const lookBack = 7 * 24 * time.Hour
 
 func newSpan(since, until time.Time) span {
-	return span{back: since.Add(-lookBack), from: since.Add(-until.Sub(since)), since: since, until: until}
+	return span{back: since.Add(-lookBack), from: since.Add(-until.Sub(since))}
 }
 
 // books is what the copies say about the plans decided: the copy that
@@ -251,23 +251,6 @@ func chainStart(p *plan) mark {
 		return p.lastCopySuccess
 	}
 	return p.lastOwnSuccess
-}
-
-func cmpBool(a, b bool) int {
-	switch {
-	case a == b:
-		return 0
-	case a:
-		return 1
-	}
-	return -1
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
 }
 
 // ledger is the run's record of copies: those System Activity showed when the
