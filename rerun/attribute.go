@@ -84,9 +84,9 @@ func attribute(ctx context.Context, sa *activity, defs *definitions, opts Option
 			decided[id] = true // a failure System Activity showed only after the listing
 		}
 	}
-	rl := rules{permanent: opts.Permanent, retryPermanent: opts.RetryPermanent, since: opts.Since, until: opts.Until, look: opts.LookID != ""}
-	for content, ids := range members {
-		groups := byDefinition(ids, plans, defs)
+	rl := opts.rules()
+	for content, planIDs := range members {
+		groups := byDefinition(planIDs, plans, defs)
 		for _, group := range groups {
 			same := copiesOf(group, alike[content], groups, defs, b)
 			countCopyFailures(group, same, opts, decided)

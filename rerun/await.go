@@ -216,7 +216,7 @@ func (s *sender) finishDelivery(ctx, callCtx context.Context, p *plan, j job) *w
 	q := *p
 	q.addFailure(j)
 	q.Latest = j
-	d, ok := decideFirst(&q, s.rules())
+	d, ok := decideFirst(&q, s.opts.rules())
 	if !ok {
 		var err error
 		if d, err = s.decideAgain(callCtx, &q); err != nil {
@@ -272,7 +272,7 @@ func (s *sender) decideAgain(ctx context.Context, p *plan) (decision, error) {
 		}
 	}
 	slices.SortFunc(same, byMade)
-	rl := s.rules()
+	rl := s.opts.rules()
 	b.keep([]*plan{p}, map[string]bool{p.ID: true}, same, rl, s.ledger)
 	return decideCopies(p, b, rl), nil
 }

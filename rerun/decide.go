@@ -50,8 +50,8 @@ type plan struct {
 	// lastFailure is the latest failure in the window, as a mark.
 	lastFailure mark
 	// lastOwnFailure and lastOwnSuccess are its latest own failed and
-	// successful jobs that the run read (since the window before this one
-	// for a plan that has copies).
+	// successful jobs that the run read (since the window began; a week
+	// further back for a plan whose content has copies).
 	lastOwnFailure, lastOwnSuccess mark
 	lastOwnDetail                  string // of its latest own failure
 	// lastCopySuccess is the latest of its copies read that succeeded,
@@ -157,10 +157,13 @@ type rules struct {
 	maxFailedReruns int // 0: no cap
 	permanent       *Classifier
 	retryPermanent  bool
-	since, until    time.Time // the window
 	// look: the plans come from a saved Look, which names them whether or
 	// not they failed in the window.
 	look bool
+}
+
+func (o Options) rules() rules {
+	return rules{maxFailedReruns: o.MaxFailedReruns, permanent: o.Permanent, retryPermanent: o.RetryPermanent, look: o.LookID != ""}
 }
 
 // gather folds the own jobs of the candidate plans (and of the plans alike

@@ -17,9 +17,10 @@ import (
 
 // copyKey is what a run-once copy shares with the plan it was copied from, as
 // far as System Activity shows: the owner, the content and the destination
-// addresses (as a set). The name is left out: a plan renamed after its
-// re-run must still know its copy. Plans and copies that share a key are
-// told apart by their definitions.
+// addresses (as a set). Plans that deliver the same report share it, so the
+// sender re-runs plans of one key one after another. Which copy is whose is
+// told by content (a copy's owner and addresses may be a plan's before an
+// edit) and then by definitions (identity.go).
 type copyKey struct{ owner, content, dests string }
 
 func (j job) key() copyKey { return copyKey{j.Owner, j.Content, j.Dests} }

@@ -139,8 +139,7 @@ func Run(ctx context.Context, lk Looker, opts Options) (*Summary, error) {
 	// 2. Decide for each plan: re-run, skip, leave to a person, or wait for
 	// its running delivery.
 	s := newSender(lk, sa, defs, opts, sum, l.ledger)
-	rl := s.rules()
-	rl.look = opts.LookID != ""
+	rl := opts.rules()
 	var (
 		todo  []*plan
 		await []decision

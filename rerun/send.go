@@ -263,12 +263,6 @@ func (s *sender) record(rr Rerun, c madeCopy) int {
 	return c.rerun
 }
 
-// rules are the rules for a plan decided again while the run waits.
-func (s *sender) rules() rules {
-	return rules{maxFailedReruns: s.opts.MaxFailedReruns, permanent: s.opts.Permanent, retryPermanent: s.opts.RetryPermanent,
-		since: s.opts.Since, until: s.opts.Until}
-}
-
 func (s *sender) skip(sk Skip) {
 	s.log.Info().Str("plan_id", sk.PlanID).Str("name", sk.Name).Str("reason", sk.Reason).Str("detail", sk.Detail).Msg("skipped")
 	s.mu.Lock()
