@@ -147,8 +147,9 @@ Settings come from the environment:
 	fmt.Fprint(w, `
 Exit codes: 0 every plan that needed a re-run got one (or none needed one);
 1 (or RERUN_NEEDS_PERSON_EXIT_CODE) some re-runs failed, were not attempted,
-failed again or were still running at the end of RERUN_WAIT, or a failure
-needs a person; 2 bad settings; 3 could not log in or list the failed
+failed again or were still running at the end of RERUN_WAIT, a delivery in
+the window was still running unwatched (no RERUN_WAIT), or a failure needs a
+person; 2 bad settings; 3 could not log in or list the failed
 deliveries (nothing was re-run); 4 stopped (SIGTERM, SIGINT) before the
 end: safe to retry.
 
