@@ -170,14 +170,13 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 			Msg("RERUN_UNTIL is less than RERUN_CONFIRM before the run started: System Activity may not show the window's last failures yet, and a next window that starts at RERUN_UNTIL will not look for them again; end windows at least RERUN_CONFIRM before the run starts")
 	}
 
-	pacer := rerun.NewPacer(cfg.Rate, cfg.retry.waitMax, log)
-	lk, err := newLookerClient(cfg, pacer, log)
+	lk, err := newLookerClient(cfg, log)
 	if err != nil {
 		return &runError{exitConfig, err}
 	}
 	opts := rerun.Options{
 		Since: cfg.since, Until: cfg.until, LookID: cfg.LookID, DryRun: cfg.DryRun,
-		Concurrency: cfg.Concurrency, Pacer: pacer, Grace: cfg.retry.grace, Log: log,
+		Concurrency: cfg.Concurrency, Grace: cfg.retry.grace, Log: log,
 		MaxFailedReruns: cfg.MaxAttempts, Permanent: cfg.permanent, RetryPermanent: cfg.RetryPermanent,
 		Wait: cfg.Wait, PollMin: cfg.retry.pollMin, PollMax: cfg.retry.pollMax,
 		Confirm: cfg.Confirm, Location: cfg.location,

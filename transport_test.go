@@ -3,54 +3,110 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/rs/zerolog"
 
-	"github.com/looker-rerun/looker-rerun/rerun"
+	"github.com/looker-rerun/looker-rerun/looker"
+	"github.com/looker-rerun/looker-rerun/looker/lookertest"
 )
 
-func TestRetryLoggerLogsRetriesAtInfo(t *testing.T) {
+// testClient wires a Looker client of s as run does, with millisecond
+// retries, logging to the returned buffer at info.
+func testClient(t *testing.T, s *lookertest.Server, rate float64) (*looker.Client, *bytes.Buffer) {
+	t.Helper()
+	cfg := Config{BaseURL: s.URL, ClientID: lookertest.ClientID, ClientSecret: lookertest.ClientSecret,
+		VerifySSL: true, Rate: rate, timeout: 5 * time.Second,
+		retry: retryTiming{max: 3, waitMin: time.Millisecond, waitMax: 5 * time.Millisecond}}
 	var buf bytes.Buffer
-	l := retryLogger{log: zerolog.New(&buf).Level(zerolog.InfoLevel), retryMax: 5}
-	l.Debug("performing request", "method", "POST", "url", "https://x")
-	l.Debug("retrying request", "request", "POST https://x/api/4.0/login (status: 503)", "timeout", 2*time.Second, "remaining", 5)
-	out := buf.String()
-	if strings.Contains(out, "performing request") {
-		t.Errorf("debug noise at info: %s", out)
+	lk, err := newLookerClient(cfg, zerolog.New(zerolog.SyncWriter(&buf)).Level(zerolog.InfoLevel))
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, want := range []string{`"level":"info"`, `"message":"retrying request"`, `"attempt":2`, `"wait":2000`, `(status: 503)`} {
-		if !strings.Contains(out, want) {
-			t.Errorf("retry log %s lacks %s", out, want)
+	return lk, &buf
+}
+
+// logLines decodes each JSON log line.
+func logLines(t *testing.T, buf *bytes.Buffer) []map[string]any {
+	t.Helper()
+	var lines []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		if l == "" {
+			continue
 		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		lines = append(lines, m)
+	}
+	return lines
+}
+
+func TestEveryRetryIsLoggedAtInfoWithoutTheQuery(t *testing.T) {
+	t.Parallel()
+	s := lookertest.NewServer(t)
+	s.AddPlan(lookertest.Plan{ID: "42"})
+	s.Inject(lookertest.Fault{Op: lookertest.OpScheduledPlan, Status: http.StatusServiceUnavailable, RetryAfter: "0", Times: 2})
+	lk, buf := testClient(t, s, 0)
+	if _, err := lk.ScheduledPlan(context.Background(), "42", "hidden_field"); err != nil {
+		t.Fatal(err)
+	}
+	var got []map[string]any
+	for _, l := range logLines(t, buf) {
+		if _, ok := l["wait"].(float64); !ok {
+			t.Errorf("retry log %v has no wait", l)
+		}
+		delete(l, "wait") // how long it took is the clock's
+		got = append(got, l)
+	}
+	retry := func(attempt int) map[string]any {
+		return map[string]any{"level": "info", "message": "retrying request", "method": "GET",
+			"path": "/api/4.0/scheduled_plans/42", "attempt": float64(attempt), "status": float64(503)}
+	}
+	if diff := cmp.Diff([]map[string]any{retry(2), retry(3)}, got); diff != "" {
+		t.Errorf("log (-want +got):\n%s", diff)
+	}
+	if strings.Contains(buf.String(), "hidden_field") {
+		t.Errorf("the log shows the query: %s", buf)
 	}
 }
 
-func TestThrottleOn429(t *testing.T) {
+func TestA429RetriedOutOfSightSlowsRunOnce(t *testing.T) {
 	t.Parallel()
-	answer := func(code int, retryAfter string) *http.Response {
-		r := &http.Response{StatusCode: code, Header: http.Header{}}
-		r.Header.Set("Retry-After", retryAfter)
-		return r
+	for _, op := range []string{lookertest.OpRunOnce, lookertest.OpScheduledPlan} {
+		t.Run(op, func(t *testing.T) {
+			t.Parallel()
+			s := lookertest.NewServer(t)
+			s.AddPlan(lookertest.Plan{ID: "42"})
+			s.Inject(lookertest.Fault{Op: op, Status: http.StatusTooManyRequests, RetryAfter: "0"})
+			lk, buf := testClient(t, s, 4)
+			if _, err := lk.ScheduledPlan(context.Background(), "42"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := lk.RunOnce(context.Background(), "42"); err != nil {
+				t.Fatal(err)
+			}
+			if lk.RunOnceRate() != 2 {
+				t.Errorf("after a 429 retried by the transport, run_once runs at %v a second, want it halved to 2", lk.RunOnceRate())
+			}
+			if !strings.Contains(buf.String(), `"level":"warn","rate":2,"message":"Looker answered 429: slowing run_once calls"`) {
+				t.Errorf("the slowdown is not logged:\n%s", buf)
+			}
+		})
 	}
-	p := rerun.NewPacer(4, 50*time.Millisecond, zerolog.Nop())
-	hook := throttleOn429(p)
-	hook(nil, answer(500, "3600"))
-	hook(nil, answer(503, "3600"))
-	if p.Rate() != 4 {
-		t.Errorf("a 500 and a 503 changed the rate to %v, want 4", p.Rate())
-	}
-	hook(nil, answer(429, "3600")) // a pause capped at 50ms
-	if p.Rate() != 2 {
-		t.Errorf("after a 429 the rate is %v, want it halved to 2", p.Rate())
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
-	defer cancel()
-	if err := p.Wait(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("Wait right after a 429 = %v, want it to pause", err)
+}
+
+func TestLogThrottle(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	logThrottle(zerolog.New(&buf))(looker.Throttle{Rate: 0.5, Pause: 2 * time.Second})
+	if want := `{"level":"warn","pause":2000,"message":"Looker answered 429: pausing run_once calls"}`; strings.TrimSpace(buf.String()) != want {
+		t.Errorf("log = %s, want %s", buf.String(), want)
 	}
 }

@@ -132,9 +132,14 @@ func (c *Client) RunInlineQuery(ctx context.Context, q Query, fn func(Row) error
 // RunOnce runs a scheduled plan now (operation scheduled_plan_run_once_by_id):
 // Looker copies the plan into a new run-once plan, runs the copy and answers
 // with it. It is not idempotent: each successful call delivers once more. The
-// request goes through the WithRunOnceHTTPClient client.
+// request goes through the WithRunOnceHTTPClient client, when the
+// WithRunOnceRate pace lets it: when ctx ends first, the error wraps
+// ErrNotSent and ctx's error.
 func (c *Client) RunOnce(ctx context.Context, planID string) (ScheduledPlan, error) {
 	var p ScheduledPlan
+	if err := c.pacer.wait(ctx); err != nil {
+		return p, fmt.Errorf("looker: run scheduled plan %s: %w: %w", planID, ErrNotSent, err)
+	}
 	req, err := c.newRequest(ctx, http.MethodPost, "scheduled_plans/"+url.PathEscape(planID)+"/run_once", nil, nil)
 	if err != nil {
 		return p, fmt.Errorf("looker: run scheduled plan %s: %w", planID, err)

@@ -4,12 +4,14 @@
 // repeating those calls (retry.go): which answers mean Looker did not act,
 // how long to back off, what a Retry-After may cost.
 //
-// It imports only the standard library, and never reads the environment,
-// logs or exits. It does not retry by itself: the caller passes an
+// It imports only the standard library and golang.org/x/time/rate (which
+// paces RunOnce, pace.go), and never reads the environment, logs or exits.
+// It does not retry by itself: the caller passes an
 // *http.Client whose transport retries (for example go-retryablehttp's
 // StandardClient with RetrySafe and Backoff) with WithHTTPClient, and a more
 // careful one (RetryRunOnce) for the non-idempotent run_once call with
-// WithRunOnceHTTPClient.
+// WithRunOnceHTTPClient. Its errors name no setting: the caller, which
+// knows where a value came from, says what to change (ErrURLCredentials).
 package looker
 
 import (
@@ -39,6 +41,11 @@ type Client struct {
 	userAgent string
 
 	clientID, clientSecret string
+
+	// pacer spaces the RunOnce calls (nil: no cap); onThrottle hears of
+	// each 429 that slowed them.
+	pacer      *pacer
+	onThrottle func(Throttle)
 
 	mu    sync.Mutex
 	token string
@@ -130,9 +137,19 @@ func noRedirects(hc *http.Client) *http.Client {
 	return &cp
 }
 
+// Errors of NormalizeBaseURL that a caller may want to explain, with errors.Is.
+var (
+	// ErrURLCredentials: the URL holds an @, so perhaps a user and
+	// password. The API key is given with WithCredentials instead.
+	ErrURLCredentials = errors.New("must not carry credentials")
+	// ErrURLQuery: the URL holds a ? or #, so perhaps an access token.
+	ErrURLQuery = errors.New("must not have a query or fragment")
+)
+
 // NormalizeBaseURL parses a Looker base URL and returns it ending in
 // /api/4.0/. It rejects URLs that carry credentials, a query or a fragment,
-// and any other API version. Its errors quote the URL as RedactURL shows it.
+// and any other API version (ErrURLCredentials, ErrURLQuery). Its errors
+// quote the URL as RedactURL shows it.
 //
 // Any @, ? or # is refused before the URL is parsed: a password holding a /
 // or a # can make the parser read part of it as a path or a fragment (even
@@ -142,14 +159,13 @@ func noRedirects(hc *http.Client) *http.Client {
 func NormalizeBaseURL(raw string) (*url.URL, error) {
 	raw = strings.TrimSpace(raw)
 	shown := RedactURL(raw)
-	const useEnv = "the API key goes in LOOKERSDK_CLIENT_ID and LOOKERSDK_CLIENT_SECRET"
 	switch at, query := strings.Contains(raw, "@"), strings.ContainsAny(raw, "?#"); {
 	case at && query:
-		return nil, fmt.Errorf("base url %q: must not carry credentials, a query or a fragment: %s", shown, useEnv)
+		return nil, fmt.Errorf("base url %q: %w, a query or a fragment", shown, ErrURLCredentials)
 	case at:
-		return nil, fmt.Errorf("base url %q: must not carry credentials: %s", shown, useEnv)
+		return nil, fmt.Errorf("base url %q: %w", shown, ErrURLCredentials)
 	case query:
-		return nil, fmt.Errorf("base url %q: must not have a query or fragment", shown)
+		return nil, fmt.Errorf("base url %q: %w", shown, ErrURLQuery)
 	}
 	u, err := url.Parse(raw)
 	if err != nil {

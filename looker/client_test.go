@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -70,6 +72,19 @@ func TestNormalizeBaseURL(t *testing.T) {
 	}
 }
 
+func TestNormalizeBaseURLErrorsAreTyped(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]error{
+		"https://id:secret@example.looker.com":         looker.ErrURLCredentials,
+		"https://id:secret@example.looker.com/?a=b":    looker.ErrURLCredentials,
+		"https://example.looker.com/?access_token=abc": looker.ErrURLQuery,
+	} {
+		if _, err := looker.NormalizeBaseURL(in); !errors.Is(err, want) {
+			t.Errorf("NormalizeBaseURL(%q) = %v, want %v", looker.RedactURL(in), err, want)
+		}
+	}
+}
+
 func TestRedactURL(t *testing.T) {
 	t.Parallel()
 	tests := []struct{ in, want string }{
@@ -108,6 +123,10 @@ func TestNewClientValidatesOptions(t *testing.T) {
 		"nil run_once http client": looker.WithRunOnceHTTPClient(nil),
 		"empty secret":             looker.WithCredentials("id", ""),
 		"blank user agent":         looker.WithUserAgent(" "),
+		"negative run_once rate":   looker.WithRunOnceRate(-1, time.Second),
+		"NaN run_once rate":        looker.WithRunOnceRate(math.NaN(), time.Second),
+		"negative run_once pause":  looker.WithRunOnceRate(1, -time.Second),
+		"nil throttle func":        looker.WithThrottleFunc(nil),
 	} {
 		if _, err := looker.NewClient("https://example.looker.com", opt); err == nil {
 			t.Errorf("%s: no error", name)

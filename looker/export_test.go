@@ -1,6 +1,9 @@
 package looker
 
-import "bytes"
+import (
+	"bytes"
+	"time"
+)
 
 // DecodeRows decodes a whole json result, as RunLook and RunInlineQuery do:
 // for the tests of the row decoder.
@@ -12,3 +15,6 @@ func DecodeRows(raw []byte) ([]Row, error) {
 	}
 	return rows, nil
 }
+
+// SetRunOnceClock lets tests move the clock of the RunOnce pace.
+func SetRunOnceClock(c *Client, now func() time.Time) { c.pacer.now = now }

@@ -88,11 +88,14 @@ type rereadBody struct {
 }
 
 // NotActed reports whether a failed call certainly left Looker unchanged: it
-// was never sent, or it was refused: any 429 (see RetryRunOnce for why even a
+// was never sent (ErrNotSent, or no connection), or it was refused: any 429 (see RetryRunOnce for why even a
 // proxy's), a 503 only when it is Looker's own JSON error, and any other 4xx
 // but 408. After any other failure (408, another 5xx, a proxy's 503, a
 // timeout, a connection lost after sending) Looker may have acted.
 func NotActed(err error) bool {
+	if errors.Is(err, ErrNotSent) {
+		return true
+	}
 	var lerr *Error
 	if errors.As(err, &lerr) {
 		switch s := lerr.StatusCode; {

@@ -44,9 +44,6 @@ type Options struct {
 	// Concurrency is how many plans are re-run at once, and how many System
 	// Activity queries of one kind run at once (at least 1).
 	Concurrency int
-	// Pacer spaces the run_once calls; nil is no cap. Tell it of the 429s
-	// the transport sees (Pacer.Throttled) so they slow it down.
-	Pacer *Pacer
 	// PageSize is the row limit asked of each System Activity query
 	// (Looker's default cap is 5,000).
 	PageSize int

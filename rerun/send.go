@@ -132,11 +132,11 @@ func (s *sender) send(ctx, callCtx context.Context, p *plan, note string) int {
 			s.notAttempted(p)
 			return -1
 		}
-		if err := s.opts.Pacer.Wait(ctx); err != nil {
+		np, err := s.lk.RunOnce(callCtx, p.ID)
+		if errors.Is(err, looker.ErrNotSent) {
 			s.notAttempted(p)
 			return -1
 		}
-		np, err := s.lk.RunOnce(callCtx, p.ID)
 		answered := s.opts.Now()
 		if err == nil || looker.NotActed(err) {
 			// Answered or refused by Looker itself, or never reached it:
