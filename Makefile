@@ -1,5 +1,5 @@
 # Every target runs from a fresh checkout. `make test` is what CI runs.
-.PHONY: demo test check go-test vet image-test dag-test podman-setup bench fuzz build
+.PHONY: demo test check go-test vet image-test dag-test podman-setup bench fuzz build docs-check
 
 demo: ## run the whole job once against the stand-in Looker (needs only Go)
 	scripts/demo.sh
@@ -35,3 +35,9 @@ fuzz: ## each fuzz target for FUZZTIME (default 1m)
 		pkg=$$(grep -rl "func $$t(" --include='*_test.go' . | xargs dirname); \
 		go test -run '^$$' -fuzz "^$$t$$" -fuzztime $${FUZZTIME:-1m} $$pkg || exit 1; \
 	done
+
+docs-check: ## README under 250 lines, every docs/ page linked from it, every -h setting in its table
+	test $$(wc -l <README.md) -lt 250 || { echo "README.md: $$(wc -l <README.md) lines, want < 250"; exit 1; }
+	for f in docs/*.md; do grep -q "($$f)" README.md || { echo "README.md does not link $$f"; exit 1; }; done
+	for v in $$(go run . -h | awk '/^[A-Z][A-Z_]+ /{print $$1}'); do \
+		grep -q "^| \`$$v\` |" README.md || { echo "README.md settings table lacks $$v"; exit 1; }; done
