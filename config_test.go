@@ -2,14 +2,15 @@ package main
 
 import (
 	"context"
-	"reflect"
+	"fmt"
+	"maps"
 	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/kelseyhightower/envconfig"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/looker-rerun/looker-rerun/looker/lookertest"
 )
@@ -20,9 +21,9 @@ func TestHelpListsEverySetting(t *testing.T) {
 		if r.code != exitOK {
 			t.Errorf("%s: exit %d, want 0", flag, r.code)
 		}
-		for _, name := range knownVars() {
-			if !strings.Contains(r.stdout, name) {
-				t.Errorf("%s does not list %s:\n%s", flag, name, r.stdout)
+		for _, s := range settings() {
+			if !strings.Contains(r.stdout, s.key) {
+				t.Errorf("%s does not list %s:\n%s", flag, s.key, r.stdout)
 			}
 		}
 		for _, want := range []string{"/airflow/xcom/return.json", "10h", "120", "Exit codes"} {
@@ -291,45 +292,65 @@ func TestEveryProblemIsReportedAtOnce(t *testing.T) {
 }
 
 // TestEverySettingSaysWhatIsValid keeps new settings honest: each has a hint
-// for its errors, and its default is a value it accepts.
+// for its errors, its default is a value it accepts, and the defaults
+// together pass the checks.
 func TestEverySettingSaysWhatIsValid(t *testing.T) {
+	t.Parallel()
+	v := defaults()
 	for _, s := range settings() {
 		if s.hint == "" {
 			t.Errorf("%s has no hint tag, and its type implies none", s.key)
 		}
-		if err := parses(reflect.TypeFor[Config]().Field(s.index).Type, s.def); err != nil {
-			t.Errorf("%s: the default %q does not parse: %v", s.key, s.def, err)
+		if set, _, err := v.field(s).state(); s.def != "" && (!set || err != nil) {
+			t.Errorf("%s: the default %q does not decode: %v", s.key, s.def, err)
 		}
+		if s.desc == "" {
+			t.Errorf("%s has no desc tag for -h", s.key)
+		}
+	}
+	if _, err := newConfig(time.Now(), map[string]string{"LOOKERSDK_BASE_URL": "https://looker.example.com",
+		"LOOKERSDK_CLIENT_ID": "id", "LOOKERSDK_CLIENT_SECRET": "secret"}); err != nil {
+		t.Errorf("the defaults are refused: %v", err)
 	}
 }
 
-// TestPrecheckAcceptsWhatEnvconfigDoes: precheck says a value parses exactly
-// when envconfig.Process can load it, so no problem is reported twice (by
-// precheck and again by Process) and none slips past precheck to stop
-// Process before the others are reported.
-func TestPrecheckAcceptsWhatEnvconfigDoes(t *testing.T) {
-	values := []string{"", " ", "0", "7", "-1", "+2", " 5", "010", "08", "0x41", "0b11", "0o17", "1_000",
-		"9223372036854775808", "1.5", "1e3", ".5", "NaN", "Inf", "-0", "true", "TRUE", "t", "F", "yes",
-		"1h", "1h30m", "1.5h", "90", "-1m", "0s", "15", "ten hours", "https://example.looker.com"}
-	for _, s := range settings() {
-		typ := reflect.TypeFor[Config]().Field(s.index).Type
-		for _, v := range values {
-			t.Run(s.key+"="+v, func(t *testing.T) {
-				clearEnv(t)
-				for _, k := range []string{"LOOKERSDK_BASE_URL", "LOOKERSDK_CLIENT_ID", "LOOKERSDK_CLIENT_SECRET"} {
-					t.Setenv(k, "x")
-				}
-				t.Setenv(s.key, v)
-				want := envconfig.Process("", &Config{})
-				if got := parses(typ, v); (got == nil) != (want == nil) {
-					t.Errorf("%s %q: precheck says %v, envconfig says %v", typ, v, got, want)
-				}
-			})
-		}
+// TestLoadConfigReadsAsNewConfig: the runs the tests make with newConfig are
+// the runs envconfig loads from the same variables, problems included.
+func TestLoadConfigReadsAsNewConfig(t *testing.T) {
+	now := time.Date(2026, 11, 28, 1, 0, 0, 0, time.UTC)
+	base := map[string]string{"LOOKERSDK_BASE_URL": "https://looker.example.com", "LOOKERSDK_CLIENT_ID": "id", "LOOKERSDK_CLIENT_SECRET": "secret"}
+	for _, tt := range []struct {
+		name string
+		env  map[string]string
+	}{
+		{"the defaults", nil},
+		{"every kind of value", map[string]string{"LOOKERSDK_VERIFY_SSL": "false", "LOOKERSDK_TIMEOUT": "0x10",
+			"RERUN_RATE": "0.5", "RERUN_WAIT": "90s", "RERUN_SINCE": "2026-11-27T16:00:00Z", "RERUN_LOOKER_TIMEZONE": "Asia/Tokyo",
+			"RERUN_DEADLINE": "1h", "RERUN_ALLOW_HTTP": "true", "RERUN_MAX_WINDOW": "24h", "RERUN_RESULT_FILE": "/tmp/r.json"}},
+		{"problems", map[string]string{"LOOKERSDK_CLIENT_ID": "", "RERUN_CONCURRENCY": "many", "RERUN_WAIT": "-1s",
+			"RERUN_DRYRUN": "true", "LOG_LEVEL": "loud"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			env := envWith(maps.Clone(base), tt.env, nil)
+			clearEnv(t)
+			for k, v := range env {
+				t.Setenv(k, v)
+			}
+			loaded, lerr := loadConfig(now)
+			made, merr := newConfig(now, env)
+			if fmt.Sprint(lerr) != fmt.Sprint(merr) {
+				t.Errorf("loadConfig's problems:\n%v\nnewConfig's:\n%v", lerr, merr)
+			}
+			opts := cmp.Options{cmp.AllowUnexported(Config{}, retryTiming{}), cmpopts.IgnoreFields(Config{}, "permanent", "location")}
+			if diff := cmp.Diff(loaded, made, opts); diff != "" {
+				t.Errorf("loadConfig (-) and newConfig (+) differ:\n%s", diff)
+			}
+		})
 	}
 }
 
 func TestBaseURLForms(t *testing.T) {
+	t.Parallel()
 	s := lookertest.NewServer(t)
 	since, until := window()
 	s.AddFailure("1", since.Add(time.Hour), "boom")
@@ -337,7 +358,7 @@ func TestBaseURLForms(t *testing.T) {
 		env := lookerEnv(s, since, until)
 		env["LOOKERSDK_BASE_URL"] = base
 		env["RERUN_DRY_RUN"] = "true"
-		if r := runMain(t, context.Background(), env); r.code != exitOK || len(r.summary(t).Rerun) != 1 {
+		if r := runConfig(t, context.Background(), env); r.code != exitOK || len(r.summary(t).Rerun) != 1 {
 			t.Errorf("case %d, base url %q: exit %d\n%s", i, base, r.code, r.stderr)
 		}
 	}
@@ -347,6 +368,7 @@ func TestBaseURLForms(t *testing.T) {
 // seconds overflowed time.Duration: a huge value became a few milliseconds,
 // or a negative (no) timeout.
 func TestTimeoutBounds(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		value string
 		want  time.Duration // 0: refused
@@ -363,12 +385,9 @@ func TestTimeoutBounds(t *testing.T) {
 		{"9223372036854775807", 0}, // the largest int
 	} {
 		t.Run(tt.value, func(t *testing.T) {
-			clearEnv(t)
-			for k, v := range map[string]string{"LOOKERSDK_BASE_URL": "https://looker.example.com",
-				"LOOKERSDK_CLIENT_ID": "id", "LOOKERSDK_CLIENT_SECRET": "secret", "LOOKERSDK_TIMEOUT": tt.value} {
-				t.Setenv(k, v)
-			}
-			cfg, err := loadConfig(time.Date(2026, 11, 28, 1, 0, 0, 0, time.UTC))
+			t.Parallel()
+			cfg, err := newConfig(time.Date(2026, 11, 28, 1, 0, 0, 0, time.UTC), map[string]string{"LOOKERSDK_BASE_URL": "https://looker.example.com",
+				"LOOKERSDK_CLIENT_ID": "id", "LOOKERSDK_CLIENT_SECRET": "secret", "LOOKERSDK_TIMEOUT": tt.value})
 			switch {
 			case tt.want == 0 && (err == nil || !strings.Contains(err.Error(), "LOOKERSDK_TIMEOUT=")):
 				t.Errorf("accepted, with a timeout of %s; want an error naming LOOKERSDK_TIMEOUT", cfg.timeout)
@@ -385,6 +404,7 @@ func TestTimeoutBounds(t *testing.T) {
 
 // TestWindow: the window loadConfig reads for a run started at now.
 func TestWindow(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 11, 28, 1, 0, 0, 0, time.UTC)
 	at := func(d time.Duration) string { return now.Add(d).Format(time.RFC3339) }
 	for _, tt := range []struct {
@@ -403,15 +423,9 @@ func TestWindow(t *testing.T) {
 		{"RERUN_UNTIL given, in the future", map[string]string{"RERUN_UNTIL": at(time.Hour), "RERUN_SINCE": at(-time.Hour)}, -time.Hour, time.Hour, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			clearEnv(t)
-			for k, v := range map[string]string{"LOOKERSDK_BASE_URL": "https://looker.example.com",
-				"LOOKERSDK_CLIENT_ID": "id", "LOOKERSDK_CLIENT_SECRET": "secret"} {
-				t.Setenv(k, v)
-			}
-			for k, v := range tt.set {
-				t.Setenv(k, v)
-			}
-			cfg, err := loadConfig(now)
+			t.Parallel()
+			cfg, err := newConfig(now, envWith(map[string]string{"LOOKERSDK_BASE_URL": "https://looker.example.com",
+				"LOOKERSDK_CLIENT_ID": "id", "LOOKERSDK_CLIENT_SECRET": "secret"}, tt.set, nil))
 			if err != nil {
 				t.Fatal(err)
 			}

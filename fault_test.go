@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"strconv"
 	"strings"
@@ -13,28 +12,18 @@ import (
 	"github.com/looker-rerun/looker-rerun/looker/lookertest"
 )
 
-// runWith runs the binary in process like runMain, with the per-request
+// runWith runs the binary in process like runConfig, with the per-request
 // timeout shortened to timeout (LOOKERSDK_TIMEOUT counts whole seconds), and
 // RERUN_CONFIRM to testConfirm, below its floor: a lost answer whose copy
 // never shows is sent again after that long.
 func runWith(t *testing.T, ctx context.Context, env map[string]string, timeout time.Duration) result {
 	t.Helper()
-	clearEnv(t)
-	for k, v := range env {
-		t.Setenv(k, v)
-	}
-	cfg, err := loadConfig(time.Now().Truncate(time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.ResultFile, cfg.resultFileForced = t.TempDir()+"/return.json", true
+	cfg := testConfig(t, env)
 	if timeout > 0 {
 		cfg.timeout = timeout
 	}
 	cfg.Confirm = min(cfg.Confirm, testConfirm)
-	var stdout, stderr bytes.Buffer
-	code := exitCode(run(ctx, cfg, &stdout, &stderr))
-	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+	return runCfg(ctx, cfg)
 }
 
 // testConfirm is RERUN_CONFIRM in runWith: long enough for the stand-in's
@@ -44,6 +33,7 @@ const testConfirm = 3 * time.Second
 // TestFaults drives the whole binary through Looker misbehaving and asserts,
 // for each plan, how many times its report was delivered.
 func TestFaults(t *testing.T) {
+	t.Parallel()
 	since, until := window()
 	failAt := since.Add(time.Hour)
 	tests := []struct {
@@ -242,6 +232,7 @@ func TestFaults(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			s := lookertest.NewServer(t)
 			for _, id := range tt.plans {
 				s.AddFailure(id, failAt, "Slack API error: ratelimited")
@@ -284,6 +275,7 @@ func TestFaults(t *testing.T) {
 }
 
 func TestManyFailuresAtOnce(t *testing.T) {
+	t.Parallel()
 	since, until := window()
 	s := lookertest.NewServer(t)
 	const n = 1500
@@ -317,6 +309,7 @@ func TestManyFailuresAtOnce(t *testing.T) {
 }
 
 func TestStopLetsCallsInFlightFinish(t *testing.T) {
+	t.Parallel()
 	since, until := window()
 	s := lookertest.NewServer(t)
 	for _, id := range []string{"1", "2", "3", "4"} {
@@ -368,6 +361,7 @@ func lastLines(s string, n int) string {
 // a few, rather than grinding through every plan into the task's timeout,
 // and accounts for every plan.
 func TestLookerGoesDownMidway(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		name   string
 		faults []lookertest.Fault
@@ -385,6 +379,7 @@ func TestLookerGoesDownMidway(t *testing.T) {
 		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			since, until := window()
 			s := lookertest.NewServer(t)
 			const n = 40
@@ -425,6 +420,7 @@ func TestLookerGoesDownMidway(t *testing.T) {
 // failed copy must not pass for this call's copy: the plan is sent again and
 // delivered once, under its new copy.
 func TestLostAnswerAfterAFailedRerun(t *testing.T) {
+	t.Parallel()
 	since, until := window()
 	s := lookertest.NewServer(t)
 	s.AddPlan(lookertest.Plan{ID: "1", Name: "Sales", ContentTypeID: "look::1", Destinations: "#sales"})

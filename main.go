@@ -14,7 +14,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"os"
 	"os/signal"
@@ -100,8 +99,7 @@ func fromBuildInfo(version, revision string, info *debug.BuildInfo) (string, str
 	return version, rev
 }
 
-// realMain parses flags and settings, runs, and maps the outcome to an exit
-// code.
+// realMain parses flags and settings, runs, and returns the exit code.
 func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// Before anything is written: even a stray argument or a bad setting
 	// may quote the secret. run redacts with the same secret, from cfg.
@@ -125,7 +123,7 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stdout, "looker-rerun %s (revision %s)\n", version, revision)
 		return exitOK
 	}
-	cfg, err := loadConfig(time.Now().Truncate(time.Second))
+	cfg, err := loadConfig(time.Now())
 	if err != nil {
 		fmt.Fprintf(stderr, "looker-rerun: bad settings (see -h):\n%v\n", err)
 		return exitConfig
@@ -133,33 +131,33 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	return cfg.processExit(exitCode(run(ctx, cfg, stdout, stderr)))
 }
 
-// runError carries the exit code of a run that did not fully succeed.
-type runError struct {
-	code int
-	err  error
-}
-
-func (e *runError) Error() string { return e.err.Error() }
-func (e *runError) Unwrap() error { return e.err }
-
-func exitCode(err error) int {
-	var re *runError
-	switch {
-	case err == nil:
-		return exitOK
-	case errors.As(err, &re):
-		return re.code
-	}
-	return exitPersonNeeded
-}
-
-// run does the job with a checked config: log in, list, re-run, report.
+// run does the job with a checked config: log in, list, re-run, report. Its
+// error says why the run did not fully succeed; exitCode reads its code.
 // Everything it writes, to stdout, stderr and the result file, is redacted
 // of the client secret.
 func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	rd := newRedactor(cfg.ClientSecret)
 	stdout, stderr = rd.writer(stdout), rd.writer(stderr)
 	log := newLogger(cfg, stderr)
+	logStart(cfg, log)
+
+	ctx, cancel := cfg.withDeadline(ctx)
+	defer cancel()
+	lk, err := newLookerClient(cfg, log)
+	if err != nil {
+		return &runError{exitConfig, err}
+	}
+	opts := cfg.options(log)
+	sum, err := rerunWindow(ctx, lk, opts, cfg)
+	// Judged before the logout, which outlives a stop: a stop while
+	// logging in, listing or re-running cut the run short.
+	end := outcome(ctx, cfg, sum, err)
+	logout(ctx, lk, log)
+	return report(cfg, sum, end, stdout, log, rd)
+}
+
+// logStart logs the effective config, and what in it may go wrong unseen.
+func logStart(cfg Config, log zerolog.Logger) {
 	cfg.logValue(log.Info().Str("version", version).Str("revision", revision)).Msg("looker-rerun starting")
 	if len(strings.TrimSpace(cfg.ClientSecret)) < minSecretLen {
 		log.Warn().Int("min_length", minSecretLen).
@@ -169,93 +167,67 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		log.Warn().Time("until", cfg.until).Time("settled", cfg.settled).Stringer("confirm", cfg.Confirm).
 			Msg("RERUN_UNTIL is less than RERUN_CONFIRM before the run started: System Activity may not show the window's last failures yet, and a next window that starts at RERUN_UNTIL will not look for them again; end windows at least RERUN_CONFIRM before the run starts")
 	}
+}
 
-	lk, err := newLookerClient(cfg, log)
-	if err != nil {
-		return &runError{exitConfig, err}
-	}
+// options are the run's settings, as package rerun takes them.
+func (c Config) options(log zerolog.Logger) rerun.Options {
 	opts := rerun.Options{
-		Since: cfg.since, Until: cfg.until, LookID: cfg.LookID, DryRun: cfg.DryRun,
-		Concurrency: cfg.Concurrency, Grace: cfg.retry.grace, Log: log,
-		MaxFailedReruns: cfg.MaxAttempts, Permanent: cfg.permanent, RetryPermanent: cfg.RetryPermanent,
-		Wait: cfg.Wait, PollMin: cfg.retry.pollMin, PollMax: cfg.retry.pollMax,
-		Confirm: cfg.Confirm, Location: cfg.location,
+		Since: c.since, Until: c.until, LookID: c.LookID, DryRun: c.DryRun,
+		Concurrency: c.Concurrency, Grace: c.retry.grace, Log: log,
+		MaxFailedReruns: c.MaxAttempts, Permanent: c.permanent, RetryPermanent: c.RetryPermanent,
+		Wait: c.Wait, PollMin: c.retry.pollMin, PollMax: c.retry.pollMax,
+		Confirm: c.Confirm, Location: c.location,
 	}
+	setStartBy(&opts, c.startBy())
+	setClock(&opts, c.clock)
+	return opts
+}
 
-	var sum *rerun.Summary
-	var runErr error
+// withDeadline ends ctx RERUN_DEADLINE after the start, as a SIGTERM would,
+// with a cause that names it.
+func (c Config) withDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	if c.Deadline <= 0 {
+		return ctx, func() {}
+	}
+	at := c.start.Add(c.Deadline)
+	return context.WithDeadlineCause(ctx, at,
+		fmt.Errorf("RERUN_DEADLINE=%s passed at %s", c.Deadline, at.UTC().Format(time.RFC3339)))
+}
+
+// rerunWindow logs in and runs. When the login fails, the summary says so
+// and nothing is run.
+func rerunWindow(ctx context.Context, lk *looker.Client, opts rerun.Options, cfg Config) (*rerun.Summary, error) {
 	start := time.Now()
-	loggedIn := false
 	if err := lk.Login(ctx); err != nil {
 		err = loginError(lk.BaseURL(), err, cfg.retry.max+1, time.Since(start))
-		sum, runErr = rerun.NotRun(opts, err), &runError{exitCannotStart, err}
-	} else {
-		loggedIn = true
-		sum, err = rerun.Run(ctx, lk, opts)
-		if err != nil {
-			runErr = &runError{exitCannotStart, err}
-		}
+		return rerun.NotRun(opts, err), err
 	}
-	// Read before the logout, which outlives a stop: a stop while logging
-	// in, listing or re-running cut the run short, whatever else went wrong.
-	stopped := ctx.Err() != nil
-	if loggedIn {
-		logout(ctx, lk, log)
-	}
-	switch {
-	case stopped:
-		cause := "stopped before the end: " + context.Cause(ctx).Error()
-		switch {
-		case runErr != nil:
-			// Not a Looker that cannot be reached: the login or listing
-			// was cut short.
-			sum.Error = cause + ": " + errors.Unwrap(runErr).Error()
-		case sum.Error == "":
-			// The stop came after rerun.Run's last look at ctx.
-			sum.Error = cause
-		}
-		runErr = &runError{exitStopped, fmt.Errorf("%s; %d plans not attempted", sum.Error, len(sum.NotAttempted))}
-	case runErr == nil && !sum.OK():
-		runErr = &runError{exitPersonNeeded, fmt.Errorf("%d re-runs failed, %d not attempted, %d plans need a person, %d re-runs not delivered",
-			len(sum.Failed), len(sum.NotAttempted), len(sum.NeedsPerson), undelivered(sum))}
-	}
-	// The result file first, then the last log line, then the summary: the
-	// summary is the last line of stdout and stderr together, which is the
-	// line DockerOperator keeps as the task's XCom.
-	sum.ExitCode = exitCode(runErr)
-	line, err := summaryLine(sum)
-	if err == nil {
-		err = writeResult(cfg, rd.redact(line))
-	}
+	sum, err := rerun.Run(ctx, lk, opts)
 	if err != nil {
-		log.Error().Err(err).Msg("could not write the summary")
-		if runErr == nil {
-			runErr = &runError{exitPersonNeeded, err}
-			// The summary on stdout tells it too.
-			sum.ExitCode = exitPersonNeeded
-			line, _ = summaryLine(sum)
+		err = withHint(err)
+		sum.Error = err.Error()
+	}
+	return sum, err
+}
+
+// hints name the settings to check for the run errors whose cause main
+// recognises: package rerun does not know the variables.
+var hints = []struct {
+	cause error
+	hint  string
+}{
+	{errZone, "check RERUN_LOOKER_TIMEZONE"},
+	{errRepeatedHour, "check RERUN_SINCE and RERUN_UNTIL (or RERUN_LOOKBACK)"},
+}
+
+// withHint is err with the settings to check, when main knows them.
+func withHint(err error) error {
+	for _, h := range hints {
+		if errors.Is(err, h.cause) {
+			return fmt.Errorf("%w: %s", err, h.hint)
 		}
 	}
-	ev := log.Info()
-	if runErr != nil {
-		ev = log.Error().Err(runErr)
-	}
-	if kib, ok := peakRSS(); ok {
-		ev = ev.Float64("peak_rss_mib", math.Round(float64(kib)/1024*100)/100)
-	}
-	// The summary's exit_code is the outcome; the log's is the code the
-	// process exits with, the one Airflow shows beside it.
-	ev.Int("rerun", len(sum.Rerun)).Int("skipped", len(sum.Skipped)).Int("failed", len(sum.Failed)).
-		Int("not_attempted", len(sum.NotAttempted)).Int("needs_person", len(sum.NeedsPerson)).
-		// What RERUN_CONFIRM must cover, measured on this Looker.
-		Float64("max_activity_lag_seconds", sum.MaxActivityLag).
-		Int("exit_code", cfg.processExit(exitCode(runErr))).Msg("looker-rerun done")
-	if _, err := stdout.Write(line); err != nil && runErr == nil {
-		// Nothing may follow the summary, not even this complaint: the
-		// exit code tells it.
-		runErr = &runError{exitPersonNeeded, err}
-	}
-	return runErr
+	return err
 }
 
 // loginError says what a failed login tried, and what to check. It shows

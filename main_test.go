@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -75,6 +76,44 @@ func runMain(t *testing.T, ctx context.Context, env map[string]string, args ...s
 	return result{code: code, stdout: stdout.String(), stderr: stderr.String(), file: string(b)}
 }
 
+// runConfig runs in process with the Config that newConfig builds from env,
+// leaving the process's environment alone, and writes the result file into
+// a fresh folder unless env names one.
+func runConfig(t *testing.T, ctx context.Context, env map[string]string) result {
+	t.Helper()
+	return runCfg(ctx, testConfig(t, env))
+}
+
+// testConfig is newConfig of env for a run that starts now, the result file
+// in a fresh folder unless env names one.
+func testConfig(t *testing.T, env map[string]string) Config {
+	t.Helper()
+	return testConfigAt(t, time.Now(), env)
+}
+
+// testConfigAt is testConfig for a run that starts at now.
+func testConfigAt(t *testing.T, now time.Time, env map[string]string) Config {
+	t.Helper()
+	env = maps.Clone(env)
+	if _, ok := env["RERUN_RESULT_FILE"]; !ok {
+		env["RERUN_RESULT_FILE"] = filepath.Join(t.TempDir(), "return.json")
+	}
+	cfg, err := newConfig(now, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// runCfg runs with cfg and returns what it left behind, with the code the
+// process would exit with.
+func runCfg(ctx context.Context, cfg Config) result {
+	var stdout, stderr bytes.Buffer
+	code := cfg.processExit(exitCode(run(ctx, cfg, &stdout, &stderr)))
+	b, _ := os.ReadFile(cfg.ResultFile)
+	return result{code: code, stdout: stdout.String(), stderr: stderr.String(), file: string(b)}
+}
+
 // lookerEnv is the settings that reach the stand-in, with a window that
 // holds the test's failures.
 func lookerEnv(s *lookertest.Server, since, until time.Time) map[string]string {
@@ -98,6 +137,7 @@ func window() (since, until time.Time) {
 }
 
 func TestExitCodes(t *testing.T) {
+	t.Parallel()
 	since, until := window()
 	closed := func() string {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -134,10 +174,11 @@ func TestExitCodes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			s := lookertest.NewServer(t)
 			env := lookerEnv(s, since, until)
 			tt.seed(s, env)
-			r := runMain(t, context.Background(), env)
+			r := runConfig(t, context.Background(), env)
 			if r.code != tt.want {
 				t.Fatalf("exit %d, want %d; stderr:\n%s", r.code, tt.want, r.stderr)
 			}
@@ -160,6 +201,7 @@ func TestExitCodes(t *testing.T) {
 // summary says exit_code 1 for the next task to fail on. Exit 3 stays 3. The
 // last log line says the code the process exits with.
 func TestNeedsPersonExitCode(t *testing.T) {
+	t.Parallel()
 	since, until := window()
 	refused := func(s *lookertest.Server, _ map[string]string) {
 		s.AddFailure("1", since.Add(time.Hour), "boom")
@@ -187,13 +229,14 @@ func TestNeedsPersonExitCode(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			s := lookertest.NewServer(t)
 			env := lookerEnv(s, since, until)
 			if tt.setting != "" {
 				env["RERUN_NEEDS_PERSON_EXIT_CODE"] = tt.setting
 			}
 			tt.seed(s, env)
-			r := runMain(t, context.Background(), env)
+			r := runConfig(t, context.Background(), env)
 			got := [3]int{r.code, r.summary(t).ExitCode, lastExitCode(t, r.stderr)}
 			if diff := cmp.Diff([3]int{tt.code, tt.summary, tt.code}, got); diff != "" {
 				t.Errorf("process exit code, summary exit_code, log exit_code (-want +got):\n%s\nstderr:\n%s", diff, r.stderr)
@@ -203,12 +246,13 @@ func TestNeedsPersonExitCode(t *testing.T) {
 }
 
 func TestSummaryOnStdoutAndInResultFile(t *testing.T) {
+	t.Parallel()
 	s := lookertest.NewServer(t)
 	since, until := window()
 	s.AddFailure("1", since.Add(time.Hour), "boom")
 	s.AddFailure("2", since.Add(time.Hour), "boom")
 	s.AddSuccess("2", since.Add(2*time.Hour))
-	r := runMain(t, context.Background(), lookerEnv(s, since, until))
+	r := runConfig(t, context.Background(), lookerEnv(s, since, until))
 	if r.code != exitOK {
 		t.Fatalf("exit %d:\n%s", r.code, r.stderr)
 	}
@@ -225,7 +269,7 @@ func TestSummaryOnStdoutAndInResultFile(t *testing.T) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	want := []string{"dry_run", "exit_code", "failed", "failed_jobs", "failed_plans", "in_progress", "max_activity_lag_seconds", "needs_person", "not_attempted", "rerun", "skipped", "source", "window"}
+	want := []string{"dry_run", "exit_code", "failed", "failed_jobs", "failed_plans", "in_progress", "looker_url", "max_activity_lag_seconds", "needs_person", "not_attempted", "rerun", "skipped", "source", "window"}
 	if diff := cmp.Diff(want, keys); diff != "" {
 		t.Errorf("summary fields (-want +got):\n%s", diff)
 	}
@@ -272,6 +316,7 @@ func TestResultFileOnlyWhenFolderExistsOrSet(t *testing.T) {
 // seconds before it, which System Activity may not show yet, is left to the
 // next window rather than reported as examined.
 func TestDefaultWindow(t *testing.T) {
+	t.Parallel()
 	s := lookertest.NewServer(t)
 	start := time.Now().UTC()
 	s.AddFailure("1", start.Add(-3*time.Hour), "in the last 4h")
@@ -281,7 +326,7 @@ func TestDefaultWindow(t *testing.T) {
 	delete(env, "RERUN_SINCE")
 	delete(env, "RERUN_UNTIL")
 	env["RERUN_LOOKBACK"] = "4h"
-	r := runMain(t, context.Background(), env)
+	r := runConfig(t, context.Background(), env)
 	sum := r.summary(t)
 	if r.code != exitOK || len(sum.Rerun) != 1 || sum.Rerun[0].PlanID != "1" || sum.FailedPlans != 1 {
 		t.Errorf("exit %d, %d failed plans, rerun %+v; want plan 1 only", r.code, sum.FailedPlans, sum.Rerun)
@@ -301,6 +346,7 @@ func TestDefaultWindow(t *testing.T) {
 // TestRecentUntilWarns: an explicit RERUN_UNTIL is used as given, but one
 // later than RERUN_CONFIRM before the run gets a warning, once.
 func TestRecentUntilWarns(t *testing.T) {
+	t.Parallel()
 	const warning = "RERUN_UNTIL is less than RERUN_CONFIRM before the run started"
 	start := time.Now().UTC().Truncate(time.Second)
 	for _, tt := range []struct {
@@ -313,8 +359,10 @@ func TestRecentUntilWarns(t *testing.T) {
 		{"an hour ago", start.Add(-time.Hour), 0},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			s := lookertest.NewServer(t)
-			r := runMain(t, context.Background(), lookerEnv(s, tt.until.Add(-time.Hour), tt.until))
+			// The run starts at start, however long the test waited for its turn.
+			r := runCfg(context.Background(), testConfigAt(t, start, lookerEnv(s, tt.until.Add(-time.Hour), tt.until)))
 			if got := strings.Count(r.stderr, warning); got != tt.warns {
 				t.Errorf("%d warnings, want %d:\n%s", got, tt.warns, r.stderr)
 			}
@@ -329,6 +377,7 @@ func TestRecentUntilWarns(t *testing.T) {
 }
 
 func TestSecretsNeverAppear(t *testing.T) {
+	t.Parallel()
 	s := lookertest.NewServer(t)
 	since, until := window()
 	for _, id := range []string{"1", "2", "3"} {
@@ -342,7 +391,7 @@ func TestSecretsNeverAppear(t *testing.T) {
 	env := lookerEnv(s, since, until)
 	env["LOG_LEVEL"] = "trace"
 	env["RERUN_CONCURRENCY"] = "1"
-	r := runMain(t, context.Background(), env)
+	r := runConfig(t, context.Background(), env)
 	if r.code != exitPersonNeeded {
 		t.Fatalf("exit %d, want 1 (plan 3 is deleted)\n%s", r.code, r.stderr)
 	}
@@ -385,6 +434,7 @@ func TestSecretsNeverAppear(t *testing.T) {
 // line of stdout and stderr read together. The final log line comes before
 // the summary, whatever the outcome and the log format.
 func TestSummaryIsTheLastLine(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		name   string
 		format string
@@ -396,6 +446,7 @@ func TestSummaryIsTheLastLine(t *testing.T) {
 		{"a re-run refused", "json", true, exitPersonNeeded},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			s := lookertest.NewServer(t)
 			since, until := window()
 			s.AddFailure("1", since.Add(time.Hour), "boom")
@@ -404,12 +455,9 @@ func TestSummaryIsTheLastLine(t *testing.T) {
 			}
 			env := lookerEnv(s, since, until)
 			env["LOG_FORMAT"] = tt.format
-			clearEnv(t)
-			for k, v := range env {
-				t.Setenv(k, v)
-			}
+			cfg := testConfig(t, env)
 			var both bytes.Buffer // one writer, as a container's log is
-			code := realMain(context.Background(), nil, &both, &both)
+			code := exitCode(run(context.Background(), cfg, &both, &both))
 			if code != tt.want {
 				t.Fatalf("exit %d, want %d\n%s", code, tt.want, both.String())
 			}
@@ -430,6 +478,7 @@ func TestSummaryIsTheLastLine(t *testing.T) {
 // with exit 3, naming the settings to change, unless RERUN_LOOKER_TIMEZONE
 // names the zone.
 func TestLookerInAnotherTimeZone(t *testing.T) {
+	t.Parallel()
 	tokyo, err := time.LoadLocation("Asia/Tokyo")
 	if err != nil {
 		t.Fatal(err)
@@ -444,6 +493,7 @@ func TestLookerInAnotherTimeZone(t *testing.T) {
 		{"America/New_York", exitCannotStart, "UTC+09:00"},
 	} {
 		t.Run("RERUN_LOOKER_TIMEZONE="+tt.zone, func(t *testing.T) {
+			t.Parallel()
 			s := lookertest.NewServer(t)
 			s.SetQueryTimezone(tokyo)
 			since, until := window()
@@ -472,6 +522,7 @@ func TestLookerInAnotherTimeZone(t *testing.T) {
 // RERUN_NEEDS_PERSON_EXIT_CODE says, never 3 (a Looker that cannot be
 // reached) nor 0. The summary says so and lists what was not attempted.
 func TestStopIsExit4(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		where   string
 		path    string // the request during which the run is stopped
@@ -485,6 +536,7 @@ func TestStopIsExit4(t *testing.T) {
 	} {
 		for _, setting := range []string{"", "0"} {
 			t.Run(tt.where+", RERUN_NEEDS_PERSON_EXIT_CODE="+setting, func(t *testing.T) {
+				t.Parallel()
 				s := lookertest.NewServer(t)
 				since, until := window()
 				for _, id := range []string{"1", "2", "3"} {
@@ -501,7 +553,7 @@ func TestStopIsExit4(t *testing.T) {
 				if setting != "" {
 					env["RERUN_NEEDS_PERSON_EXIT_CODE"] = setting
 				}
-				r := runMain(t, ctx, env)
+				r := runConfig(t, ctx, env)
 				sum := r.summary(t)
 				if got := [3]int{r.code, sum.ExitCode, lastExitCode(t, r.stderr)}; got != [3]int{exitStopped, exitStopped, exitStopped} {
 					t.Fatalf("exit code, summary exit_code, log exit_code = %v, want 4 each\n%s", got, r.stderr)

@@ -32,6 +32,7 @@ func attention(sum rerun.Summary) map[string]string {
 }
 
 func TestWaitReportsEachOutcome(t *testing.T) {
+	t.Parallel()
 	since, until := window()
 	tests := []struct {
 		name     string
@@ -66,6 +67,7 @@ func TestWaitReportsEachOutcome(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			s := lookertest.NewServer(t)
 			for id, o := range tt.outcome {
 				s.AddFailure(id, since.Add(time.Hour), "Slack API error: ratelimited")
@@ -109,6 +111,7 @@ func TestWaitReportsEachOutcome(t *testing.T) {
 }
 
 func TestNoWaitNoOutcome(t *testing.T) {
+	t.Parallel()
 	since, until := window()
 	s := lookertest.NewServer(t)
 	s.AddFailure("1", since.Add(time.Hour), "boom")
@@ -120,6 +123,7 @@ func TestNoWaitNoOutcome(t *testing.T) {
 }
 
 func TestPermanentFailuresNeedAPerson(t *testing.T) {
+	t.Parallel()
 	since, until := window()
 	seed := func(s *lookertest.Server) {
 		for id, detail := range map[string]string{
@@ -172,6 +176,7 @@ func TestPermanentFailuresNeedAPerson(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			s := lookertest.NewServer(t)
 			seed(s)
 			env := lookerEnv(s, since, until)
@@ -217,12 +222,14 @@ func TestBadPermanentPattern(t *testing.T) {
 // window while every re-run of plan 1 fails again: it is re-run until
 // RERUN_MAX_ATTEMPTS re-runs failed, then left to a person.
 func TestAttemptCapAcrossRuns(t *testing.T) {
+	t.Parallel()
 	since, until := window()
 	for _, tt := range []struct {
 		maxAttempts string
 		wantReruns  int
 	}{{"", 2}, {"1", 1}, {"3", 3}} {
 		t.Run("RERUN_MAX_ATTEMPTS="+tt.maxAttempts, func(t *testing.T) {
+			t.Parallel()
 			s := lookertest.NewServer(t)
 			s.AddPlan(lookertest.Plan{ID: "1", OwnerEmail: "ana@example.com"})
 			s.AddFailure("1", since.Add(time.Hour), "Slack API error: ratelimited")

@@ -22,6 +22,7 @@ import (
 // written, the token is revoked, and the exit code is 4 (safe to retry), even
 // with RERUN_NEEDS_PERSON_EXIT_CODE=0.
 func TestSIGTERM(t *testing.T) {
+	t.Parallel()
 	bin := filepath.Join(t.TempDir(), "looker-rerun")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
