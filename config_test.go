@@ -163,6 +163,14 @@ func TestBadSettingsExit2BeforeAnyCall(t *testing.T) {
 		{name: "looker time zone Local", set: map[string]string{"RERUN_LOOKER_TIMEZONE": "Local"}, want: `RERUN_LOOKER_TIMEZONE="Local"`},
 		{name: "looker time zone empty", set: map[string]string{"RERUN_LOOKER_TIMEZONE": ""}, want: "RERUN_LOOKER_TIMEZONE is set but empty"},
 		{name: "base url with a password that does not parse", set: map[string]string{"LOOKERSDK_BASE_URL": "https://admin:pw%zz@looker.example.com"}, want: "https://REDACTED@looker.example.com"},
+		{name: "plain http to a remote host", set: map[string]string{"LOOKERSDK_BASE_URL": "http://looker.example.com"}, want: `LOOKERSDK_BASE_URL="http://looker.example.com": plain http would send the client secret across the network in clear: use https://, or set RERUN_ALLOW_HTTP=true`},
+		{name: "allow http", set: map[string]string{"RERUN_ALLOW_HTTP": "yes"}, want: `RERUN_ALLOW_HTTP="yes": must be true or false`},
+		{name: "max window zero", set: map[string]string{"RERUN_MAX_WINDOW": "0"}, want: "RERUN_MAX_WINDOW=0s: must be positive"},
+		{name: "window longer than the max", set: map[string]string{"RERUN_MAX_WINDOW": "9h"}, want: "is 10h0m0s long, more than RERUN_MAX_WINDOW=9h0m0s"},
+		{name: "default window longer than the max", drop: []string{"RERUN_SINCE", "RERUN_UNTIL"}, set: map[string]string{"RERUN_LOOKBACK": "200h"}, want: "is 200h0m0s long, more than RERUN_MAX_WINDOW=168h0m0s"},
+		{name: "deadline negative", set: map[string]string{"RERUN_DEADLINE": "-1h"}, want: "RERUN_DEADLINE=-1h0m0s: must be 0 (no deadline) or more"},
+		{name: "deadline too short", set: map[string]string{"RERUN_DEADLINE": "40s"}, want: "RERUN_DEADLINE=40s: must be more than RERUN_CONFIRM + RERUN_WAIT + 30s = 40s"},
+		{name: "deadline too short to wait", set: map[string]string{"RERUN_DEADLINE": "5m", "RERUN_WAIT": "5m"}, want: "RERUN_DEADLINE=5m0s: must be more than RERUN_CONFIRM + RERUN_WAIT + 30s = 5m40s"},
 		{name: "misspelt variable", set: map[string]string{"RERUN_DRYRUN": "true"}, want: "RERUN_DRYRUN is not a setting of looker-rerun; did you mean RERUN_DRY_RUN?"},
 		{name: "arguments", args: []string{"now"}, want: "settings come from the environment"},
 	}
@@ -450,4 +458,101 @@ func envWith(env, set map[string]string, drop []string) map[string]string {
 		env[k] = v
 	}
 	return env
+}
+
+// TestPlainHTTP: a plain http:// base URL would send the client secret in
+// clear: refused unless the host is loopback or RERUN_ALLOW_HTTP=true.
+func TestPlainHTTP(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		base  string
+		allow string
+		ok    bool
+	}{
+		{"https://looker.example.com", "", true},
+		{"http://looker.example.com", "", false},
+		{"http://looker.example.com:19999/api/4.0", "false", false},
+		{"http://10.0.0.7", "", false},
+		{"http://looker.example.com", "true", true},
+		{"http://localhost:9999", "", true},
+		{"http://LOCALHOST", "", true},
+		{"http://127.0.0.1:19999", "", true},
+		{"http://127.8.9.10", "", true},
+		{"http://[::1]:8080/api/4.0/", "", true},
+	} {
+		t.Run(tt.base+" RERUN_ALLOW_HTTP="+tt.allow, func(t *testing.T) {
+			t.Parallel()
+			env := map[string]string{"LOOKERSDK_BASE_URL": tt.base, "LOOKERSDK_CLIENT_ID": "id", "LOOKERSDK_CLIENT_SECRET": "secret"}
+			if tt.allow != "" {
+				env["RERUN_ALLOW_HTTP"] = tt.allow
+			}
+			_, err := newConfig(time.Now(), env)
+			if tt.ok != (err == nil) {
+				t.Errorf("accepted %v, want %v: %v", err == nil, tt.ok, err)
+			}
+		})
+	}
+}
+
+// TestDeadline: the last re-run starts RERUN_CONFIRM + RERUN_WAIT + 30s
+// before RERUN_DEADLINE, counted from the start; none is set without one.
+func TestDeadline(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 28, 1, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		set  map[string]string
+		want time.Time
+	}{
+		{nil, time.Time{}},
+		{map[string]string{"RERUN_DEADLINE": "1h"}, now.Add(time.Hour - 2*time.Minute - 30*time.Second)},
+		{map[string]string{"RERUN_DEADLINE": "1h", "RERUN_WAIT": "10m", "RERUN_CONFIRM": "1m"}, now.Add(time.Hour - 11*time.Minute - 30*time.Second)},
+		{map[string]string{"RERUN_DEADLINE": "2m31s"}, now.Add(time.Second)},
+	} {
+		t.Run(fmt.Sprint(tt.set), func(t *testing.T) {
+			t.Parallel()
+			cfg, err := newConfig(now, envWith(map[string]string{"LOOKERSDK_BASE_URL": "https://looker.example.com",
+				"LOOKERSDK_CLIENT_ID": "id", "LOOKERSDK_CLIENT_SECRET": "secret"}, tt.set, nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.startBy(); !got.Equal(tt.want) {
+				t.Errorf("start by %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestLookerURL: the summary's looker_url is where people open Looker: the
+// base URL without the API's path, and without the API port 19999.
+func TestLookerURL(t *testing.T) {
+	t.Parallel()
+	for base, want := range map[string]string{
+		"https://example.looker.com":                        "https://example.looker.com",
+		"https://example.looker.com:19999/api/4.0/":         "https://example.looker.com",
+		"https://example.looker.com:19999":                  "https://example.looker.com",
+		"https://looker.internal:9999/api/4.0":              "https://looker.internal:9999",
+		"https://looker.internal:443/":                      "https://looker.internal:443",
+		"http://127.0.0.1:8080/api/4.0":                     "http://127.0.0.1:8080",
+		"https://[::1]:19999":                               "https://[::1]",
+		"https://proxy.example.com/looker/api/4.0":          "https://proxy.example.com/looker",
+		"https://example.looker.com:19999/api/4.0?x=secret": "",
+	} {
+		if got := (Config{BaseURL: base}).lookerURL(); got != want {
+			t.Errorf("%s: looker_url %q, want %q", base, got, want)
+		}
+	}
+}
+
+// TestMisspelt: every unknown RERUN_ variable is reported; a LOOKERSDK_ one
+// only when it is close to a setting here, as Looker's SDKs read others.
+func TestMisspelt(t *testing.T) {
+	t.Parallel()
+	environ := []string{"PATH=/bin", "RERUN_FOO=1", "RERUN_DEADLIN=1h", "LOOKERSDK_CLIENTSECRET=x",
+		"LOOKERSDK_REDIRECT_URI=https://x/cb", "LOOKERSDK_LOOKER_URL=https://x", "LOOKERSDK_EMBED_HOST=x", "LOOKERSDK_BASE_URL=https://x"}
+	want := "RERUN_FOO is not a setting of looker-rerun\n" +
+		"RERUN_DEADLIN is not a setting of looker-rerun; did you mean RERUN_DEADLINE?\n" +
+		"LOOKERSDK_CLIENTSECRET is not a setting of looker-rerun; did you mean LOOKERSDK_CLIENT_SECRET?"
+	if diff := cmp.Diff(want, fmt.Sprint(misspelt(environ))); diff != "" {
+		t.Errorf("misspelt (-want +got):\n%s", diff)
+	}
 }

@@ -273,6 +273,9 @@ func TestSummaryOnStdoutAndInResultFile(t *testing.T) {
 	if diff := cmp.Diff(want, keys); diff != "" {
 		t.Errorf("summary fields (-want +got):\n%s", diff)
 	}
+	if raw["looker_url"] != s.URL {
+		t.Errorf("looker_url %v, want the stand-in's %s", raw["looker_url"], s.URL)
+	}
 	sum := r.summary(t)
 	if !sum.Window.Since.Equal(since) || !sum.Window.Until.Equal(until) || len(sum.Rerun) != 1 || sum.Rerun[0].NewPlanID == "" {
 		t.Errorf("summary = %+v", sum)
@@ -602,4 +605,49 @@ func lastExitCode(t *testing.T, stderr string) int {
 		t.Fatalf("the last log line is not looker-rerun done with an exit_code (%v): %q", err, lines[len(lines)-1])
 	}
 	return *done.ExitCode
+}
+
+// TestDeadlineStopsLikeSIGTERM: at RERUN_DEADLINE the run stops as on a
+// SIGTERM: exit 4, the summary written and naming the deadline, the token
+// revoked. The deadline is set below what the checks accept (RERUN_CONFIRM
+// + RERUN_WAIT + 30s), so that the test does not wait that long.
+func TestDeadlineStopsLikeSIGTERM(t *testing.T) {
+	t.Parallel()
+	s := lookertest.NewServer(t)
+	since, until := window()
+	s.AddFailure("1", since.Add(time.Hour), "boom")
+	s.Inject(lookertest.Fault{Op: lookertest.OpRunInlineQuery, Delay: time.Minute})
+	cfg := testConfig(t, lookerEnv(s, since, until))
+	cfg.Deadline = 100 * time.Millisecond
+	r := runCfg(context.Background(), cfg)
+	sum := r.summary(t)
+	if got := [3]int{r.code, sum.ExitCode, lastExitCode(t, r.stderr)}; got != [3]int{exitStopped, exitStopped, exitStopped} {
+		t.Fatalf("exit code, summary exit_code, log exit_code = %v, want 4 each\n%s", got, r.stderr)
+	}
+	if !strings.Contains(sum.Error, "stopped before the end: RERUN_DEADLINE=100ms passed") {
+		t.Errorf("summary error %q, want it to name RERUN_DEADLINE", sum.Error)
+	}
+	if len(s.Reruns()) != 0 || s.LiveTokens() != 0 {
+		t.Errorf("deliveries %v, %d live tokens; want none", s.Reruns(), s.LiveTokens())
+	}
+}
+
+// TestOutOfTimeIsExit4: plans left because the last moment to start a
+// re-run passed are a stopped run, which Airflow's retry finishes, and the
+// summary names RERUN_DEADLINE.
+func TestOutOfTimeIsExit4(t *testing.T) {
+	t.Parallel()
+	sum := &rerun.Summary{NotAttempted: []string{"7"}}
+	end := outcome(context.Background(), Config{Deadline: time.Hour}, sum, fmt.Errorf("plan 7: %w", errOutOfTime))
+	if code := exitCode(end); code != exitStopped {
+		t.Errorf("exit code %d, want 4", code)
+	}
+	for _, want := range []string{"stopped before the end", "RERUN_DEADLINE=1h0m0s"} {
+		if !strings.Contains(sum.Error, want) {
+			t.Errorf("summary error %q, want it to say %q", sum.Error, want)
+		}
+	}
+	if cfg := (Config{NeedsPersonExitCode: 0}); cfg.processExit(exitCode(end)) != exitStopped {
+		t.Error("RERUN_NEEDS_PERSON_EXIT_CODE replaced exit 4")
+	}
 }

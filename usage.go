@@ -35,8 +35,8 @@ Exit codes: 0 every plan that needed a re-run got one (or none needed one);
 failed again or were still running at the end of RERUN_WAIT, a delivery in
 the window was still running unwatched (no RERUN_WAIT), or a failure needs a
 person; 2 bad settings; 3 could not log in or list the failed
-deliveries (nothing was re-run); 4 stopped (SIGTERM, SIGINT) before the
-end: safe to retry.
+deliveries (nothing was re-run); 4 stopped (SIGTERM, SIGINT, or
+RERUN_DEADLINE) before the end: safe to retry.
 
 The summary is the last line of stdout, and is written to RERUN_RESULT_FILE;
 its exit_code is 0, 1, 3 or 4, whatever code the process exits with.
