@@ -54,6 +54,8 @@ func (c *Config) validate() error {
 	if c.BaseURL != "" {
 		u, err := looker.NormalizeBaseURL(c.BaseURL)
 		switch {
+		case errors.Is(err, looker.ErrURLCredentials):
+			bad("LOOKERSDK_BASE_URL: %v: the API key goes in LOOKERSDK_CLIENT_ID and LOOKERSDK_CLIENT_SECRET", err)
 		case err != nil:
 			bad("LOOKERSDK_BASE_URL: %v", err)
 		case u.Scheme == "http" && !loopback(u.Hostname()) && loaded("RERUN_ALLOW_HTTP") && !c.AllowHTTP:

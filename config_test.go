@@ -163,6 +163,7 @@ func TestBadSettingsExit2BeforeAnyCall(t *testing.T) {
 		{name: "looker time zone Local", set: map[string]string{"RERUN_LOOKER_TIMEZONE": "Local"}, want: `RERUN_LOOKER_TIMEZONE="Local"`},
 		{name: "looker time zone empty", set: map[string]string{"RERUN_LOOKER_TIMEZONE": ""}, want: "RERUN_LOOKER_TIMEZONE is set but empty"},
 		{name: "base url with a password that does not parse", set: map[string]string{"LOOKERSDK_BASE_URL": "https://admin:pw%zz@looker.example.com"}, want: "https://REDACTED@looker.example.com"},
+		{name: "base url with credentials", set: map[string]string{"LOOKERSDK_BASE_URL": "https://admin:pw@looker.example.com"}, want: "must not carry credentials: the API key goes in LOOKERSDK_CLIENT_ID and LOOKERSDK_CLIENT_SECRET"},
 		{name: "plain http to a remote host", set: map[string]string{"LOOKERSDK_BASE_URL": "http://looker.example.com"}, want: `LOOKERSDK_BASE_URL="http://looker.example.com": plain http would send the client secret across the network in clear: use https://, or set RERUN_ALLOW_HTTP=true`},
 		{name: "allow http", set: map[string]string{"RERUN_ALLOW_HTTP": "yes"}, want: `RERUN_ALLOW_HTTP="yes": must be true or false`},
 		{name: "max window zero", set: map[string]string{"RERUN_MAX_WINDOW": "0"}, want: "RERUN_MAX_WINDOW=0s: must be positive"},
