@@ -9,7 +9,7 @@ build:
 
 test: check image-test dag-test ## every test: Go (race), the image, the DAGs
 
-check: vet go-test
+check: vet docs-check go-test
 
 vet:
 	test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
