@@ -87,7 +87,7 @@ const horizon = 24 * time.Hour
 type activity struct {
 	lk       Looker
 	pageSize int // row limit asked of each query
-	now      func() time.Time
+	clock    Clock
 	log      zerolog.Logger
 	// loc is the time zone System Activity answers in: filters are written
 	// and times read in it (proveZone checks it).
@@ -97,7 +97,7 @@ type activity struct {
 }
 
 func newActivity(lk Looker, opts Options) *activity {
-	return &activity{lk: lk, pageSize: opts.PageSize, now: opts.Now, log: opts.Log, loc: opts.Location,
+	return &activity{lk: lk, pageSize: opts.PageSize, clock: opts.Clock, log: opts.Log, loc: opts.Location,
 		slots: make(chan struct{}, opts.Concurrency)}
 }
 
@@ -191,7 +191,7 @@ func (a *activity) copiesByID(ctx context.Context, ids []string, from time.Time)
 func (a *activity) byPlanID(ctx context.Context, planIDs, fields []string, timeField string, since time.Time, batch int) ([]job, error) {
 	batches := slices.Collect(slices.Chunk(planIDs, batch))
 	results := make([][]job, len(batches))
-	until := a.now().Add(horizon)
+	until := a.clock.Now().Add(horizon)
 	g, gctx := errgroup.WithContext(ctx)
 	for i, ids := range batches {
 		g.Go(func() error {
@@ -213,7 +213,7 @@ func (a *activity) copies(ctx context.Context, from time.Time) ([]job, error) {
 	q := a.query(slices.Concat(planFields, []string{fPlanCreated}, jobFields), map[string]string{
 		fPlanRunOnce: "Yes",
 	})
-	jobs, err := a.queryAll(ctx, q, fPlanCreated, from, a.now().Add(horizon))
+	jobs, err := a.queryAll(ctx, q, fPlanCreated, from, a.clock.Now().Add(horizon))
 	if err != nil {
 		return nil, fmt.Errorf("list run-once copies: %w", err)
 	}

@@ -21,7 +21,7 @@ import (
 func TestMoreFailuresThanOneQueryReturns(t *testing.T) {
 	t.Parallel()
 	m := newMorning()
-	s := lookertest.NewServer(t)
+	s := newServer(t)
 	const n = 230
 	for i := range n {
 		id := 1000 + i
@@ -50,14 +50,14 @@ func TestMoreFailuresThanOneQueryReturns(t *testing.T) {
 func TestLooker5000RowCutIsNeverSilent(t *testing.T) {
 	t.Parallel()
 	m := newMorning()
-	s := lookertest.NewServer(t)
+	s := newServer(t)
 	// More failures in one second than one page holds: no split can list them.
 	for i := range 12 {
 		s.AddFailure(strconv.Itoa(2000+i), m.at(2), "boom")
 	}
 	opts := m.opts()
 	opts.PageSize = 10
-	sum, err := rerun.Run(context.Background(), newClient(t, s), opts)
+	sum, err := rerun.Run(context.Background(), newClient(t, s), onClock(s, opts))
 	if err == nil || !strings.Contains(err.Error(), "cannot list them all") {
 		t.Fatalf("Run error = %v, want a loud error about the cut", err)
 	}
@@ -69,7 +69,7 @@ func TestLooker5000RowCutIsNeverSilent(t *testing.T) {
 func TestLookMode(t *testing.T) {
 	t.Parallel()
 	m := newMorning()
-	s := lookertest.NewServer(t)
+	s := newServer(t)
 	s.AddFailure("1", m.at(1), "boom")
 	s.AddFailure("1", m.at(2), "boom")
 	s.AddFailure("2", m.at(1), "boom")
@@ -101,12 +101,12 @@ func TestLookMode(t *testing.T) {
 func TestLookWithoutPlanIDColumn(t *testing.T) {
 	t.Parallel()
 	m := newMorning()
-	s := lookertest.NewServer(t)
+	s := newServer(t)
 	s.AddFailure("1", m.at(1), "boom")
 	s.AddLook("78", []map[string]any{{"scheduled_job.id": 5, "scheduled_plan.name": "Sales"}})
 	opts := m.opts()
 	opts.LookID = "78"
-	_, err := rerun.Run(context.Background(), newClient(t, s), opts)
+	_, err := rerun.Run(context.Background(), newClient(t, s), onClock(s, opts))
 	if err == nil || !strings.Contains(err.Error(), "scheduled_plan.id") || !strings.Contains(err.Error(), "scheduled_plan.name") {
 		t.Fatalf("Run error = %v, want one naming the missing column and the ones present", err)
 	}
@@ -118,7 +118,7 @@ func TestLookWithoutPlanIDColumn(t *testing.T) {
 func TestLookCutAtTheLimitIsAnError(t *testing.T) {
 	t.Parallel()
 	m := newMorning()
-	s := lookertest.NewServer(t)
+	s := newServer(t)
 	var rows []map[string]any
 	for i := range 12 {
 		s.AddFailure(strconv.Itoa(500+i), m.at(1), "boom")
@@ -127,7 +127,7 @@ func TestLookCutAtTheLimitIsAnError(t *testing.T) {
 	s.AddLook("79", rows)
 	opts := m.opts()
 	opts.LookID, opts.PageSize = "79", 10
-	_, err := rerun.Run(context.Background(), newClient(t, s), opts)
+	_, err := rerun.Run(context.Background(), newClient(t, s), onClock(s, opts))
 	if err == nil || !strings.Contains(err.Error(), "may be cut") {
 		t.Fatalf("Run error = %v, want a loud error about the cut", err)
 	}
@@ -143,10 +143,10 @@ func TestLookCutAtTheLimitIsAnError(t *testing.T) {
 
 func TestMissingLook(t *testing.T) {
 	t.Parallel()
-	s := lookertest.NewServer(t)
+	s := newServer(t)
 	opts := newMorning().opts()
 	opts.LookID = "404"
-	_, err := rerun.Run(context.Background(), newClient(t, s), opts)
+	_, err := rerun.Run(context.Background(), newClient(t, s), onClock(s, opts))
 	var lerr *looker.Error
 	if !errors.As(err, &lerr) || lerr.StatusCode != http.StatusNotFound {
 		t.Fatalf("Run error = %v, want a *looker.Error 404", err)
@@ -171,7 +171,9 @@ func TestOddRows(t *testing.T) {
 		row("scheduled_plan.id", 13.0, "scheduled_job.id", 3, "scheduled_job.status", "failure", "scheduled_job.created_time", m.at(2).Format(time.RFC3339)),
 		row("scheduled_plan.id", 14, "scheduled_plan.name", "Ventes – 日次", "scheduled_job.id", 4, "scheduled_job.status", "failure", "scheduled_job.created_time", at),
 	}}
-	sum, err := rerun.Run(context.Background(), lk, m.opts())
+	opts := m.opts()
+	opts.Clock = lookertest.NewClock(epoch)
+	sum, err := rerun.Run(context.Background(), lk, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +181,7 @@ func TestOddRows(t *testing.T) {
 		t.Errorf("re-run (-want +got):\n%s", diff)
 	}
 	lk.rows = append(lk.rows, row("scheduled_plan.id", map[string]int{"v": 1}))
-	if _, err := rerun.Run(context.Background(), lk, m.opts()); err == nil || !strings.Contains(err.Error(), "scheduled_plan.id") {
+	if _, err := rerun.Run(context.Background(), lk, opts); err == nil || !strings.Contains(err.Error(), "scheduled_plan.id") {
 		t.Errorf("an object for a plan id: error %v, want one naming the field", err)
 	}
 }
@@ -259,7 +261,7 @@ func (f *inFlight) RunInlineQuery(ctx context.Context, q looker.Query, fn func(l
 func TestHistoryQueriesRunConcurrentlyWithinTheLimit(t *testing.T) {
 	t.Parallel()
 	m := newMorning()
-	s := lookertest.NewServer(t)
+	s := newServer(t)
 	// 2,000 failed plans: their history is asked in four batches of 500.
 	for i := range 2000 {
 		s.AddFailure(strconv.Itoa(1+i), m.at(1).Add(time.Duration(i)*time.Second), "boom")
@@ -269,7 +271,7 @@ func TestHistoryQueriesRunConcurrentlyWithinTheLimit(t *testing.T) {
 		lk := &inFlight{Looker: newClient(t, s)}
 		opts := m.opts()
 		opts.Concurrency, opts.DryRun = concurrency, true
-		sum, err := rerun.Run(context.Background(), lk, opts)
+		sum, err := rerun.Run(context.Background(), lk, onClock(s, opts))
 		if err != nil || len(sum.Rerun) != 2000 {
 			t.Fatalf("concurrency %d: Run error %v, %d re-runs; want 2000", concurrency, err, len(sum.Rerun))
 		}

@@ -51,7 +51,7 @@ func TestALookAlikeThatNeedsNoRerunTakesNoCopy(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := lookertest.NewServer(t)
+			s := newServer(t)
 			s.AddPlan(twin("1"))
 			s.AddPlan(twin("2"))
 			s.AddFailure("1", m.at(1), "Slack API error: ratelimited")
@@ -80,7 +80,7 @@ func TestARetryDoesNotResendForALookAlikesOlderFailure(t *testing.T) {
 	t.Parallel()
 	m := newMorning()
 	before := morning{since: m.since.Add(-10 * time.Hour), until: m.since}
-	s := lookertest.NewServer(t)
+	s := newServer(t)
 	s.AddPlan(twin("1")) // X
 	s.AddPlan(twin("2")) // Y
 	s.AddFailure("2", before.at(5), "Slack API error: ratelimited")
@@ -103,7 +103,7 @@ func TestARetryDoesNotResendForALookAlikesOlderFailure(t *testing.T) {
 func TestACopyStillRunningThatFailsIsNotLost(t *testing.T) {
 	t.Parallel()
 	m := newMorning()
-	s := lookertest.NewServer(t)
+	s := newServer(t)
 	s.SetActivityLag(0, 0)
 	s.AddPlan(twin("1"))
 	s.AddFailure("1", m.at(1), "Slack API error: ratelimited")
@@ -147,7 +147,7 @@ func TestAZoneThatIsUTCOnlyInWinterIsNotTakenForUTC(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := lookertest.NewServer(t)
+			s := newServer(t)
 			s.SetQueryTimezone(london)
 			s.AddPlan(twin("1"))
 			s.AddFailure("1", tt.failure, "Slack API error: ratelimited")
@@ -158,7 +158,7 @@ func TestAZoneThatIsUTCOnlyInWinterIsNotTakenForUTC(t *testing.T) {
 			// A plan made after the clocks went back: the newest, the one
 			// the time zone's proof reads.
 			s.AddPlan(lookertest.Plan{ID: "9", Created: utc(12, 0)})
-			sum, err := rerun.Run(context.Background(), newClient(t, s), w.opts())
+			sum, err := rerun.Run(context.Background(), newClient(t, s), onClock(s, w.opts()))
 			if err != nil {
 				return // the zone was caught: nothing acted on a misread window
 			}
@@ -196,7 +196,7 @@ func TestALostAnswerIsConfirmedThoughThePlanWasEditedMeanwhile(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := lookertest.NewServer(t)
+			s := newServer(t)
 			s.SetActivityLag(0, 0)
 			s.AddPlan(twin("1"))
 			s.AddFailure("1", m.at(1), "Slack API error: ratelimited")
@@ -227,7 +227,7 @@ func TestADeliveryThatFailsWhileAwaitedDoesNotTakeALookAlikesCopy(t *testing.T) 
 	t.Parallel()
 	m := newMorning()
 	before := morning{since: m.since.Add(-10 * time.Hour), until: m.since}
-	s := lookertest.NewServer(t)
+	s := newServer(t)
 	s.SetActivityLag(0, 0)
 	s.AddPlan(twin("1")) // X
 	s.AddPlan(twin("2")) // Y
@@ -272,7 +272,7 @@ func TestARetryAfterTheOwnerAddsARecipientDoesNotResend(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := lookertest.NewServer(t)
+			s := newServer(t)
 			s.AddPlan(twin("1"))
 			s.AddFailure("1", m.at(1), "Slack API error: ratelimited")
 			first := runOnce(t, s, m.opts())
@@ -294,13 +294,13 @@ func TestARetryAfterTheOwnerAddsARecipientDoesNotResend(t *testing.T) {
 // and X is re-run or handed to a person.
 func TestACatchUpDoesNotGiveAnOldFailuresCopyToANewOne(t *testing.T) {
 	t.Parallel()
-	until := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
+	until := epoch.Add(-time.Hour)
 	var w []morning // A, B, C, D
 	for i := 3; i >= 0; i-- {
 		end := until.Add(-time.Duration(i) * 10 * time.Hour)
 		w = append(w, morning{since: end.Add(-10 * time.Hour), until: end})
 	}
-	s := lookertest.NewServer(t)
+	s := newServer(t)
 	s.AddPlan(twin("1")) // X
 	s.AddPlan(twin("2")) // Y
 	s.AddFailure("2", w[0].at(5), "Slack API error: ratelimited")
@@ -329,21 +329,22 @@ func TestACatchUpDoesNotGiveAnOldFailuresCopyToANewOne(t *testing.T) {
 // delivered, across windows: a run says a person is needed.
 func TestAPlanWhoseReRunsAlwaysFailReachesAPerson(t *testing.T) {
 	t.Parallel()
-	until := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
+	until := epoch.Add(-time.Hour)
 	var days []morning
 	for i := 3; i >= 0; i-- {
 		end := until.Add(-time.Duration(i) * 10 * time.Hour)
 		days = append(days, morning{since: end.Add(-10 * time.Hour), until: end})
 	}
-	s := lookertest.NewServer(t)
+	s := newServer(t)
+	clock := lookertest.NewClock(days[0].until)
+	s.SetClock(clock)
 	s.SetActivityLag(0, 0)
 	s.AddPlan(twin("1"))
 	s.RunOnceOutcome("1", lookertest.Outcome{Status: "failure", Detail: "Webhook answered 502"})
 	var said []bool
 	for _, d := range days {
 		// Each window's run starts as the window ends.
-		runAt := d.until.Add(5 * time.Minute)
-		s.SetClock(func() time.Time { return runAt })
+		clock.Advance(d.until.Add(5 * time.Minute).Sub(clock.Now()))
 		s.AddFailure("1", d.at(5), "Webhook answered 502")
 		opts := d.opts()
 		opts.MaxFailedReruns = 2
@@ -379,7 +380,7 @@ func TestALookAlikesCopyIsNotFreedByWhatHappenedAfterIt(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := lookertest.NewServer(t)
+			s := newServer(t)
 			s.AddPlan(twin("1")) // X
 			s.AddPlan(twin("2")) // Y
 			s.AddFailure("2", before.at(5), "Slack API error: ratelimited")
@@ -407,7 +408,7 @@ func TestACatchUpWindowOfAnotherLengthDoesNotTakeALookAlikesCopy(t *testing.T) {
 	t.Parallel()
 	r := newMorning() // the day after, run as usual
 	catchUp := morning{since: r.since.Add(-30 * time.Hour), until: r.since}
-	s := lookertest.NewServer(t)
+	s := newServer(t)
 	s.AddPlan(twin("1")) // X
 	s.AddPlan(twin("2")) // Y
 	s.AddFailure("1", catchUp.until.Add(-5*time.Hour), "Slack API error: ratelimited")

@@ -35,7 +35,7 @@ type watched struct {
 // outlives it by the grace period, the waiting for visibility.
 func (s *sender) watch(ctx, callCtx context.Context, running []decision) {
 	var follow []*watched
-	waitUntil := s.opts.Now()
+	waitUntil := s.opts.Clock.Now()
 	if s.opts.Wait > 0 {
 		waitUntil = waitUntil.Add(s.opts.Wait)
 		follow = s.toFollow(running)
@@ -45,22 +45,25 @@ func (s *sender) watch(ctx, callCtx context.Context, running []decision) {
 	}
 	s.log.Info().Int("copies", len(s.made)).Int("deliveries", len(follow)).Stringer("wait", s.opts.Wait).Stringer("confirm", s.opts.Confirm).
 		Msg("waiting for System Activity to show the copies made and the deliveries waited for")
-	// A first look at once: with little lag, that is all it takes.
+	// A first look at once: with little lag, that is all it takes. A
+	// look shows what System Activity held when it began: the next is due
+	// until one begins at the end of what it waits for.
+	looked := s.opts.Clock.Now()
 	follow = s.poll(ctx, callCtx, follow)
 	interval := s.opts.PollMin
 	for {
-		now := s.opts.Now()
 		if ctx.Err() != nil {
-			waitUntil = now
+			waitUntil = time.Time{}
 		}
-		next, ok := s.nextPoll(follow, now, waitUntil)
+		next, ok := s.nextPoll(follow, looked, waitUntil)
 		if !ok {
 			break
 		}
-		if !sleepCtx(callCtx, min(interval, next.Sub(now))) {
+		if !sleepCtx(callCtx, s.opts.Clock, min(interval, max(next.Sub(s.opts.Clock.Now()), 0))) {
 			break
 		}
 		interval = min(interval*2, s.opts.PollMax)
+		looked = s.opts.Clock.Now()
 		follow = s.poll(ctx, callCtx, follow)
 	}
 	s.settle(follow)
@@ -139,7 +142,7 @@ func (s *sender) poll(ctx, callCtx context.Context, follow []*watched) []*watche
 	}
 	// A copy shows when its job does: that is what a run that follows
 	// reads to decide.
-	seen := s.opts.Now()
+	seen := s.opts.Clock.Now()
 	var lags []time.Duration
 	s.mu.Lock()
 	for i := range s.made {
@@ -321,17 +324,5 @@ func (s *sender) setOutcomes(ws []*watched, outcome, detail string) {
 		case w.rerun >= 0 && s.sum.Rerun[w.rerun].Outcome != OutcomeUnconfirmed:
 			s.sum.Rerun[w.rerun].Outcome, s.sum.Rerun[w.rerun].OutcomeDetail = outcome, detail
 		}
-	}
-}
-
-// sleepCtx waits d or until ctx ends; it reports whether d passed.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }

@@ -35,9 +35,10 @@ func slowClient(t *testing.T, s *lookertest.Server, timeout time.Duration) *look
 	return c
 }
 
-func run(t *testing.T, lk rerun.Looker, opts rerun.Options) *rerun.Summary {
+// run runs rerun.Run through lk, on the clock of s.
+func run(t *testing.T, s *lookertest.Server, lk rerun.Looker, opts rerun.Options) *rerun.Summary {
 	t.Helper()
-	sum, err := rerun.Run(context.Background(), lk, opts)
+	sum, err := rerun.Run(context.Background(), lk, onClock(s, opts))
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -64,7 +65,7 @@ func TestLostAnswersAreConfirmedBeforeSendingAgain(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := lookertest.NewServer(t)
+			s := newServer(t)
 			s.SetActivityLag(time.Second, 2*time.Second)
 			s.AddFailure("1", m.at(1), "boom")
 			f := tt.fault
@@ -72,7 +73,7 @@ func TestLostAnswersAreConfirmedBeforeSendingAgain(t *testing.T) {
 			s.Inject(f)
 			opts := m.opts()
 			opts.Confirm = 4 * time.Second
-			sum := run(t, slowClient(t, s, 300*time.Millisecond), opts)
+			sum := run(t, s, slowClient(t, s, 300*time.Millisecond), opts)
 			if diff := cmp.Diff(map[string]int{"1": 1}, s.Reruns()); diff != "" {
 				t.Errorf("deliveries (-want +got):\n%s", diff)
 			}
@@ -83,7 +84,7 @@ func TestLostAnswersAreConfirmedBeforeSendingAgain(t *testing.T) {
 				t.Errorf("rerun = %+v, want copy %s, a note: %v", got, s.Copies("1")[0], tt.wantNote)
 			}
 			// A retry right after sees what this run did.
-			again := run(t, newClient(t, s), opts)
+			again := run(t, s, newClient(t, s), opts)
 			if diff := cmp.Diff(map[string]int{"1": 1}, s.Reruns()); diff != "" || len(again.Rerun) != 0 {
 				t.Errorf("a second run re-ran %v; deliveries (-want +got):\n%s", again.Rerun, diff)
 			}
@@ -94,14 +95,14 @@ func TestLostAnswersAreConfirmedBeforeSendingAgain(t *testing.T) {
 func TestRunEndsOnlyWhenTheLedgerShowsItsWork(t *testing.T) {
 	t.Parallel()
 	m := newMorning()
-	s := lookertest.NewServer(t)
+	s := newServer(t)
 	s.SetActivityLag(2*time.Second, 3*time.Second)
 	for _, id := range []string{"1", "2", "3"} {
 		s.AddFailure(id, m.at(1), "boom")
 	}
 	opts := m.opts()
-	first := run(t, newClient(t, s), opts)
-	second := run(t, newClient(t, s), opts) // an Airflow retry, at once
+	first := run(t, s, newClient(t, s), opts)
+	second := run(t, s, newClient(t, s), opts) // an Airflow retry, at once
 	if diff := cmp.Diff(map[string]int{"1": 1, "2": 1, "3": 1}, s.Reruns()); diff != "" {
 		t.Errorf("deliveries (-want +got):\n%s", diff)
 	}
@@ -110,11 +111,11 @@ func TestRunEndsOnlyWhenTheLedgerShowsItsWork(t *testing.T) {
 	}
 
 	// A copy that does not show within RERUN_CONFIRM is reported.
-	s2 := lookertest.NewServer(t)
+	s2 := newServer(t)
 	s2.SetActivityLag(3*time.Second, 3*time.Second)
 	s2.AddFailure("1", m.at(1), "boom")
 	opts.Confirm = 500 * time.Millisecond
-	sum := run(t, newClient(t, s2), opts)
+	sum := run(t, s2, newClient(t, s2), opts)
 	if sum.OK() || len(sum.Rerun) != 1 || sum.Rerun[0].Outcome != rerun.OutcomeUnconfirmed {
 		t.Errorf("copy never seen: OK %v, rerun %+v; want outcome %q", sum.OK(), sum.Rerun, rerun.OutcomeUnconfirmed)
 	}
@@ -123,12 +124,12 @@ func TestRunEndsOnlyWhenTheLedgerShowsItsWork(t *testing.T) {
 func TestRenamedPlanKeepsItsCopy(t *testing.T) {
 	t.Parallel()
 	m := newMorning()
-	s := lookertest.NewServer(t)
+	s := newServer(t)
 	s.AddPlan(lookertest.Plan{ID: "1", Name: "Daily revenue", UserID: "5", ContentTypeID: "dashboard::7", Destinations: "#finance"})
 	s.AddFailure("1", m.at(1), "boom")
-	run(t, newClient(t, s), m.opts())
+	run(t, s, newClient(t, s), m.opts())
 	s.RenamePlan("1", "Daily revenue (EMEA)")
-	sum := run(t, newClient(t, s), m.opts())
+	sum := run(t, s, newClient(t, s), m.opts())
 	if diff := cmp.Diff(map[string]int{"1": 1}, s.Reruns()); diff != "" {
 		t.Errorf("deliveries after a rename (-want +got):\n%s", diff)
 	}
@@ -151,14 +152,14 @@ func TestLookAlikePlans(t *testing.T) {
 
 	t.Run("a lost answer is not proven by a look-alike's copy", func(t *testing.T) {
 		t.Parallel()
-		s := lookertest.NewServer(t)
+		s := newServer(t)
 		lookAlikes(s, m.at(1), "1", "2")
 		// One of the two calls (whichever goes second) is refused before
 		// Looker acts, with a 500: its outcome is unknown.
 		s.Inject(lookertest.Fault{Op: lookertest.OpRunOnce, Status: 500})
 		opts := m.opts()
 		opts.Confirm = 2 * time.Second
-		sum := run(t, newClient(t, s), opts)
+		sum := run(t, s, newClient(t, s), opts)
 		if diff := cmp.Diff(map[string]int{"1": 1, "2": 1}, s.Reruns()); diff != "" {
 			t.Errorf("deliveries (-want +got):\n%s", diff)
 		}
@@ -169,13 +170,13 @@ func TestLookAlikePlans(t *testing.T) {
 
 	t.Run("each plan's outcome is its own copy's", func(t *testing.T) {
 		t.Parallel()
-		s := lookertest.NewServer(t)
+		s := newServer(t)
 		lookAlikes(s, m.at(1), "1", "2")
 		s.RunOnceOutcome("1", lookertest.Outcome{Status: "failure", Detail: "Slack API error: ratelimited", After: 300 * time.Millisecond})
 		s.RunOnceOutcome("2", lookertest.Outcome{Status: "success", After: 300 * time.Millisecond})
 		opts := m.opts()
 		opts.Wait = 10 * time.Second
-		sum := run(t, newClient(t, s), opts)
+		sum := run(t, s, newClient(t, s), opts)
 		got := map[string]string{}
 		for _, rr := range sum.Rerun {
 			got[rr.PlanID] = rr.Outcome
@@ -187,13 +188,13 @@ func TestLookAlikePlans(t *testing.T) {
 
 	t.Run("N failed look-alikes need N copies, across runs", func(t *testing.T) {
 		t.Parallel()
-		s := lookertest.NewServer(t)
+		s := newServer(t)
 		lookAlikes(s, m.at(1), "1", "2", "3")
 		// Someone already sent one of them by hand.
 		s.AddPlan(lookertest.Plan{ID: "501", Name: "Sales", UserID: "5", ContentTypeID: "look::3", Destinations: "#sales", RunOnce: true, Created: m.at(2)})
 		s.AddJob(lookertest.Job{PlanID: "501", Status: "success", Created: m.at(2)})
-		first := run(t, newClient(t, s), m.opts())
-		second := run(t, newClient(t, s), m.opts())
+		first := run(t, s, newClient(t, s), m.opts())
+		second := run(t, s, newClient(t, s), m.opts())
 		copies := 0
 		for _, n := range s.Reruns() {
 			copies += n
@@ -211,12 +212,12 @@ func TestRunningWorkIsAwaited(t *testing.T) {
 
 	t.Run("a delivery running in the window fails: re-run once", func(t *testing.T) {
 		t.Parallel()
-		s := lookertest.NewServer(t)
+		s := newServer(t)
 		s.AddPlan(lookertest.Plan{ID: "1"})
-		s.AddJob(lookertest.Job{PlanID: "1", Status: "failure", Detail: "Webhook answered 502", Created: m.at(9), Finalized: time.Now().Add(700 * time.Millisecond)})
+		s.AddJob(lookertest.Job{PlanID: "1", Status: "failure", Detail: "Webhook answered 502", Created: m.at(9), Finalized: epoch.Add(700 * time.Millisecond)})
 		opts := m.opts()
 		opts.Wait = 10 * time.Second
-		sum := run(t, newClient(t, s), opts)
+		sum := run(t, s, newClient(t, s), opts)
 		if diff := cmp.Diff(map[string]int{"1": 1}, s.Reruns()); diff != "" {
 			t.Errorf("deliveries (-want +got):\n%s", diff)
 		}
@@ -227,12 +228,12 @@ func TestRunningWorkIsAwaited(t *testing.T) {
 
 	t.Run("still running at the end of the wait: a person is needed", func(t *testing.T) {
 		t.Parallel()
-		s := lookertest.NewServer(t)
+		s := newServer(t)
 		s.AddPlan(lookertest.Plan{ID: "1"})
-		s.AddJob(lookertest.Job{PlanID: "1", Status: "success", Created: m.at(9), Finalized: time.Now().Add(time.Hour)})
+		s.AddJob(lookertest.Job{PlanID: "1", Status: "success", Created: m.at(9), Finalized: epoch.Add(time.Hour)})
 		opts := m.opts()
 		opts.Wait = 300 * time.Millisecond
-		sum := run(t, newClient(t, s), opts)
+		sum := run(t, s, newClient(t, s), opts)
 		if sum.OK() || len(sum.InProgress) != 1 || sum.InProgress[0].Outcome != rerun.OutcomeRunning || len(s.Reruns()) != 0 {
 			t.Errorf("OK %v, in progress %+v, deliveries %v", sum.OK(), sum.InProgress, s.Reruns())
 		}
@@ -240,10 +241,10 @@ func TestRunningWorkIsAwaited(t *testing.T) {
 
 	t.Run("without RERUN_WAIT, a delivery in the window: in progress, and a person is needed", func(t *testing.T) {
 		t.Parallel()
-		s := lookertest.NewServer(t)
+		s := newServer(t)
 		s.AddFailure("1", m.at(1), "boom")
-		s.AddJob(lookertest.Job{PlanID: "1", Status: "failure", Created: m.at(5), Finalized: time.Now().Add(time.Hour)})
-		sum := run(t, newClient(t, s), m.opts())
+		s.AddJob(lookertest.Job{PlanID: "1", Status: "failure", Created: m.at(5), Finalized: epoch.Add(time.Hour)})
+		sum := run(t, s, newClient(t, s), m.opts())
 		// If it fails, its failure is this window's: no later run looks.
 		if sum.OK() || len(sum.InProgress) != 1 || sum.InProgress[0].Outcome != rerun.OutcomeRunning || len(s.Reruns()) != 0 {
 			t.Errorf("OK %v, in progress %+v, deliveries %v", sum.OK(), sum.InProgress, s.Reruns())
@@ -252,14 +253,14 @@ func TestRunningWorkIsAwaited(t *testing.T) {
 
 	t.Run("an earlier run's copy still running is waited for", func(t *testing.T) {
 		t.Parallel()
-		s := lookertest.NewServer(t)
+		s := newServer(t)
 		s.AddPlan(lookertest.Plan{ID: "1", UserID: "5", ContentTypeID: "look::1", Destinations: "#a"})
 		s.AddFailure("1", m.at(1), "boom")
 		s.AddPlan(lookertest.Plan{ID: "601", UserID: "5", ContentTypeID: "look::1", Destinations: "#a", RunOnce: true, Created: m.at(2)})
-		s.AddJob(lookertest.Job{PlanID: "601", Status: "failure", Detail: "SMTP 451", Created: m.at(2), Finalized: time.Now().Add(1500 * time.Millisecond)})
+		s.AddJob(lookertest.Job{PlanID: "601", Status: "failure", Detail: "SMTP 451", Created: m.at(2), Finalized: epoch.Add(1500 * time.Millisecond)})
 		opts := m.opts()
 		opts.Wait = 10 * time.Second
-		sum := run(t, newClient(t, s), opts)
+		sum := run(t, s, newClient(t, s), opts)
 		if sum.OK() || len(sum.Skipped) != 1 || sum.Skipped[0].Outcome != rerun.OutcomeFailedAgain || len(s.Reruns()) != 0 {
 			t.Errorf("a retry must not turn the alert green: OK %v, skipped %+v, summary %+v", sum.OK(), sum.Skipped, sum)
 		}
@@ -296,12 +297,12 @@ func TestTimeZoneIsProvenBeforeActing(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := lookertest.NewServer(t)
+			s := newServer(t)
 			seed(s)
 			s.SetQueryTimezone(tt.looker)
 			opts := m.opts()
 			opts.Location = tt.set
-			sum, err := rerun.Run(context.Background(), newClient(t, s), opts)
+			sum, err := rerun.Run(context.Background(), newClient(t, s), onClock(s, opts))
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), "User Specific Time Zones") {
 					t.Fatalf("error = %v, want one naming %s and Looker's settings", err, tt.wantErr)
@@ -323,7 +324,7 @@ func TestTimeZoneIsProvenBeforeActing(t *testing.T) {
 	t.Run("the newest plans deleted or another user's: the next proves it", func(t *testing.T) {
 		t.Parallel()
 		for _, allHidden := range []bool{false, true} {
-			s := lookertest.NewServer(t)
+			s := newServer(t)
 			seed(s)
 			s.AddPlan(lookertest.Plan{ID: "2", Created: m.until.Add(-time.Hour)})
 			s.AddPlan(lookertest.Plan{ID: "3", Created: m.until.Add(-2 * time.Hour)})
@@ -332,7 +333,7 @@ func TestTimeZoneIsProvenBeforeActing(t *testing.T) {
 			if allHidden {
 				s.Inject(lookertest.Fault{Op: lookertest.OpScheduledPlan, PlanID: "1", Status: http.StatusForbidden})
 			}
-			_, err := rerun.Run(context.Background(), newClient(t, s), m.opts())
+			_, err := rerun.Run(context.Background(), newClient(t, s), onClock(s, m.opts()))
 			switch {
 			case allHidden && (err == nil || !strings.Contains(err.Error(), "the Admin role")):
 				t.Errorf("no plan readable: error %v, want one saying what the API user needs", err)
@@ -346,9 +347,9 @@ func TestTimeZoneIsProvenBeforeActing(t *testing.T) {
 
 	t.Run("no plan at all: nothing can have failed", func(t *testing.T) {
 		t.Parallel()
-		s := lookertest.NewServer(t)
+		s := newServer(t)
 		s.SetQueryTimezone(tokyo)
-		sum := run(t, newClient(t, s), m.opts())
+		sum := run(t, s, newClient(t, s), m.opts())
 		if !sum.OK() || sum.FailedPlans != 0 {
 			t.Errorf("summary %+v", sum)
 		}
@@ -367,7 +368,7 @@ func TestRandomisedMornings(t *testing.T) {
 			t.Parallel()
 			rnd := rand.New(rand.NewPCG(seed, 42))
 			m := newMorning()
-			s := lookertest.NewServer(t)
+			s := newServer(t)
 			s.SetSeed(int64(seed))
 			s.SetActivityLag(0, 3*time.Second)
 			groups := map[string][]string{} // group -> plan ids
@@ -402,7 +403,7 @@ func TestRandomisedMornings(t *testing.T) {
 			opts.Confirm = 5 * time.Second // more than lag plus the latest action
 			var sums []*rerun.Summary
 			for range 2 {
-				sums = append(sums, run(t, slowClient(t, s, 300*time.Millisecond), opts))
+				sums = append(sums, run(t, s, slowClient(t, s, 300*time.Millisecond), opts))
 			}
 			reruns := s.Reruns()
 			for g, ids := range groups {
@@ -434,9 +435,21 @@ func TestRandomisedMornings(t *testing.T) {
 	}
 }
 
-// TestStopBoundsTheLook: a stop (SIGTERM) while the run looks for the copy of
-// a lost answer, or waits for its copies to show, ends within the grace
-// period, and never sends again.
+// stopAfterRunOnce stops the run, as a SIGTERM would, the moment run_once
+// answers (or fails).
+type stopAfterRunOnce struct {
+	rerun.Looker
+	stop context.CancelFunc
+}
+
+func (l stopAfterRunOnce) RunOnce(ctx context.Context, planID string) (looker.ScheduledPlan, error) {
+	defer l.stop()
+	return l.Looker.RunOnce(ctx, planID)
+}
+
+// TestStopBoundsTheLook: a stop (SIGTERM) as the run starts looking for the
+// copy of a lost answer, or waiting for its copies to show, ends the look
+// within the grace period, and never sends again.
 func TestStopBoundsTheLook(t *testing.T) {
 	t.Parallel()
 	m := newMorning()
@@ -457,7 +470,7 @@ func TestStopBoundsTheLook(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := lookertest.NewServer(t)
+			s := newServer(t)
 			s.SetActivityLag(tt.lag, tt.lag)
 			s.AddFailure("1", m.at(1), "boom")
 			if tt.fault.Op != "" {
@@ -467,8 +480,7 @@ func TestStopBoundsTheLook(t *testing.T) {
 			opts.Confirm, opts.Grace = time.Minute, 300*time.Millisecond
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			time.AfterFunc(300*time.Millisecond, cancel)
-			sum, err := rerun.Run(ctx, newClient(t, s), opts)
+			sum, err := rerun.Run(ctx, stopAfterRunOnce{newClient(t, s), cancel}, onClock(s, opts))
 			if err != nil {
 				t.Fatal(err)
 			}

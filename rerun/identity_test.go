@@ -136,7 +136,7 @@ func TestACopyCountsOnlyIfItDeliversTheSameReport(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := lookertest.NewServer(t)
+			s := newServer(t)
 			tt.seed(s)
 			sum := runOnce(t, s, m.opts())
 			if diff := cmp.Diff(tt.wantReruns, s.Reruns()); diff != "" {
@@ -156,7 +156,7 @@ func TestACopyCountsOnlyIfItDeliversTheSameReport(t *testing.T) {
 func TestALostAnswersCopyIsFoundWhateverOrderItsDestinationsAreIn(t *testing.T) {
 	t.Parallel()
 	m := newMorning()
-	s := lookertest.NewServer(t) // copies list their destinations in reverse
+	s := newServer(t) // copies list their destinations in reverse
 	s.AddPlan(sales("1", "Region=EMEA"))
 	s.AddFailure("1", m.at(1), "boom")
 	s.Inject(lookertest.Fault{Op: lookertest.OpRunOnce, PlanID: "1", Status: 500, AfterAction: true})
@@ -176,7 +176,7 @@ func TestALostAnswersCopyIsFoundWhateverOrderItsDestinationsAreIn(t *testing.T) 
 func TestALostAnswerIsNotProvenByAPersonsOtherSend(t *testing.T) {
 	t.Parallel()
 	m := newMorning()
-	s := lookertest.NewServer(t)
+	s := newServer(t)
 	s.SetActivityLag(0, 0)
 	emea := sales("1", "Region=EMEA")
 	s.AddPlan(emea)
@@ -212,7 +212,7 @@ func slack(id string) lookertest.Plan {
 func TestLookAlikesAcrossWindows(t *testing.T) {
 	t.Parallel()
 	// Two windows back to back, both before now: A, then B.
-	until := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
+	until := epoch.Add(-time.Hour)
 	b := morning{since: until.Add(-10 * time.Hour), until: until}
 	a := morning{since: b.since.Add(-10 * time.Hour), until: b.since}
 	seed := func(s *lookertest.Server) {
@@ -238,7 +238,7 @@ func TestLookAlikesAcrossWindows(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := lookertest.NewServer(t)
+			s := newServer(t)
 			seed(s)
 			accounted := map[string]bool{}
 			for _, w := range tt.order {
@@ -266,7 +266,7 @@ func TestLookAlikesAcrossWindows(t *testing.T) {
 
 	t.Run("a look-alike's failure after the window does not take this window's copy", func(t *testing.T) {
 		t.Parallel()
-		s := lookertest.NewServer(t)
+		s := newServer(t)
 		s.AddPlan(slack("1"))
 		s.AddPlan(slack("2"))
 		s.AddFailure("1", b.at(5), "boom")
@@ -288,7 +288,7 @@ func TestLookAlikesAcrossWindows(t *testing.T) {
 func TestDefinitionsAreReadOnlyWhereACopyIsAlike(t *testing.T) {
 	t.Parallel()
 	m := newMorning()
-	s := lookertest.NewServer(t)
+	s := newServer(t)
 	for i := range 20 {
 		s.AddFailure(strconv.Itoa(100+i), m.at(1), "boom")
 	}

@@ -76,8 +76,8 @@ type Options struct {
 	// Location is the time zone System Activity answers in (nil: UTC). The
 	// run checks it before reading anything by time.
 	Location *time.Location
-	// Now reads the clock; time.Now when nil.
-	Now func() time.Time
+	// Clock is the time the run reads and waits on; nil is the real time.
+	Clock Clock
 	// Log receives the run's events.
 	Log zerolog.Logger
 }
@@ -107,8 +107,8 @@ func (o *Options) defaults() {
 	if o.Grace <= 0 {
 		o.Grace = 5 * time.Second
 	}
-	if o.Now == nil {
-		o.Now = time.Now
+	if o.Clock == nil {
+		o.Clock = realClock{}
 	}
 }
 
@@ -176,7 +176,7 @@ func Run(ctx context.Context, lk Looker, opts Options) (*Summary, error) {
 
 	// 3. Re-run, each plan once. Calls in flight, and the look for the copy
 	// of an answer lost, outlive a stop by the grace period.
-	callCtx, cancel := graceful(ctx, opts.Grace)
+	callCtx, cancel := graceful(ctx, opts.Clock, opts.Grace)
 	defer cancel()
 	gaveUp := s.sendAll(ctx, callCtx, todo)
 

@@ -14,14 +14,34 @@ import (
 	"github.com/looker-rerun/looker-rerun/rerun"
 )
 
-// morning is a window of failed deliveries ending an hour before now, so the
-// run-once copies the stand-in makes (at the real now) come after it.
+// epoch is the time on every test's clock when it starts: the stand-in's
+// and the run's (newServer). Waits and System Activity's lag move it, not
+// the wall clock.
+var epoch = time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+
+// newServer starts a stand-in Looker, realistic as NewServer makes it, on a
+// clock of its own that starts at epoch.
+func newServer(t *testing.T) *lookertest.Server {
+	t.Helper()
+	s := lookertest.NewServer(t)
+	s.SetClock(lookertest.NewClock(epoch))
+	return s
+}
+
+// onClock returns opts with the clock of s.
+func onClock(s *lookertest.Server, opts rerun.Options) rerun.Options {
+	opts.Clock = s.Clock()
+	return opts
+}
+
+// morning is a window of failed deliveries ending an hour before epoch, so
+// the run-once copies the stand-in makes (on its clock) come after it.
 type morning struct {
 	since, until time.Time
 }
 
 func newMorning() morning {
-	until := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
+	until := epoch.Add(-time.Hour)
 	return morning{since: until.Add(-10 * time.Hour), until: until}
 }
 
@@ -48,7 +68,7 @@ func (m morning) opts() rerun.Options {
 
 func runOnce(t *testing.T, s *lookertest.Server, opts rerun.Options) *rerun.Summary {
 	t.Helper()
-	return run(t, newClient(t, s), opts)
+	return run(t, s, newClient(t, s), opts)
 }
 
 func reasons(sum *rerun.Summary) map[string]string {
@@ -227,7 +247,7 @@ func TestRules(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := lookertest.NewServer(t)
+			s := newServer(t)
 			tt.seed(s)
 			sum := runOnce(t, s, m.opts())
 			if diff := cmp.Diff(tt.wantReruns, s.Reruns()); diff != "" {
@@ -249,7 +269,7 @@ func TestRules(t *testing.T) {
 func TestTwoRunsInARowDeliverOnce(t *testing.T) {
 	t.Parallel()
 	m := newMorning()
-	s := lookertest.NewServer(t)
+	s := newServer(t)
 	for _, id := range []string{"1", "2", "3"} {
 		s.AddFailure(id, m.at(1), "boom")
 	}
@@ -277,7 +297,7 @@ func TestTwoRunsInARowDeliverOnce(t *testing.T) {
 func TestSummaryNamesTheCopies(t *testing.T) {
 	t.Parallel()
 	m := newMorning()
-	s := lookertest.NewServer(t)
+	s := newServer(t)
 	s.AddPlan(lookertest.Plan{ID: "42", Name: "Daily revenue"})
 	s.AddFailure("42", m.at(1), "boom")
 	s.AddFailure("42", m.at(3), "boom")
@@ -294,7 +314,7 @@ func TestSummaryNamesTheCopies(t *testing.T) {
 func TestDryRunSendsNothing(t *testing.T) {
 	t.Parallel()
 	m := newMorning()
-	s := lookertest.NewServer(t)
+	s := newServer(t)
 	s.AddFailure("1", m.at(1), "boom")
 	s.AddFailure("2", m.at(1), "boom")
 	s.AddSuccess("2", m.at(2))
@@ -320,7 +340,7 @@ func TestDryRunSendsNothing(t *testing.T) {
 func TestDeletedPlanIsReportedOthersStillRun(t *testing.T) {
 	t.Parallel()
 	m := newMorning()
-	s := lookertest.NewServer(t)
+	s := newServer(t)
 	for _, id := range []string{"1", "2", "3"} {
 		s.AddFailure(id, m.at(1), "boom")
 	}

@@ -63,15 +63,6 @@ func newSender(lk Looker, sa *activity, defs *definitions, opts Options, sum *Su
 	return &sender{lk: lk, sa: sa, defs: defs, opts: opts, log: opts.Log, ledger: l, sum: sum}
 }
 
-// graceful returns a context for the calls to Looker that outlives ctx by
-// grace, so a stop does not cut a run_once whose outcome would then be
-// unknown, nor the look for its copy.
-func graceful(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
-	callCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	stop := context.AfterFunc(ctx, func() { time.AfterFunc(grace, cancel) })
-	return callCtx, func() { stop(); cancel() }
-}
-
 // sendAll re-runs the plans with bounded concurrency. Look-alike plans (one
 // copyKey) are re-run one after another by one worker, so that a copy in
 // System Activity is never taken as proof for one of them while another's
@@ -137,7 +128,7 @@ func (s *sender) send(ctx, callCtx context.Context, p *plan, note string) int {
 			s.notAttempted(p)
 			return -1
 		}
-		answered := s.opts.Now()
+		answered := s.opts.Clock.Now()
 		if err == nil || looker.NotActed(err) {
 			// Answered or refused by Looker itself, or never reached it:
 			// whether it is reachable is known now. An unknown outcome is
@@ -171,9 +162,9 @@ func (s *sender) send(ctx, callCtx context.Context, p *plan, note string) int {
 		case found:
 			s.noteReachability(false, nil)
 			if c.hasJob() {
-				s.sawLag(s.opts.Now().Sub(answered))
+				s.sawLag(s.opts.Clock.Now().Sub(answered))
 			}
-			log.Info().Str("new_plan_id", c.PlanID).Stringer("after", s.opts.Now().Sub(answered).Round(time.Millisecond)).Msg("re-run (its copy found in System Activity after a lost answer)")
+			log.Info().Str("new_plan_id", c.PlanID).Stringer("after", s.opts.Clock.Now().Sub(answered).Round(time.Millisecond)).Msg("re-run (its copy found in System Activity after a lost answer)")
 			rr.NewPlanID = c.PlanID
 			rr.Note = strings.TrimPrefix(rr.Note+"; ", "; ") + "answer lost (" + err.Error() + "); copy " + c.PlanID + " found in System Activity"
 			return s.record(rr, madeCopy{id: c.PlanID, planID: p.ID, answered: answered, visible: c.hasJob()})
@@ -201,6 +192,8 @@ func (s *sender) confirm(ctx context.Context, p *plan, answered time.Time) (job,
 	// since the run listed it: read it again.
 	s.defs.forget(p.ID)
 	for {
+		// A look shows what System Activity held when it began.
+		looked := s.opts.Clock.Now()
 		copies, err := s.sa.copies(ctx, p.LastFailure)
 		if err != nil {
 			return job{}, false, err
@@ -218,11 +211,11 @@ func (s *sender) confirm(ctx context.Context, p *plan, answered time.Time) (job,
 				return c, true, nil
 			}
 		}
-		left := deadline.Sub(s.opts.Now())
-		if left <= 0 {
+		if !looked.Before(deadline) {
 			return job{}, false, nil
 		}
-		if !sleepCtx(ctx, min(interval, left)) {
+		left := max(deadline.Sub(s.opts.Clock.Now()), 0)
+		if !sleepCtx(ctx, s.opts.Clock, min(interval, left)) {
 			return job{}, false, fmt.Errorf("stopped while looking: %w", context.Cause(ctx))
 		}
 		interval = min(interval*2, s.opts.PollMax)

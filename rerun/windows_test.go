@@ -26,7 +26,7 @@ func TestADeliveryThatFailsBetweenTheTwoListingQueriesIsSeen(t *testing.T) {
 	// the job would be in neither. Several mornings, as the order of two
 	// queries sent at once is the scheduler's.
 	for i := range 6 {
-		s := lookertest.NewServer(t)
+		s := newServer(t)
 		s.AddPlan(lookertest.Plan{ID: "1"})
 		running := s.AddJob(lookertest.Job{PlanID: "1", Created: m.at(9)}) // no status yet
 		var once sync.Once
@@ -65,7 +65,7 @@ func TestAFailureWhoseLaterDeliveryRunsIsNeverDropped(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := lookertest.NewServer(t)
+			s := newServer(t)
 			later := seed(s)
 			var polls atomic.Int32 // queries run at once
 			s.AfterQuery(func(q looker.Query) {
@@ -90,7 +90,7 @@ func TestAFailureWhoseLaterDeliveryRunsIsNeverDropped(t *testing.T) {
 
 	t.Run("without RERUN_WAIT: in progress, never skipped", func(t *testing.T) {
 		t.Parallel()
-		s := lookertest.NewServer(t)
+		s := newServer(t)
 		later := seed(s)
 		sum := runOnce(t, s, m.opts())
 		if len(sum.InProgress) != 1 || sum.InProgress[0].PlanID != "1" || len(sum.Skipped) != 0 || len(s.Reruns()) != 0 {
@@ -111,14 +111,14 @@ func TestAFailureWhoseLaterDeliveryRunsIsNeverDropped(t *testing.T) {
 func TestARerunWhoseDeliveryFailedIsSeenByTheNextWindow(t *testing.T) {
 	t.Parallel()
 	m := newMorning()
-	s := lookertest.NewServer(t)
+	s := newServer(t)
 	s.AddPlan(lookertest.Plan{ID: "1", UserID: "5", OwnerEmail: "ana@example.com", ContentTypeID: "look::3", Destinations: "#ops"})
 	s.AddFailure("1", m.at(5), "Slack API error: ratelimited")
 	s.RunOnceOutcome("1", lookertest.Outcome{Status: "failure", Detail: "Slack API error: ratelimited"})
 	// The window's run re-runs it, without waiting: the copy fails after.
 	first := runOnce(t, s, m.opts())
 	// The next window holds the copy's delivery (made now).
-	next := morning{since: m.until, until: time.Now().UTC().Add(time.Hour)}
+	next := morning{since: m.until, until: epoch.Add(time.Hour)}
 	opts := next.opts()
 	opts.MaxFailedReruns = 2
 	second := runOnce(t, s, opts)
@@ -139,7 +139,7 @@ func TestARerunWhoseDeliveryFailedIsSeenByTheNextWindow(t *testing.T) {
 // failure is re-run by one run, once.
 func TestWindowsThatTileExamineEachFailureOnce(t *testing.T) {
 	t.Parallel()
-	end := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
+	end := epoch.Add(-time.Hour)
 	var days []morning
 	for i := 3; i > 0; i-- {
 		until := end.Add(-time.Duration(i-1) * 8 * time.Hour)
@@ -164,7 +164,7 @@ func TestWindowsThatTileExamineEachFailureOnce(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := lookertest.NewServer(t)
+			s := newServer(t)
 			seed(s)
 			for _, i := range tt.order {
 				if sum := runOnce(t, s, days[i].opts()); !sum.OK() {
@@ -219,7 +219,7 @@ func TestTheHourRepeatedWhenDaylightSavingEnds(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := lookertest.NewServer(t)
+			s := newServer(t)
 			s.SetQueryTimezone(newYork)
 			s.AddPlan(lookertest.Plan{ID: "1", Name: "Ops", UserID: "5", ContentTypeID: "look::3", Destinations: "#ops"})
 			tt.seed(s)
@@ -235,7 +235,7 @@ func TestTheHourRepeatedWhenDaylightSavingEnds(t *testing.T) {
 
 	t.Run("a copy not started yet, in the hour, near the failure: a person", func(t *testing.T) {
 		t.Parallel()
-		s := lookertest.NewServer(t)
+		s := newServer(t)
 		s.SetQueryTimezone(newYork)
 		s.AddPlan(lookertest.Plan{ID: "1", Name: "Ops", UserID: "5", ContentTypeID: "look::3", Destinations: "#ops"})
 		s.AddFailure("1", est(1, 10), "boom")
@@ -253,7 +253,7 @@ func TestTheHourRepeatedWhenDaylightSavingEnds(t *testing.T) {
 
 	t.Run("a time in the hour far from the failure is no reason to stop", func(t *testing.T) {
 		t.Parallel()
-		s := lookertest.NewServer(t)
+		s := newServer(t)
 		s.SetQueryTimezone(newYork)
 		s.AddFailure("1", est(1, 30), "boom")                   // in the hour, nothing near
 		s.AddFailure("2", edt(0, 10).Add(-6*time.Hour), "boom") // the evening before
@@ -265,12 +265,12 @@ func TestTheHourRepeatedWhenDaylightSavingEnds(t *testing.T) {
 
 	t.Run("a window bound in the hour stops the run, naming it", func(t *testing.T) {
 		t.Parallel()
-		s := lookertest.NewServer(t)
+		s := newServer(t)
 		s.SetQueryTimezone(newYork)
 		s.AddFailure("1", est(1, 30), "boom")
 		o := opts()
 		o.Until = edt(1, 45)
-		_, err := rerun.Run(context.Background(), newClient(t, s), o)
+		_, err := rerun.Run(context.Background(), newClient(t, s), onClock(s, o))
 		if err == nil || !strings.Contains(err.Error(), "01:00 to 02:00") || len(s.Reruns()) != 0 {
 			t.Errorf("error %v, deliveries %v: want a refusal naming 01:00 to 02:00", err, s.Reruns())
 		}
@@ -280,10 +280,10 @@ func TestTheHourRepeatedWhenDaylightSavingEnds(t *testing.T) {
 func TestARowWithoutASelectedFieldStopsTheRun(t *testing.T) {
 	t.Parallel()
 	m := newMorning()
-	s := lookertest.NewServer(t)
+	s := newServer(t)
 	s.AddFailure("1", m.at(1), "boom")
 	s.OmitFields("scheduled_plan.enabled")
-	_, err := rerun.Run(context.Background(), newClient(t, s), m.opts())
+	_, err := rerun.Run(context.Background(), newClient(t, s), onClock(s, m.opts()))
 	if err == nil || !strings.Contains(err.Error(), "scheduled_plan.enabled") || !strings.Contains(err.Error(), "Looker version") {
 		t.Errorf("error %v, want one naming the field and the Looker version", err)
 	}
@@ -295,7 +295,7 @@ func TestARowWithoutASelectedFieldStopsTheRun(t *testing.T) {
 func TestTheSummaryReportsSystemActivitysLag(t *testing.T) {
 	t.Parallel()
 	m := newMorning()
-	s := lookertest.NewServer(t)
+	s := newServer(t)
 	s.SetActivityLag(time.Second, time.Second)
 	s.AddFailure("1", m.at(1), "boom")
 	sum := runOnce(t, s, m.opts())

@@ -11,32 +11,12 @@ import (
 	"github.com/looker-rerun/looker-rerun/looker/lookertest"
 )
 
-// testClock is a clock a test moves by hand.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock(t time.Time) *testClock { return &testClock{t: t} }
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 func TestTheClockDecidesWhatSystemActivityShows(t *testing.T) {
 	t.Parallel()
 	s, base := fake(t)
 	start := time.Date(2026, 11, 27, 15, 0, 0, 0, time.UTC)
-	clock := newClock(start)
-	s.SetClock(clock.Now)
+	clock := lookertest.NewClock(start)
+	s.SetClock(clock)
 	s.SetActivityLag(10*time.Second, 10*time.Second)
 	s.AddPlan(lookertest.Plan{ID: "42"})
 	s.RunOnceOutcome("42", lookertest.Outcome{Status: "failure", Detail: "boom", After: time.Minute}, lookertest.Outcome{})
@@ -87,7 +67,7 @@ func TestAfterQueryChangesTheTableBetweenTwoQueries(t *testing.T) {
 	t.Parallel()
 	s, base := fake(t)
 	now := time.Date(2026, 11, 27, 15, 0, 0, 0, time.UTC)
-	s.SetClock(newClock(now).Now)
+	s.SetClock(lookertest.NewClock(now))
 	s.AddPlan(lookertest.Plan{ID: "42"})
 	j := s.AddJob(lookertest.Job{PlanID: "42", Status: "success", Created: now.Add(-time.Minute), Finalized: now.Add(time.Hour)})
 	token := login(t, base)

@@ -138,7 +138,7 @@ func TestRunOnceCopiesTheDefinitionDestinationsReversed(t *testing.T) {
 	s, base := fake(t)
 	created := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	now := time.Date(2026, 11, 27, 15, 0, 0, 0, time.UTC)
-	s.SetClock(newClock(now).Now)
+	s.SetClock(lookertest.NewClock(now))
 	s.AddPlan(lookertest.Plan{ID: "42", ContentTypeID: "look::3", Filters: "Region=EMEA", Created: created,
 		Dests: []lookertest.Destination{{Address: "a@example.com"}, {Address: "#sales"}, {Type: "webhook", Format: "json", Address: "https://h.example.com/"}}})
 	token := login(t, base)
@@ -178,7 +178,7 @@ func TestRunOnceCopiesTheDefinitionDestinationsReversed(t *testing.T) {
 	s.KeepCopyOrder(true)
 	_, kept, _ := call(t, "POST", base+"scheduled_plans/42/run_once", token, "", "")
 	s.SetActivityLag(0, 0)
-	s.SetClock(newClock(now.Add(time.Hour)).Now) // past the lags
+	s.SetClock(lookertest.NewClock(now.Add(time.Hour))) // past the lags
 	rows := query(t, base, token, []string{"scheduled_plan.id", "scheduled_plan.destination_addresses"},
 		map[string]string{"scheduled_plan.run_once": "Yes"})
 	wantRows := []any{
@@ -194,8 +194,8 @@ func TestEditPlanChangesWhatLaterCopiesCarry(t *testing.T) {
 	t.Parallel()
 	s, base := fake(t)
 	s.KeepCopyOrder(true)
-	clock := newClock(time.Date(2026, 11, 27, 15, 0, 0, 0, time.UTC))
-	s.SetClock(clock.Now)
+	clock := lookertest.NewClock(time.Date(2026, 11, 27, 15, 0, 0, 0, time.UTC))
+	s.SetClock(clock)
 	s.AddPlan(lookertest.Plan{ID: "42", Name: "Sales", ContentTypeID: "look::3", Filters: "Region=EMEA", Destinations: "#sales,ops@example.com"})
 	token := login(t, base)
 	_, before, _ := call(t, "GET", base+"scheduled_plans/42", token, "", "")
@@ -265,8 +265,8 @@ func TestEditPlanChangesWhatLaterCopiesCarry(t *testing.T) {
 func TestSendNowIsARunOnceThatIsNoCopy(t *testing.T) {
 	t.Parallel()
 	s, base := fake(t)
-	clock := newClock(time.Date(2026, 11, 27, 15, 0, 0, 0, time.UTC))
-	s.SetClock(clock.Now)
+	clock := lookertest.NewClock(time.Date(2026, 11, 27, 15, 0, 0, 0, time.UTC))
+	s.SetClock(clock)
 	s.SetActivityLag(time.Second, time.Second)
 	s.AddPlan(lookertest.Plan{ID: "42", Name: "Sales", UserID: "5", ContentTypeID: "look::3", Destinations: "#sales"})
 	token := login(t, base)

@@ -16,8 +16,8 @@ import (
 type LateAction struct {
 	Op  string // Looker operation id
 	URL string // the request URL as received: path and raw query
-	// Due is when Looker acts, on the wall clock: the timer that waits for
-	// it does, whatever SetClock says.
+	// Due is when Looker acts, on the fake's clock (SetClock), or on the
+	// wall clock without one.
 	Due time.Time
 	// Done says Looker acted; Status is then the status its answer had.
 	Done   bool
@@ -33,6 +33,9 @@ type late struct {
 	stop    chan struct{} // closed by Close: pending actions are dropped
 	pending sync.WaitGroup
 	actions []LateAction
+	// cancels drop the actions pending on a Clock (SetClock), which no
+	// goroutine waits for.
+	cancels []func()
 }
 
 // LateActions returns the late actions scripted so far, done, pending or
@@ -62,37 +65,54 @@ func (s *Server) actLate(r *http.Request, op string, args []string, d time.Durat
 	req.Body = io.NopCloser(bytes.NewReader([]byte(body)))
 
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	i := len(s.late.actions)
-	s.late.actions = append(s.late.actions, LateAction{Op: op, URL: r.URL.RequestURI(), Due: time.Now().Add(d)})
+	s.late.actions = append(s.late.actions, LateAction{Op: op, URL: r.URL.RequestURI()})
 	if s.late.closed {
 		s.late.actions[i].Dropped = true
-		s.mu.Unlock()
 		close(answer)
 		return answer
 	}
 	s.late.pending.Add(1) // under mu, so never after Close's Wait began
-	stop := s.late.stop
-	s.mu.Unlock()
-
-	go func() {
+	act := func() {
 		defer s.late.pending.Done()
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-stop:
-			s.mu.Lock()
-			s.late.actions[i].Dropped = true
-			s.mu.Unlock()
-			close(answer)
-			return
-		}
 		rec := httptest.NewRecorder()
 		rec.Code = s.perform(rec, req, op, args, token)
 		s.mu.Lock()
 		s.late.actions[i].Done, s.late.actions[i].Status = true, rec.Code
 		s.mu.Unlock()
 		answer <- rec
+	}
+	drop := func() {
+		defer s.late.pending.Done()
+		s.mu.Lock()
+		s.late.actions[i].Dropped = true
+		s.mu.Unlock()
+		close(answer)
+	}
+	if c := s.clock.c; c != nil {
+		// Looker acts when the clock reaches the time, moved by whoever
+		// waits: the client polling for the copy, say.
+		due, stop := c.afterFunc(d, act)
+		s.late.actions[i].Due = due.UTC()
+		s.late.cancels = append(s.late.cancels, func() {
+			if stop() {
+				drop()
+			}
+		})
+		return answer
+	}
+	s.late.actions[i].Due = time.Now().Add(d)
+	stop := s.late.stop
+	go func() {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			act()
+		case <-stop:
+			drop()
+		}
 	}()
 	return answer
 }
@@ -104,6 +124,11 @@ func (s *Server) stopLate() {
 		s.late.closed = true
 		close(s.late.stop)
 	}
+	cancels := s.late.cancels
+	s.late.cancels = nil
 	s.mu.Unlock()
+	for _, cancel := range cancels {
+		cancel()
+	}
 	s.late.pending.Wait()
 }

@@ -34,9 +34,10 @@
 //     (csv for a Look, wysiwyg_pdf for a dashboard); Looker keeps what the
 //     person chose;
 //   - the time that decides what System Activity shows (lags, running jobs,
-//     when run_once made a copy, when a plan was edited) is the fake's
-//     clock, SetClock's or the wall clock; timers that really wait
-//     (latency, Delay, LateAction) run on the wall clock;
+//     when run_once made a copy, when a plan was edited) and when a late
+//     action happens is the fake's clock: a Clock (SetClock), which the
+//     code under test moves as it waits, or the wall clock; latency and a
+//     fault's Delay wait on the wall clock, as a client's timeout does;
 //   - access tokens never expire by themselves: only logout, ExpireTokens or
 //     an injected fault revokes them;
 //   - there is no cache, no permissions model and no rate limit unless a
