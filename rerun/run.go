@@ -13,6 +13,7 @@ package rerun
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -61,6 +62,12 @@ type Options struct {
 	// needing a person, unless RetryPermanent. nil finds none.
 	Permanent      *Classifier
 	RetryPermanent bool
+	// StartBy is when the last run_once may start (zero: no bound): the
+	// plans left then, and a lost answer's plan that would be sent again,
+	// are not re-run; those sent already are confirmed and waited for as
+	// usual, so the caller sets it early enough for those to fit. Run then
+	// returns an error wrapping ErrOutOfTime.
+	StartBy time.Time
 	// Wait is how long to wait for the re-runs' deliveries to finish,
 	// polling System Activity; 0 does not wait.
 	Wait time.Duration
@@ -114,10 +121,11 @@ func (o *Options) defaults() {
 
 // Run finds the plans whose delivery failed in the window, re-runs each that
 // needs it once, and reports what it did. The summary is never nil. The error
-// is not nil when the failures could not be listed (nothing was re-run); a
-// failed re-run is reported in the summary, not as an error. When ctx ends,
-// no new re-run starts, the calls in flight get opts.Grace to finish, and the
-// plans left are listed as not attempted.
+// is not nil when the failures could not be listed (nothing was re-run), or,
+// wrapping ErrOutOfTime, when opts.StartBy left plans not attempted (the
+// summary is then complete); a failed re-run is reported in the summary, not
+// as an error. When ctx ends, no new re-run starts, the calls in flight get
+// opts.Grace to finish, and the plans left are listed as not attempted.
 func Run(ctx context.Context, lk Looker, opts Options) (*Summary, error) {
 	opts.defaults()
 	sum := newSummary(opts)
@@ -189,15 +197,24 @@ func Run(ctx context.Context, lk Looker, opts Options) (*Summary, error) {
 		}
 		s.watch(waitCtx, callCtx, await)
 	}
+	var outErr error
 	switch {
 	case ctx.Err() != nil:
 		sum.Error = "stopped before the end: " + context.Cause(ctx).Error()
 	case gaveUp != nil:
 		sum.Error = "stopped before the end: " + gaveUp.Error()
+	case s.outOfTime.Load():
+		outErr = fmt.Errorf("%w: %d plans not attempted", ErrOutOfTime, len(sum.NotAttempted))
+		sum.Error = outErr.Error()
 	}
 	sum.sort()
-	return sum, nil
+	return sum, outErr
 }
+
+// ErrOutOfTime is wrapped by the error Run returns when Options.StartBy
+// passed before every plan that needed a re-run got one; the summary is
+// complete, and lists those plans as not attempted.
+var ErrOutOfTime = errors.New("out of time")
 
 // canceled returns a context that has ended.
 func canceled() context.Context {

@@ -39,6 +39,8 @@ type sender struct {
 	// to re-run at all; giveUp stops starting more.
 	unreachable atomic.Int32
 	giveUp      context.CancelCauseFunc
+	// outOfTime is set once a re-run was not started for Options.StartBy.
+	outOfTime atomic.Bool
 
 	mu  sync.Mutex
 	sum *Summary
@@ -89,7 +91,7 @@ func (s *sender) sendAll(ctx, callCtx context.Context, plans []*plan) error {
 	for _, group := range groups {
 		if ctx.Err() != nil {
 			for _, p := range group {
-				s.notAttempted(p)
+				s.notAttempted(p, "the run was stopped")
 			}
 			continue
 		}
@@ -118,14 +120,27 @@ func (s *sender) send(ctx, callCtx context.Context, p *plan, note string) int {
 		s.done(rr)
 		return -1
 	}
+	var lost error // the last answer lost, when a run_once was sent
 	for attempt := 1; ; attempt++ {
-		if ctx.Err() != nil {
-			s.notAttempted(p)
-			return -1
+		why := s.mayStart(ctx)
+		var (
+			np  looker.ScheduledPlan
+			err error
+		)
+		if why == "" {
+			np, err = s.lk.RunOnce(callCtx, p.ID)
+			if errors.Is(err, looker.ErrNotSent) {
+				why = "the run was stopped" // the pace held it back past the grace
+			}
 		}
-		np, err := s.lk.RunOnce(callCtx, p.ID)
-		if errors.Is(err, looker.ErrNotSent) {
-			s.notAttempted(p)
+		if why != "" {
+			if lost != nil {
+				// Sent before: not acted on, as far as System Activity
+				// shows, but sent.
+				s.fail(log, p, lost, fmt.Sprintf("System Activity showed no copy within %s; not sent again: %s", s.opts.Confirm, why))
+				return -1
+			}
+			s.notAttempted(p, why)
 			return -1
 		}
 		answered := s.opts.Clock.Now()
@@ -170,6 +185,7 @@ func (s *sender) send(ctx, callCtx context.Context, p *plan, note string) int {
 			return s.record(rr, madeCopy{id: c.PlanID, planID: p.ID, answered: answered, visible: c.hasJob()})
 		}
 		s.noteReachability(false, nil) // System Activity answered
+		lost = err
 		if attempt >= s.opts.MaxSends {
 			s.fail(log, p, err, fmt.Sprintf("gave up after %d attempts; System Activity showed no copy within %s of any of them", attempt, s.opts.Confirm))
 			return -1
@@ -296,8 +312,21 @@ func (s *sender) done(rr Rerun) {
 	s.sum.Rerun = append(s.sum.Rerun, rr)
 }
 
-func (s *sender) notAttempted(p *plan) {
-	s.log.Warn().Str("plan_id", p.ID).Str("name", p.Name).Msg("not attempted: the run was stopped")
+// mayStart says why no run_once may start now ("" when one may): the run
+// was stopped, or Options.StartBy has passed.
+func (s *sender) mayStart(ctx context.Context) string {
+	switch {
+	case ctx.Err() != nil:
+		return "the run was stopped"
+	case !s.opts.StartBy.IsZero() && !s.opts.Clock.Now().Before(s.opts.StartBy):
+		s.outOfTime.Store(true)
+		return "out of time: no re-run starts after " + s.opts.StartBy.UTC().Format(time.RFC3339)
+	}
+	return ""
+}
+
+func (s *sender) notAttempted(p *plan, why string) {
+	s.log.Warn().Str("plan_id", p.ID).Str("name", p.Name).Str("why", why).Msg("not attempted")
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sum.NotAttempted = append(s.sum.NotAttempted, p.ID)
