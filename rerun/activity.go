@@ -47,7 +47,7 @@ var (
 type job struct {
 	PlanID      string
 	Name        string
-	Owner       string // user id
+	OwnerID     string // the owner's user id
 	OwnerEmail  string
 	Content     string
 	Dests       string
@@ -128,6 +128,11 @@ func (a *activity) jobsWithStatus(ctx context.Context, status, what string, sinc
 	return jobs, nil
 }
 
+// ErrLookCut is wrapped by the error of a run whose saved Look (Options.LookID)
+// answered as many rows as the run asked for: the list may be cut, and a
+// Look cannot be split by time as a query is, so nothing was re-run.
+var ErrLookCut = errors.New("the saved Look's list of failures may be cut")
+
 // lookFailures runs the saved Look and returns the plan ids its rows name, in
 // order of first appearance. Which of them failed in the window, and how
 // often, System Activity tells.
@@ -139,7 +144,7 @@ func (a *activity) lookFailures(ctx context.Context, lookID string) ([]string, e
 	if len(rows) >= a.pageSize {
 		// A Look cannot be split by time like a query: never act on a list
 		// that may be cut.
-		return nil, fmt.Errorf("look %s returned %d rows, Looker's limit: the list may be cut; narrow the Look's filters or leave RERUN_LOOK_ID unset to query System Activity", lookID, len(rows))
+		return nil, fmt.Errorf("%w: look %s returned %d rows, Looker's limit; narrow the Look's filters, or list the failures from System Activity instead", ErrLookCut, lookID, len(rows))
 	}
 	var ids []string
 	seen := map[string]bool{}

@@ -128,7 +128,7 @@ func TestLookCutAtTheLimitIsAnError(t *testing.T) {
 	opts := m.opts()
 	opts.LookID, opts.PageSize = "79", 10
 	_, err := rerun.Run(context.Background(), newClient(t, s), onClock(s, opts))
-	if err == nil || !strings.Contains(err.Error(), "may be cut") {
+	if !errors.Is(err, rerun.ErrLookCut) || !strings.Contains(err.Error(), "may be cut") {
 		t.Fatalf("Run error = %v, want a loud error about the cut", err)
 	}
 	if len(s.Reruns()) != 0 {

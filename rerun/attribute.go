@@ -21,7 +21,7 @@ import (
 // them, and keeps the books. It returns the plans (by id) and the ids of
 // those to decide.
 func attribute(ctx context.Context, sa *activity, defs *definitions, opts Options, w span,
-	ids []string, jobs, copies []job, b *books, l *ledger) (map[string]*plan, []string, error) {
+	ids []string, jobs, copies []job, b *books, l *claims) (map[string]*plan, []string, error) {
 	plans := gather(ids, opts.Since, opts.Until, jobs)
 	// Copies by content: whatever else a copy shows on System Activity
 	// (owner, addresses) may have been edited since, and its definition

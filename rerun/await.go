@@ -28,82 +28,86 @@ type watched struct {
 }
 
 // watch polls System Activity, one query per kind per poll, the interval
-// doubling from PollMin to PollMax, until every copy in s.made is
+// doubling from PollMin to PollMax, until every copy in r.made is
 // visible (or its RERUN_CONFIRM is over) and, with opts.Wait, every
 // delivery waited for has finished (or the wait is over). It records each
 // outcome in the summary. ctx ends the waiting for outcomes; callCtx, which
 // outlives it by the grace period, the waiting for visibility.
-func (s *sender) watch(ctx, callCtx context.Context, running []decision) {
+func (r *runner) watch(ctx, callCtx context.Context) {
+	r.mu.Lock()
+	r.watching = true
+	running := r.awaited
+	r.mu.Unlock()
 	var follow []*watched
-	waitUntil := s.opts.Clock.Now()
-	if s.opts.Wait > 0 {
-		waitUntil = waitUntil.Add(s.opts.Wait)
-		follow = s.toFollow(running)
+	waitUntil := r.opts.Clock.Now()
+	if r.opts.Wait > 0 {
+		waitUntil = waitUntil.Add(r.opts.Wait)
+		follow = r.toFollow(running)
 	}
-	if len(s.made) == 0 && len(follow) == 0 {
+	if len(r.made) == 0 && len(follow) == 0 {
 		return
 	}
-	s.log.Info().Int("copies", len(s.made)).Int("deliveries", len(follow)).Stringer("wait", s.opts.Wait).Stringer("confirm", s.opts.Confirm).
+	r.log.Info().Int("copies", len(r.made)).Int("deliveries", len(follow)).Stringer("wait", r.opts.Wait).Stringer("confirm", r.opts.Confirm).
 		Msg("waiting for System Activity to show the copies made and the deliveries waited for")
 	// A first look at once: with little lag, that is all it takes. A
 	// look shows what System Activity held when it began: the next is due
 	// until one begins at the end of what it waits for.
-	looked := s.opts.Clock.Now()
-	follow = s.poll(ctx, callCtx, follow)
-	interval := s.opts.PollMin
+	looked := r.opts.Clock.Now()
+	follow = r.poll(ctx, callCtx, follow)
+	interval := r.opts.PollMin
 	for {
 		if ctx.Err() != nil {
 			waitUntil = time.Time{}
 		}
-		next, ok := s.nextPoll(follow, looked, waitUntil)
+		next, ok := r.nextPoll(follow, looked, waitUntil)
 		if !ok {
 			break
 		}
-		if !sleepCtx(callCtx, s.opts.Clock, min(interval, max(next.Sub(s.opts.Clock.Now()), 0))) {
+		if !sleepCtx(callCtx, r.opts.Clock, min(interval, max(next.Sub(r.opts.Clock.Now()), 0))) {
 			break
 		}
-		interval = min(interval*2, s.opts.PollMax)
-		looked = s.opts.Clock.Now()
-		follow = s.poll(ctx, callCtx, follow)
+		interval = min(interval*2, r.opts.PollMax)
+		looked = r.opts.Clock.Now()
+		follow = r.poll(ctx, callCtx, follow)
 	}
-	s.settle(follow)
+	r.settle(follow)
 }
 
 // toFollow lists what RERUN_WAIT waits for besides this run's copies: the
 // plans' running deliveries and the earlier copies still running.
-func (s *sender) toFollow(running []decision) []*watched {
+func (r *runner) toFollow(running []decision) []*watched {
 	var out []*watched
 	for _, d := range running {
 		out = append(out, &watched{jobID: d.plan.Latest.JobID, plan: d.plan, skip: -1, rerun: -1})
 	}
-	s.mu.Lock()
-	for i, sk := range s.sum.Skipped {
+	r.mu.Lock()
+	for i, sk := range r.sum.Skipped {
 		if sk.Outcome == OutcomeRunning {
 			out = append(out, &watched{copyID: sk.NewPlanID, skip: i, rerun: -1})
 		}
 	}
-	for i, rr := range s.sum.Rerun {
+	for i, rr := range r.sum.Rerun {
 		if rr.NewPlanID != "" {
 			out = append(out, &watched{copyID: rr.NewPlanID, skip: -1, rerun: i})
 		}
 	}
-	s.mu.Unlock()
-	s.setOutcomes(out, OutcomeRunning, "")
+	r.mu.Unlock()
+	r.setOutcomes(out, OutcomeRunning, "")
 	return out
 }
 
 // nextPoll returns when the next poll is due at the latest: the nearest end
 // of a copy's RERUN_CONFIRM not yet seen, or of the wait. ok is false when
 // nothing is left to wait for.
-func (s *sender) nextPoll(follow []*watched, now, waitUntil time.Time) (time.Time, bool) {
+func (r *runner) nextPoll(follow []*watched, now, waitUntil time.Time) (time.Time, bool) {
 	var next time.Time
-	s.mu.Lock()
-	for _, c := range s.made {
-		if end := c.answered.Add(s.opts.Confirm); !c.visible && end.After(now) && (next.IsZero() || end.Before(next)) {
+	r.mu.Lock()
+	for _, c := range r.made {
+		if end := c.answered.Add(r.opts.Confirm); !c.visible && end.After(now) && (next.IsZero() || end.Before(next)) {
 			next = end
 		}
 	}
-	s.mu.Unlock()
+	r.mu.Unlock()
 	for _, w := range follow {
 		if !w.done && waitUntil.After(now) {
 			if next.IsZero() || next.After(waitUntil) {
@@ -118,22 +122,22 @@ func (s *sender) nextPoll(follow []*watched, now, waitUntil time.Time) (time.Tim
 // poll reads the copies (and the plans' deliveries, when some are followed)
 // once and records what it shows. A delivery that failed gets a re-run,
 // which is then followed too.
-func (s *sender) poll(ctx, callCtx context.Context, follow []*watched) []*watched {
+func (r *runner) poll(ctx, callCtx context.Context, follow []*watched) []*watched {
 	var want []string
-	s.mu.Lock()
-	for _, c := range s.made {
+	r.mu.Lock()
+	for _, c := range r.made {
 		want = append(want, c.id)
 	}
-	s.mu.Unlock()
+	r.mu.Unlock()
 	for _, w := range follow {
 		if !w.done && w.copyID != "" {
 			want = append(want, w.copyID)
 		}
 	}
 	slices.Sort(want)
-	copies, err := s.sa.copiesByID(callCtx, slices.Compact(want), s.opts.Since)
+	copies, err := r.sa.copiesByID(callCtx, slices.Compact(want), r.opts.Since)
 	if err != nil {
-		s.log.Warn().Err(err).Msg("could not poll System Activity; trying again")
+		r.log.Warn().Err(err).Msg("could not poll System Activity; trying again")
 		return follow
 	}
 	byID := make(map[string]job, len(copies))
@@ -142,19 +146,19 @@ func (s *sender) poll(ctx, callCtx context.Context, follow []*watched) []*watche
 	}
 	// A copy shows when its job does: that is what a run that follows
 	// reads to decide.
-	seen := s.opts.Clock.Now()
+	seen := r.opts.Clock.Now()
 	var lags []time.Duration
-	s.mu.Lock()
-	for i := range s.made {
-		if c, ok := byID[s.made[i].id]; ok && c.hasJob() && !s.made[i].visible {
-			s.made[i].visible = true
-			lags = append(lags, seen.Sub(s.made[i].answered))
-			s.log.Debug().Str("plan_id", s.made[i].planID).Str("new_plan_id", s.made[i].id).Msg("copy shows in System Activity")
+	r.mu.Lock()
+	for i := range r.made {
+		if c, ok := byID[r.made[i].id]; ok && c.hasJob() && !r.made[i].visible {
+			r.made[i].visible = true
+			lags = append(lags, seen.Sub(r.made[i].answered))
+			r.log.Debug().Str("plan_id", r.made[i].planID).Str("new_plan_id", r.made[i].id).Msg("copy shows in System Activity")
 		}
 	}
-	s.mu.Unlock()
+	r.mu.Unlock()
 	for _, d := range lags {
-		s.sawLag(d)
+		r.sawLag(d)
 	}
 
 	var ids []string
@@ -165,9 +169,9 @@ func (s *sender) poll(ctx, callCtx context.Context, follow []*watched) []*watche
 	}
 	var jobs map[string]job
 	if len(ids) > 0 {
-		hist, err := s.sa.history(callCtx, ids, s.opts.Since)
+		hist, err := r.sa.history(callCtx, ids, r.opts.Since)
 		if err != nil {
-			s.log.Warn().Err(err).Msg("could not poll System Activity; trying again")
+			r.log.Warn().Err(err).Msg("could not poll System Activity; trying again")
 		}
 		jobs = make(map[string]job, len(hist))
 		for _, j := range hist {
@@ -179,12 +183,12 @@ func (s *sender) poll(ctx, callCtx context.Context, follow []*watched) []*watche
 		case w.done:
 		case w.copyID != "":
 			if c, ok := byID[w.copyID]; ok && c.hasJob() && c.Status != "" {
-				s.finishCopy(w, c)
+				r.finishCopy(w, c)
 			}
 		default:
 			if j, ok := jobs[w.jobID]; ok && j.Status != "" {
 				w.done = true
-				if nw := s.finishDelivery(ctx, callCtx, w.plan, j); nw != nil {
+				if nw := r.finishDelivery(ctx, callCtx, w.plan, j); nw != nil {
 					follow = append(follow, nw)
 				}
 			}
@@ -194,58 +198,54 @@ func (s *sender) poll(ctx, callCtx context.Context, follow []*watched) []*watche
 }
 
 // finishCopy records the outcome of a followed copy.
-func (s *sender) finishCopy(w *watched, c job) {
+func (r *runner) finishCopy(w *watched, c job) {
 	w.done = true
 	outcome, detail := OutcomeDelivered, ""
 	if c.Status != statusSuccess {
 		outcome, detail = OutcomeFailedAgain, orUnknown(c.Detail)
 	}
-	s.log.Info().Str("new_plan_id", c.PlanID).Str("outcome", outcome).Str("detail", c.Detail).Msg("re-run finished")
-	s.setOutcomes([]*watched{w}, outcome, detail)
+	r.log.Info().Str("new_plan_id", c.PlanID).Str("outcome", outcome).Str("detail", c.Detail).Msg("re-run finished")
+	r.setOutcomes([]*watched{w}, outcome, detail)
 }
 
 // finishDelivery decides again for a plan whose delivery, running when the
 // run began, has now finished: delivered, nothing to do; failed, the rules
 // apply as to any failure, and a re-run is made and followed.
-func (s *sender) finishDelivery(ctx, callCtx context.Context, p *plan, j job) *watched {
-	log := s.log.With().Str("plan_id", p.ID).Str("name", p.Name).Logger()
+func (r *runner) finishDelivery(ctx, callCtx context.Context, p *plan, j job) *watched {
+	log := r.log.With().Str("plan_id", p.ID).Str("name", p.Name).Logger()
 	started := j.Created.Format(time.RFC3339)
 	if j.Status == statusSuccess {
 		log.Info().Str("started", started).Msg("the delivery waited for succeeded")
-		s.skip(Skip{PlanID: p.ID, Name: p.Name, Reason: ReasonLaterSuccess, Detail: "delivered at " + started + " (the run waited for it)"})
+		r.take(decide(p, actSkip, ReasonLaterSuccess, "delivered at "+started+" (the run waited for it)"))
 		return nil
 	}
 	log.Warn().Str("started", started).Str("detail", j.Detail).Msg("the delivery waited for failed")
 	q := *p
 	q.addFailure(j)
 	q.Latest = j
-	d, ok := decideFirst(&q, s.opts.rules())
+	d, ok := decideFirst(&q, r.opts.rules())
 	if !ok {
 		var err error
-		if d, err = s.decideAgain(callCtx, &q); err != nil {
-			s.fail(log, &q, err, "its delivery failed while the run waited, and System Activity could not be read to see whether someone re-ran it: not re-run")
+		if d, err = r.decideAgain(callCtx, &q); err != nil {
+			r.fail(log, &q, err, "its delivery failed while the run waited, and System Activity could not be read to see whether someone re-ran it: not re-run")
 			return nil
 		}
 	}
-	switch d.act {
-	case actPerson:
-		s.attention(Attention{PlanID: q.ID, Name: q.Name, Owner: q.OwnerEmail, Reason: d.reason, Detail: d.detail})
-	case actRerun:
-		if i := s.send(ctx, callCtx, &q, "its delivery started at "+started+" failed while the run waited for it"); i >= 0 {
-			w := &watched{copyID: s.sum.Rerun[i].NewPlanID, skip: -1, rerun: i}
-			s.setOutcomes([]*watched{w}, OutcomeRunning, "")
-			return w
-		}
-	default:
-		s.skip(Skip{PlanID: q.ID, Name: q.Name, Reason: d.reason, Detail: d.detail, NewPlanID: d.copy.PlanID})
+	if r.take(d) != actRerun {
+		return nil
+	}
+	if i := r.send(ctx, callCtx, &q, "its delivery started at "+started+" failed while the run waited for it"); i >= 0 {
+		w := &watched{copyID: r.sum.Rerun[i].NewPlanID, skip: -1, rerun: i}
+		r.setOutcomes([]*watched{w}, OutcomeRunning, "")
+		return w
 	}
 	return nil
 }
 
 // decideAgain applies the copies' rules to a plan whose delivery just
 // failed, with the copies made since: a person may have re-sent it.
-func (s *sender) decideAgain(ctx context.Context, p *plan) (decision, error) {
-	copies, err := s.sa.copies(ctx, p.LastFailure)
+func (r *runner) decideAgain(ctx context.Context, p *plan) (decision, error) {
+	copies, err := r.sa.copies(ctx, p.LastFailure)
 	if err != nil {
 		return decision{}, err
 	}
@@ -259,13 +259,13 @@ func (s *sender) decideAgain(ctx context.Context, p *plan) (decision, error) {
 	}
 	b := newBooks()
 	if len(alike) > 0 {
-		if err := s.defs.load(ctx, ids); err != nil {
+		if err := r.defs.load(ctx, ids); err != nil {
 			return decision{}, err
 		}
 	}
 	var same []job
 	for _, c := range alike {
-		switch v, why := s.defs.judge(p, c); v {
+		switch v, why := r.defs.judge(p, c); v {
 		case sameReport:
 			same = append(same, c)
 		case unsure:
@@ -275,54 +275,54 @@ func (s *sender) decideAgain(ctx context.Context, p *plan) (decision, error) {
 		}
 	}
 	slices.SortFunc(same, byMade)
-	rl := s.opts.rules()
-	b.keep([]*plan{p}, map[string]bool{p.ID: true}, same, rl, s.ledger)
+	rl := r.opts.rules()
+	b.keep([]*plan{p}, map[string]bool{p.ID: true}, same, rl, r.claims)
 	return decideCopies(p, b, rl), nil
 }
 
 // settle records what never finished: copies never seen in System Activity
 // (unconfirmed), deliveries still running at the end of the wait.
-func (s *sender) settle(follow []*watched) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, c := range s.made {
+func (r *runner) settle(follow []*watched) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.made {
 		if c.visible {
 			continue
 		}
-		s.log.Error().Str("plan_id", c.planID).Str("new_plan_id", c.id).Stringer("confirm", s.opts.Confirm).
+		r.log.Error().Str("plan_id", c.planID).Str("new_plan_id", c.id).Stringer("confirm", r.opts.Confirm).
 			Msg("the copy made did not show in System Activity: a run that follows cannot see it")
-		rr := &s.sum.Rerun[c.rerun]
+		rr := &r.sum.Rerun[c.rerun]
 		rr.Outcome = OutcomeUnconfirmed
-		rr.OutcomeDetail = fmt.Sprintf("copy %s did not show in System Activity within %s of run_once's answer; check it in Looker before re-sending by hand", c.id, s.opts.Confirm)
+		rr.OutcomeDetail = fmt.Sprintf("copy %s did not show in System Activity within %s of run_once's answer; check it in Looker before re-sending by hand", c.id, r.opts.Confirm)
 	}
 	for _, w := range follow {
 		if w.done {
 			continue
 		}
 		if w.jobID != "" {
-			s.log.Warn().Str("plan_id", w.plan.ID).Time("started", w.plan.Latest.Created).Msg("the delivery waited for is still running at the end of the wait")
-			s.sum.InProgress = append(s.sum.InProgress, Progress{PlanID: w.plan.ID, Name: w.plan.Name, Started: w.plan.Latest.Created,
-				Outcome: OutcomeRunning, Detail: "still running at the end of RERUN_WAIT; if it fails, only the run whose window holds " +
+			r.log.Warn().Str("plan_id", w.plan.ID).Time("started", w.plan.Latest.Created).Msg("the delivery waited for is still running at the end of the wait")
+			r.sum.InProgress = append(r.sum.InProgress, InProgress{PlanID: w.plan.ID, Name: w.plan.Name, Content: w.plan.Key.content, Started: w.plan.Latest.Created,
+				Outcome: OutcomeRunning, Detail: "still running at the end of the wait; if it fails, only the run whose window holds " +
 					w.plan.Latest.Created.Format(time.RFC3339) + " re-runs it: check it in Looker"})
 			continue
 		}
-		s.log.Warn().Str("new_plan_id", w.copyID).Msg("re-run still running at the end of the wait")
+		r.log.Warn().Str("new_plan_id", w.copyID).Msg("re-run still running at the end of the wait")
 	}
 }
 
 // setOutcomes sets the outcome of followed copies in the summary.
-func (s *sender) setOutcomes(ws []*watched, outcome, detail string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+func (r *runner) setOutcomes(ws []*watched, outcome, detail string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	for _, w := range ws {
 		if w.copyID == "" {
 			continue
 		}
 		switch {
 		case w.skip >= 0:
-			s.sum.Skipped[w.skip].Outcome, s.sum.Skipped[w.skip].OutcomeDetail = outcome, detail
-		case w.rerun >= 0 && s.sum.Rerun[w.rerun].Outcome != OutcomeUnconfirmed:
-			s.sum.Rerun[w.rerun].Outcome, s.sum.Rerun[w.rerun].OutcomeDetail = outcome, detail
+			r.sum.Skipped[w.skip].Outcome, r.sum.Skipped[w.skip].OutcomeDetail = outcome, detail
+		case w.rerun >= 0 && r.sum.Rerun[w.rerun].Outcome != OutcomeUnconfirmed:
+			r.sum.Rerun[w.rerun].Outcome, r.sum.Rerun[w.rerun].OutcomeDetail = outcome, detail
 		}
 	}
 }

@@ -149,7 +149,7 @@ func decodeJob(r looker.Row, fields []string, loc *time.Location) (job, error) {
 		field string
 		dst   *string
 	}{
-		{fPlanName, &j.Name}, {fPlanUserID, &j.Owner}, {fOwnerEmail, &j.OwnerEmail}, {fPlanContent, &j.Content},
+		{fPlanName, &j.Name}, {fPlanUserID, &j.OwnerID}, {fOwnerEmail, &j.OwnerEmail}, {fPlanContent, &j.Content},
 		{fPlanDests, &j.Dests}, {fJobStatus, &j.Status}, {fJobDetail, &j.Detail},
 	}
 	for _, s := range strs {

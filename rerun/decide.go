@@ -119,21 +119,22 @@ const nearRepeat = 2 * time.Hour
 type action int
 
 const (
+	// actIgnore: nothing failed and nothing runs; not worth a line.
+	actIgnore action = iota
 	// actRerun re-runs the plan once.
-	actRerun action = iota
+	actRerun
 	// actSkip reports the plan under skipped with a reason.
 	actSkip
 	// actPerson reports the plan under needs_person with a reason.
 	actPerson
-	// actAwait waits (RERUN_WAIT) for a delivery of the plan that is
-	// running, and decides again when it ends; without a wait it is
-	// reported in progress.
+	// actAwait follows a delivery of the plan that is running, when the
+	// run waits for deliveries, and decides again when it ends; otherwise
+	// it reports it in progress.
 	actAwait
-	// actIgnore: nothing failed and nothing runs; not worth a line.
-	actIgnore
 )
 
-// decision is what to do with one plan, and why.
+// decision is what to do with one plan, and why. Build it with decide; the
+// runner reads it in one place (runner.take).
 type decision struct {
 	plan   *plan
 	act    action
@@ -144,12 +145,10 @@ type decision struct {
 	copy job
 }
 
-func skip(p *plan, reason, detail string) decision {
-	return decision{plan: p, act: actSkip, reason: reason, detail: detail}
-}
-
-func person(p *plan, reason, detail string) decision {
-	return decision{plan: p, act: actPerson, reason: reason, detail: detail}
+// decide is the one constructor of a decision: act on p, for reason (a
+// Reason constant, for actSkip and actPerson), saying detail.
+func decide(p *plan, act action, reason, detail string) decision {
+	return decision{plan: p, act: act, reason: reason, detail: detail}
 }
 
 // rules are the settings decide applies beyond the fixed rules.
@@ -261,20 +260,20 @@ func decideFirst(p *plan, rl rules) (d decision, ok bool) {
 	case p.Failures == 0 && !rl.look && (p.Disabled || p.RunOnce || !running):
 		// Listed for a delivery that was running; it has finished, or
 		// would not be re-run anyway.
-		return decision{plan: p, act: actIgnore}, true
+		return decide(p, actIgnore, "", ""), true
 	case p.RunOnce:
-		return skip(p, ReasonRunOnce, "a one-off send is not re-sent"), true
+		return decide(p, actSkip, ReasonRunOnce, "a one-off send is not re-sent"), true
 	case p.Disabled:
-		return skip(p, ReasonDisabled, "the plan is disabled in Looker: someone turned it off since it failed"), true
+		return decide(p, actSkip, ReasonDisabled, "the plan is disabled in Looker: someone turned it off since it failed"), true
 	case running && (p.Failures == 0 || cmpMark(p.Latest.mark(), p.lastFailure) > 0):
 		// A delivery in the window, or a later one (the next window's),
 		// is running: if it succeeds the report arrived, if it fails it
 		// is re-run once, for this failure and its own.
-		return decision{plan: p, act: actAwait, detail: "a delivery started at " + p.Latest.Created.Format(time.RFC3339) + " is still running"}, true
+		return decide(p, actAwait, "", "a delivery started at "+p.Latest.Created.Format(time.RFC3339)+" is still running"), true
 	case p.Failures == 0:
-		return skip(p, ReasonNotInWindow, "no failed delivery of it started in the window"), true
+		return decide(p, actSkip, ReasonNotInWindow, "no failed delivery of it started in the window"), true
 	case p.Latest.Status == statusSuccess && cmpMark(p.Latest.mark(), p.lastFailure) > 0:
-		return skip(p, ReasonLaterSuccess, "delivered at "+p.Latest.Created.Format(time.RFC3339)), true
+		return decide(p, actSkip, ReasonLaterSuccess, "delivered at "+p.Latest.Created.Format(time.RFC3339)), true
 	}
 	return decision{}, false
 }
@@ -285,24 +284,24 @@ func decideCopies(p *plan, b *books, rl rules) decision {
 	// A copy near the failure in the repeated hour may be before or after
 	// it: even one that reads as covering proves nothing.
 	if why, ok := b.unsure[p.ID]; ok && why.reason == ReasonAmbiguousTime {
-		return person(p, why.reason, why.detail)
+		return decide(p, actPerson, why.reason, why.detail)
 	}
 	if c, ok := b.covering[p.ID]; ok {
 		state := "succeeded"
 		if c.Status != statusSuccess {
 			state = "is still running"
 		}
-		d := skip(p, ReasonAlreadyRerun, "run-once copy "+c.PlanID+" made at "+c.made().Format(time.RFC3339)+" "+state)
+		d := decide(p, actSkip, ReasonAlreadyRerun, "run-once copy "+c.PlanID+" made at "+c.made().Format(time.RFC3339)+" "+state)
 		d.copy = c
 		return d
 	}
 	if why, ok := b.unsure[p.ID]; ok {
-		return person(p, why.reason, why.detail)
+		return decide(p, actPerson, why.reason, why.detail)
 	}
 	failed := b.failed[p.ID]
 	if rl.maxFailedReruns > 0 && len(failed) >= rl.maxFailedReruns {
 		last := failed[len(failed)-1]
-		return person(p, ReasonAttemptsExhausted, fmt.Sprintf("%d re-runs since it last delivered failed (its latest failure at %s); the last: %s",
+		return decide(p, actPerson, ReasonAttemptsExhausted, fmt.Sprintf("%d re-runs since it last delivered failed (its latest failure at %s); the last: %s",
 			len(failed), p.LastFailure.Format(time.RFC3339), orUnknown(last.Detail)))
 	}
 	if !rl.retryPermanent {
@@ -312,11 +311,11 @@ func decideCopies(p *plan, b *books, rl rules) decision {
 		}
 		for _, d := range details {
 			if m := rl.permanent.Permanent(d); m != "" {
-				return person(p, ReasonPermanent, fmt.Sprintf("a re-run cannot fix %q: %s", m, d))
+				return decide(p, actPerson, ReasonPermanent, fmt.Sprintf("a re-run cannot fix %q: %s", m, d))
 			}
 		}
 	}
-	return decision{plan: p, act: actRerun}
+	return decide(p, actRerun, "", "")
 }
 
 // decideAll decides for every plan: the copies' rules for those the first

@@ -2,6 +2,7 @@ package rerun_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -304,7 +305,7 @@ func TestTimeZoneIsProvenBeforeActing(t *testing.T) {
 			opts.Location = tt.set
 			sum, err := rerun.Run(context.Background(), newClient(t, s), onClock(s, opts))
 			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), "User Specific Time Zones") {
+				if !errors.Is(err, rerun.ErrZone) || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), "User Specific Time Zones") {
 					t.Fatalf("error = %v, want one naming %s and Looker's settings", err, tt.wantErr)
 				}
 				if len(s.Reruns()) != 0 || len(s.Calls()) == 0 {

@@ -143,42 +143,11 @@ func Run(ctx context.Context, lk Looker, opts Options) (*Summary, error) {
 
 	// 2. Decide for each plan: re-run, skip, leave to a person, or wait for
 	// its running delivery.
-	s := newSender(lk, sa, defs, opts, sum, l.ledger)
-	rl := opts.rules()
-	var (
-		todo  []*plan
-		await []decision
-	)
-	for _, d := range decideAll(l.plans, l.books, rl) {
-		p := d.plan
-		switch d.act {
-		case actIgnore:
-		case actAwait:
-			if opts.Wait > 0 && !opts.DryRun {
-				await = append(await, d)
-				continue
-			}
-			s.inProgress(p, p.Latest.Created, d.detail)
-		case actRerun:
-			todo = append(todo, p)
-		case actPerson:
-			s.attention(Attention{PlanID: p.ID, Name: p.Name, Owner: p.OwnerEmail, Reason: d.reason, Detail: d.detail})
-		case actSkip:
-			sk := Skip{PlanID: p.ID, Name: p.Name, Reason: d.reason, Detail: d.detail, NewPlanID: d.copy.PlanID}
-			switch {
-			case d.copy.PlanID == "" || d.copy.Status != "":
-			case opts.Wait > 0 && !opts.DryRun:
-				sk.Outcome = OutcomeRunning // an earlier copy: waited for as this run's own
-			case d.copy.made().Before(opts.Until):
-				// Not waited for, and if it fails its failure is this
-				// window's: no later run would look at it.
-				sk.Outcome, sk.OutcomeDetail = OutcomeRunning, "the copy made at "+d.copy.made().Format(time.RFC3339)+
-					" was still running, and RERUN_WAIT is 0: if it failed, no later run re-runs the plan; check it in Looker"
-			}
-			if d.reason == ReasonNotInWindow {
-				opts.Log.Warn().Str("plan_id", p.ID).Str("name", p.Name).Msg("the saved Look lists a plan with no failed delivery in the window: not re-run")
-			}
-			s.skip(sk)
+	r := newRunner(lk, sa, defs, opts, sum, l.claims)
+	var todo []*plan
+	for _, d := range decideAll(l.plans, l.books, opts.rules()) {
+		if r.take(d) == actRerun {
+			todo = append(todo, d.plan)
 		}
 	}
 
@@ -186,7 +155,7 @@ func Run(ctx context.Context, lk Looker, opts Options) (*Summary, error) {
 	// of an answer lost, outlive a stop by the grace period.
 	callCtx, cancel := graceful(ctx, opts.Clock, opts.Grace)
 	defer cancel()
-	gaveUp := s.sendAll(ctx, callCtx, todo)
+	gaveUp := r.sendAll(ctx, callCtx, todo)
 
 	// 4. Wait until System Activity shows every copy made, and with
 	// RERUN_WAIT, for the deliveries.
@@ -195,7 +164,7 @@ func Run(ctx context.Context, lk Looker, opts Options) (*Summary, error) {
 		if gaveUp != nil {
 			waitCtx = canceled()
 		}
-		s.watch(waitCtx, callCtx, await)
+		r.watch(waitCtx, callCtx)
 	}
 	var outErr error
 	switch {
@@ -203,13 +172,18 @@ func Run(ctx context.Context, lk Looker, opts Options) (*Summary, error) {
 		sum.Error = "stopped before the end: " + context.Cause(ctx).Error()
 	case gaveUp != nil:
 		sum.Error = "stopped before the end: " + gaveUp.Error()
-	case s.outOfTime.Load():
+	case r.outOfTime.Load():
 		outErr = fmt.Errorf("%w: %d plans not attempted", ErrOutOfTime, len(sum.NotAttempted))
 		sum.Error = outErr.Error()
 	}
 	sum.sort()
 	return sum, outErr
 }
+
+// ErrRepeatedHour is wrapped by the error of a run whose window begins or
+// ends in the hour the clocks show twice when daylight saving ends, in the
+// zone System Activity answers in (Options.Location): nothing was read.
+var ErrRepeatedHour = errors.New("a window bound falls in the hour repeated when daylight saving ends")
 
 // ErrOutOfTime is wrapped by the error Run returns when Options.StartBy
 // passed before every plan that needed a re-run got one; the summary is
@@ -224,11 +198,11 @@ func canceled() context.Context {
 }
 
 // listing is what the run decides on: the plans, in order of id, the books
-// on their copies, and the ledger of the copies known at the start.
+// on their copies, and the claims on the copies known at the start.
 type listing struct {
 	plans  []*plan
 	books  *books
-	ledger *ledger
+	claims *claims
 }
 
 // list proves the time zone, then lists the plans whose delivery failed in
@@ -240,12 +214,12 @@ type listing struct {
 // plans into sum.
 func list(ctx context.Context, sa *activity, defs *definitions, opts Options, sum *Summary) (listing, error) {
 	w := newSpan(opts.Since, opts.Until)
-	empty := listing{books: newBooks(), ledger: newLedger(nil)}
+	empty := listing{books: newBooks(), claims: newClaims(nil)}
 	for _, end := range []time.Time{opts.Since, opts.Until} {
 		if local := end.In(opts.Location); repeated(local) {
-			return empty, fmt.Errorf("the window's bound %s is %s in %s, a wall time the clocks show twice (daylight saving ends): "+
+			return empty, fmt.Errorf("%w: the window's bound %s is %s in %s, a wall time the clocks show twice (daylight saving ends): "+
 				"System Activity's times in that hour cannot be placed on either side of it; move the bound out of the hour %02d:00 to %02d:00 (%s)",
-				end.Format(time.RFC3339), local.Format("2006-01-02 15:04:05"), opts.Location, local.Hour(), (local.Hour()+1)%24, local.Format("2006-01-02"))
+				ErrRepeatedHour, end.Format(time.RFC3339), local.Format("2006-01-02 15:04:05"), opts.Location, local.Hour(), (local.Hour()+1)%24, local.Format("2006-01-02"))
 		}
 	}
 	var ids []string
@@ -291,7 +265,7 @@ func list(ctx context.Context, sa *activity, defs *definitions, opts Options, su
 		return empty, err
 	}
 	b := newBooks()
-	l := newLedger(copies)
+	l := newClaims(copies)
 	plans, ids, err := attribute(ctx, sa, defs, opts, w, ids, slices.Concat(failed, hist), copies, b, l)
 	if err != nil {
 		return empty, err
@@ -305,5 +279,5 @@ func list(ctx context.Context, sa *activity, defs *definitions, opts Options, su
 	}
 	opts.Log.Info().Str("source", sum.Source).Int("failed_jobs", sum.FailedJobs).Int("failed_plans", sum.FailedPlans).
 		Int("running", len(decided)-sum.FailedPlans).Int("copies", len(copies)).Msg("listed failed deliveries")
-	return listing{plans: decided, books: b, ledger: l}, nil
+	return listing{plans: decided, books: b, claims: l}, nil
 }

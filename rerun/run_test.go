@@ -302,7 +302,7 @@ func TestSummaryNamesTheCopies(t *testing.T) {
 	s.AddFailure("42", m.at(1), "boom")
 	s.AddFailure("42", m.at(3), "boom")
 	sum := runOnce(t, s, m.opts())
-	want := []rerun.Rerun{{PlanID: "42", Name: "Daily revenue", NewPlanID: s.Copies("42")[0], Failures: 2, LastFailure: m.at(3)}}
+	want := []rerun.Resent{{PlanID: "42", Name: "Daily revenue", Content: "look::42", NewPlanID: s.Copies("42")[0], Failures: 2, LastFailure: m.at(3)}}
 	if diff := cmp.Diff(want, sum.Rerun); diff != "" {
 		t.Errorf("rerun (-want +got):\n%s", diff)
 	}

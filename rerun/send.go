@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,14 +25,16 @@ import (
 // run into the task's timeout.
 const maxUnreachable = 3
 
-// sender re-runs plans and records each result in the summary.
-type sender struct {
+// runner carries out a run's decisions: it sends the re-runs, follows them
+// and the deliveries awaited in System Activity, and records every outcome
+// in the summary.
+type runner struct {
 	lk     Looker
 	sa     *activity
 	defs   *definitions
 	opts   Options
 	log    zerolog.Logger
-	ledger *ledger
+	claims *claims
 
 	// unreachable counts the plans in a row that Looker could not be asked
 	// to re-run at all; giveUp stops starting more.
@@ -44,6 +45,11 @@ type sender struct {
 
 	mu  sync.Mutex
 	sum *Summary
+	// awaited are the running deliveries the run follows (take).
+	awaited []decision
+	// watching is set once the run follows its work (watch): what take
+	// decides then is not followed unless watch is told.
+	watching bool
 	// made lists the copies this run's calls made, to see each of them in
 	// System Activity before the run ends.
 	made []madeCopy
@@ -61,8 +67,8 @@ type madeCopy struct {
 	rerun      int       // its entry in sum.Rerun
 }
 
-func newSender(lk Looker, sa *activity, defs *definitions, opts Options, sum *Summary, l *ledger) *sender {
-	return &sender{lk: lk, sa: sa, defs: defs, opts: opts, log: opts.Log, ledger: l, sum: sum}
+func newRunner(lk Looker, sa *activity, defs *definitions, opts Options, sum *Summary, l *claims) *runner {
+	return &runner{lk: lk, sa: sa, defs: defs, opts: opts, log: opts.Log, claims: l, sum: sum}
 }
 
 // sendAll re-runs the plans with bounded concurrency. Look-alike plans (one
@@ -70,10 +76,10 @@ func newSender(lk Looker, sa *activity, defs *definitions, opts Options, sum *Su
 // System Activity is never taken as proof for one of them while another's
 // call that made it is still in flight. It returns why it stopped early
 // when Looker became unreachable.
-func (s *sender) sendAll(ctx, callCtx context.Context, plans []*plan) error {
+func (r *runner) sendAll(ctx, callCtx context.Context, plans []*plan) error {
 	// Starting stops too when Looker turns out to be unreachable.
-	ctx, s.giveUp = context.WithCancelCause(ctx)
-	defer s.giveUp(nil)
+	ctx, r.giveUp = context.WithCancelCause(ctx)
+	defer r.giveUp(nil)
 
 	var groups [][]*plan
 	at := map[copyKey]int{}
@@ -87,17 +93,17 @@ func (s *sender) sendAll(ctx, callCtx context.Context, plans []*plan) error {
 		groups[i] = append(groups[i], p)
 	}
 	var g errgroup.Group
-	g.SetLimit(s.opts.Concurrency)
+	g.SetLimit(r.opts.Concurrency)
 	for _, group := range groups {
 		if ctx.Err() != nil {
 			for _, p := range group {
-				s.notAttempted(p, "the run was stopped")
+				r.notAttempted(p, "the run was stopped")
 			}
 			continue
 		}
 		g.Go(func() error {
 			for _, p := range group {
-				s.send(ctx, callCtx, p, "")
+				r.send(ctx, callCtx, p, "")
 			}
 			return nil
 		})
@@ -112,23 +118,23 @@ func (s *sender) sendAll(ctx, callCtx context.Context, plans []*plan) error {
 // send re-runs one plan. ctx gates starting; callCtx carries the calls.
 // note, when set, says why the re-run was made. It returns the index in
 // sum.Rerun of the re-run when it made (or found) a copy, else -1.
-func (s *sender) send(ctx, callCtx context.Context, p *plan, note string) int {
-	log := s.log.With().Str("plan_id", p.ID).Str("name", p.Name).Logger()
-	rr := Rerun{PlanID: p.ID, Name: p.Name, Failures: p.Failures, LastFailure: p.LastFailure, Note: note}
-	if s.opts.DryRun {
+func (r *runner) send(ctx, callCtx context.Context, p *plan, note string) int {
+	log := r.log.With().Str("plan_id", p.ID).Str("name", p.Name).Logger()
+	rr := Resent{PlanID: p.ID, Name: p.Name, Content: p.Key.content, Failures: p.Failures, LastFailure: p.LastFailure, Note: note}
+	if r.opts.DryRun {
 		log.Info().Time("last_failure", p.LastFailure).Int("failures", p.Failures).Msg("would re-run (dry run)")
-		s.done(rr)
+		r.done(rr)
 		return -1
 	}
 	var lost error // the last answer lost, when a run_once was sent
 	for attempt := 1; ; attempt++ {
-		why := s.mayStart(ctx)
+		why := r.mayStart(ctx)
 		var (
 			np  looker.ScheduledPlan
 			err error
 		)
 		if why == "" {
-			np, err = s.lk.RunOnce(callCtx, p.ID)
+			np, err = r.lk.RunOnce(callCtx, p.ID)
 			if errors.Is(err, looker.ErrNotSent) {
 				why = "the run was stopped" // the pace held it back past the grace
 			}
@@ -137,60 +143,60 @@ func (s *sender) send(ctx, callCtx context.Context, p *plan, note string) int {
 			if lost != nil {
 				// Sent before: not acted on, as far as System Activity
 				// shows, but sent.
-				s.fail(log, p, lost, fmt.Sprintf("System Activity showed no copy within %s; not sent again: %s", s.opts.Confirm, why))
+				r.fail(log, p, lost, fmt.Sprintf("System Activity showed no copy within %s; not sent again: %s", r.opts.Confirm, why))
 				return -1
 			}
-			s.notAttempted(p, why)
+			r.notAttempted(p, why)
 			return -1
 		}
-		answered := s.opts.Clock.Now()
+		answered := r.opts.Clock.Now()
 		if err == nil || looker.NotActed(err) {
 			// Answered or refused by Looker itself, or never reached it:
 			// whether it is reachable is known now. An unknown outcome is
 			// judged by whether System Activity can be read.
-			s.noteReachability(looker.Unreachable(err), err)
+			r.noteReachability(looker.Unreachable(err), err)
 		}
 		if err == nil {
-			if !s.ledger.claim(np.ID, p.ID) {
+			if !r.claims.claim(np.ID, p.ID) {
 				log.Warn().Str("new_plan_id", np.ID).Msg("run_once answered with a copy already counted for a look-alike plan")
 			}
 			log.Info().Str("new_plan_id", np.ID).Int("attempt", attempt).Msg("re-run")
 			rr.NewPlanID = np.ID
-			return s.record(rr, madeCopy{id: np.ID, planID: p.ID, answered: answered})
+			return r.record(rr, madeCopy{id: np.ID, planID: p.ID, answered: answered})
 		}
 		if looker.NotActed(err) {
-			s.fail(log, p, err, "")
+			r.fail(log, p, err, "")
 			return -1
 		}
 		// Looker may have made the copy before the answer was lost, and
 		// System Activity shows a copy only a while after: look for it
 		// for RERUN_CONFIRM before sending again, so the report goes out
 		// once at most.
-		log.Warn().Err(err).Int("attempt", attempt).Stringer("confirm", s.opts.Confirm).Msg("run_once outcome unknown: looking for its copy in System Activity")
-		c, found, cerr := s.confirm(callCtx, p, answered)
+		log.Warn().Err(err).Int("attempt", attempt).Stringer("confirm", r.opts.Confirm).Msg("run_once outcome unknown: looking for its copy in System Activity")
+		c, found, cerr := r.confirm(callCtx, p, answered)
 		switch {
 		case cerr != nil:
 			// Looker answers neither run_once nor queries: it is down.
-			s.noteReachability(true, cerr)
-			s.fail(log, p, err, fmt.Sprintf("outcome unknown and System Activity could not be checked (%v): not sent again, to avoid a second delivery; check the plan's run-once copies", cerr))
+			r.noteReachability(true, cerr)
+			r.fail(log, p, err, fmt.Sprintf("outcome unknown and System Activity could not be checked (%v): not sent again, to avoid a second delivery; check the plan's run-once copies", cerr))
 			return -1
 		case found:
-			s.noteReachability(false, nil)
+			r.noteReachability(false, nil)
 			if c.hasJob() {
-				s.sawLag(s.opts.Clock.Now().Sub(answered))
+				r.sawLag(r.opts.Clock.Now().Sub(answered))
 			}
-			log.Info().Str("new_plan_id", c.PlanID).Stringer("after", s.opts.Clock.Now().Sub(answered).Round(time.Millisecond)).Msg("re-run (its copy found in System Activity after a lost answer)")
+			log.Info().Str("new_plan_id", c.PlanID).Stringer("after", r.opts.Clock.Now().Sub(answered).Round(time.Millisecond)).Msg("re-run (its copy found in System Activity after a lost answer)")
 			rr.NewPlanID = c.PlanID
 			rr.Note = strings.TrimPrefix(rr.Note+"; ", "; ") + "answer lost (" + err.Error() + "); copy " + c.PlanID + " found in System Activity"
-			return s.record(rr, madeCopy{id: c.PlanID, planID: p.ID, answered: answered, visible: c.hasJob()})
+			return r.record(rr, madeCopy{id: c.PlanID, planID: p.ID, answered: answered, visible: c.hasJob()})
 		}
-		s.noteReachability(false, nil) // System Activity answered
+		r.noteReachability(false, nil) // System Activity answered
 		lost = err
-		if attempt >= s.opts.MaxSends {
-			s.fail(log, p, err, fmt.Sprintf("gave up after %d attempts; System Activity showed no copy within %s of any of them", attempt, s.opts.Confirm))
+		if attempt >= r.opts.MaxSends {
+			r.fail(log, p, err, fmt.Sprintf("gave up after %d attempts; System Activity showed no copy within %s of any of them", attempt, r.opts.Confirm))
 			return -1
 		}
-		log.Warn().Int("attempt", attempt).Stringer("confirm", s.opts.Confirm).Msg("no copy in System Activity: sending again")
+		log.Warn().Int("attempt", attempt).Stringer("confirm", r.opts.Confirm).Msg("no copy in System Activity: sending again")
 	}
 }
 
@@ -201,151 +207,75 @@ func (s *sender) send(ctx, callCtx context.Context, p *plan, note string) int {
 // until opts.Confirm after the answer. An error means System Activity (or a
 // definition) could not be read: then nobody knows, and nothing may be sent
 // again.
-func (s *sender) confirm(ctx context.Context, p *plan, answered time.Time) (job, bool, error) {
-	deadline := answered.Add(s.opts.Confirm)
-	interval := s.opts.PollMin
+func (r *runner) confirm(ctx context.Context, p *plan, answered time.Time) (job, bool, error) {
+	deadline := answered.Add(r.opts.Confirm)
+	interval := r.opts.PollMin
 	// The copy is of the plan as it is now, which someone may have edited
 	// since the run listed it: read it again.
-	s.defs.forget(p.ID)
+	r.defs.forget(p.ID)
 	for {
 		// A look shows what System Activity held when it began.
-		looked := s.opts.Clock.Now()
-		copies, err := s.sa.copies(ctx, p.LastFailure)
+		looked := r.opts.Clock.Now()
+		copies, err := r.sa.copies(ctx, p.LastFailure)
 		if err != nil {
 			return job{}, false, err
 		}
-		fresh := s.ledger.fresh(p, copies)
+		fresh := r.claims.fresh(p, copies)
 		ids := []string{p.ID}
 		for _, c := range fresh {
 			ids = append(ids, c.PlanID)
 		}
-		if err := s.defs.load(ctx, ids); err != nil {
+		if err := r.defs.load(ctx, ids); err != nil {
 			return job{}, false, err
 		}
 		for _, c := range fresh {
-			if v, _ := s.defs.judge(p, c); v == sameReport && s.ledger.claim(c.PlanID, p.ID) {
+			if v, _ := r.defs.judge(p, c); v == sameReport && r.claims.claim(c.PlanID, p.ID) {
 				return c, true, nil
 			}
 		}
 		if !looked.Before(deadline) {
 			return job{}, false, nil
 		}
-		left := max(deadline.Sub(s.opts.Clock.Now()), 0)
-		if !sleepCtx(ctx, s.opts.Clock, min(interval, left)) {
+		left := max(deadline.Sub(r.opts.Clock.Now()), 0)
+		if !sleepCtx(ctx, r.opts.Clock, min(interval, left)) {
 			return job{}, false, fmt.Errorf("stopped while looking: %w", context.Cause(ctx))
 		}
-		interval = min(interval*2, s.opts.PollMax)
+		interval = min(interval*2, r.opts.PollMax)
 	}
 }
 
 // sawLag records how long a copy took to show in System Activity.
-func (s *sender) sawLag(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if d > s.maxLag {
-		s.maxLag = d
-		s.sum.MaxActivityLag = d.Round(time.Millisecond).Seconds()
+func (r *runner) sawLag(d time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if d > r.maxLag {
+		r.maxLag = d
+		r.sum.MaxActivityLag = d.Round(time.Millisecond).Seconds()
 	}
 }
 
 // noteReachability counts the plans in a row that failed because Looker was
 // out of reach, and stops the run from starting more after maxUnreachable of
 // them.
-func (s *sender) noteReachability(down bool, err error) {
+func (r *runner) noteReachability(down bool, err error) {
 	if !down {
-		s.unreachable.Store(0)
+		r.unreachable.Store(0)
 		return
 	}
-	if n := s.unreachable.Add(1); n >= maxUnreachable {
-		s.giveUp(fmt.Errorf("could not reach Looker for %d re-runs in a row (last: %w); the other plans were left alone", n, err))
+	if n := r.unreachable.Add(1); n >= maxUnreachable {
+		r.giveUp(fmt.Errorf("could not reach Looker for %d re-runs in a row (last: %w); the other plans were left alone", n, err))
 	}
-}
-
-// record adds a re-run and the copy it made, and returns the re-run's index
-// in sum.Rerun.
-func (s *sender) record(rr Rerun, c madeCopy) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.sum.Rerun = append(s.sum.Rerun, rr)
-	c.rerun = len(s.sum.Rerun) - 1
-	s.made = append(s.made, c)
-	return c.rerun
-}
-
-func (s *sender) skip(sk Skip) {
-	s.log.Info().Str("plan_id", sk.PlanID).Str("name", sk.Name).Str("reason", sk.Reason).Str("detail", sk.Detail).Msg("skipped")
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.sum.Skipped = append(s.sum.Skipped, sk)
-}
-
-func (s *sender) attention(a Attention) {
-	s.log.Warn().Str("plan_id", a.PlanID).Str("name", a.Name).Str("owner", a.Owner).Str("reason", a.Reason).Str("detail", a.Detail).Msg("needs a person")
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.sum.NeedsPerson = append(s.sum.NeedsPerson, a)
-}
-
-// inProgress reports a delivery of p, started at started, still running
-// when the run does not wait for it. One that started after the window is
-// the next window's to examine; one that started in it is no later run's:
-// a person is needed to see how it ends.
-func (s *sender) inProgress(p *plan, started time.Time, detail string) {
-	ip := Progress{PlanID: p.ID, Name: p.Name, Started: started, Detail: detail}
-	log := s.log.Warn()
-	if started.Before(s.opts.Until) {
-		ip.Outcome = OutcomeRunning
-		ip.Detail += ", started in the window, and RERUN_WAIT is 0: if it fails, no later run re-runs it; check it in Looker (RERUN_WAIT waits for such deliveries)"
-		log = s.log.Error()
-	} else {
-		ip.Detail += ", started after the window: if it fails, the run of the window that holds its start re-runs the plan"
-	}
-	log.Str("plan_id", p.ID).Str("name", p.Name).Time("started", started).Msg("a delivery is still running and the run does not wait for it")
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.sum.InProgress = append(s.sum.InProgress, ip)
-}
-
-func (s *sender) done(rr Rerun) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.sum.Rerun = append(s.sum.Rerun, rr)
 }
 
 // mayStart says why no run_once may start now ("" when one may): the run
 // was stopped, or Options.StartBy has passed.
-func (s *sender) mayStart(ctx context.Context) string {
+func (r *runner) mayStart(ctx context.Context) string {
 	switch {
 	case ctx.Err() != nil:
 		return "the run was stopped"
-	case !s.opts.StartBy.IsZero() && !s.opts.Clock.Now().Before(s.opts.StartBy):
-		s.outOfTime.Store(true)
-		return "out of time: no re-run starts after " + s.opts.StartBy.UTC().Format(time.RFC3339)
+	case !r.opts.StartBy.IsZero() && !r.opts.Clock.Now().Before(r.opts.StartBy):
+		r.outOfTime.Store(true)
+		return "out of time: no re-run starts after " + r.opts.StartBy.UTC().Format(time.RFC3339)
 	}
 	return ""
-}
-
-func (s *sender) notAttempted(p *plan, why string) {
-	s.log.Warn().Str("plan_id", p.ID).Str("name", p.Name).Str("why", why).Msg("not attempted")
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.sum.NotAttempted = append(s.sum.NotAttempted, p.ID)
-}
-
-func (s *sender) fail(log zerolog.Logger, p *plan, err error, note string) {
-	f := Failure{PlanID: p.ID, Name: p.Name, Error: err.Error()}
-	var lerr *looker.Error
-	if errors.As(err, &lerr) {
-		f.Status = lerr.StatusCode
-		if lerr.StatusCode == http.StatusNotFound {
-			f.Error = "the plan no longer exists (deleted since it failed?): " + f.Error
-		}
-	}
-	if note != "" {
-		f.Error += ": " + note
-	}
-	log.Error().Err(err).Int("status", f.Status).Str("note", note).Msg("re-run failed")
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.sum.Failed = append(s.sum.Failed, f)
 }

@@ -11,14 +11,18 @@ type Summary struct {
 	Window Window `json:"window"`
 	// Source is "system_activity" or "look:ID".
 	Source string `json:"source"`
-	DryRun bool   `json:"dry_run"`
+	// LookerURL is the Looker web address the links are relative to: an
+	// entry's content "dashboard::9" is LookerURL + "/dashboards/9". The
+	// caller sets it; empty when unknown.
+	LookerURL string `json:"looker_url,omitempty"`
+	DryRun    bool   `json:"dry_run"`
 	// FailedJobs is how many failed deliveries the source listed (System
 	// Activity: failed jobs in the window; a Look: its rows).
 	FailedJobs int `json:"failed_jobs"`
 	// FailedPlans is how many distinct plans they belong to.
 	FailedPlans int `json:"failed_plans"`
 	// Rerun lists the plans re-run (or, in a dry run, that would be).
-	Rerun []Rerun `json:"rerun"`
+	Rerun []Resent `json:"rerun"`
 	// Skipped lists the plans that needed no re-run, with the reason.
 	Skipped []Skip `json:"skipped"`
 	// Failed lists the plans whose re-run failed or whose outcome is unknown.
@@ -27,11 +31,11 @@ type Summary struct {
 	NotAttempted []string `json:"not_attempted"`
 	// NeedsPerson lists the failed plans a re-run cannot help: permanent
 	// failures and failures whose re-runs kept failing.
-	NeedsPerson []Attention `json:"needs_person"`
+	NeedsPerson []NeedsPerson `json:"needs_person"`
 	// InProgress lists the deliveries that started in the window and were
 	// still running at the end of the run: without RERUN_WAIT a warning;
 	// with it, outcome "running" (they were waited for in vain).
-	InProgress []Progress `json:"in_progress"`
+	InProgress []InProgress `json:"in_progress"`
 	// MaxActivityLag is the longest, in seconds, that a copy this run made
 	// took to show in System Activity after run_once answered (as first
 	// seen by a poll, so at most a poll interval late): what RERUN_CONFIRM
@@ -53,10 +57,15 @@ type Window struct {
 	Until time.Time `json:"until"`
 }
 
-// Rerun is a plan that was re-run.
-type Rerun struct {
+// Resent is a plan that was re-run (or, in a dry run, would be).
+type Resent struct {
 	PlanID string `json:"plan_id"`
 	Name   string `json:"name,omitempty"`
+	// Content is the plan's content as System Activity names it
+	// (scheduled_plan.content_type_id: "look::3", "dashboard::9",
+	// "dashboard::model::name"), to link the report in Looker; empty when
+	// the run did not read it.
+	Content string `json:"content,omitempty"`
 	// NewPlanID is the run-once copy that Looker made; empty in a dry run.
 	NewPlanID   string    `json:"new_plan_id,omitempty"`
 	Failures    int       `json:"failures"`
@@ -83,16 +92,21 @@ const (
 	OutcomeUnconfirmed = "unconfirmed"
 )
 
-// failing reports an outcome that needs a person.
-func failing(outcome string) bool {
+// undelivered reports an outcome that is not a delivery the run saw.
+func undelivered(outcome string) bool {
 	return outcome == OutcomeFailedAgain || outcome == OutcomeRunning || outcome == OutcomeUnconfirmed
 }
 
 // Progress is a delivery of a plan that started in the window and had not
 // finished when the run ended.
-type Progress struct {
+type InProgress struct {
 	PlanID string `json:"plan_id"`
 	Name   string `json:"name,omitempty"`
+	// Content is the plan's content as System Activity names it
+	// (scheduled_plan.content_type_id: "look::3", "dashboard::9",
+	// "dashboard::model::name"), to link the report in Looker; empty when
+	// the run did not read it.
+	Content string `json:"content,omitempty"`
 	// Started is when the delivery started.
 	Started time.Time `json:"started"`
 	// Outcome is "running" when the run waited for it (RERUN_WAIT) in vain.
@@ -101,21 +115,31 @@ type Progress struct {
 }
 
 // Attention is a failed plan that needs a person rather than a re-run.
-type Attention struct {
+type NeedsPerson struct {
 	PlanID string `json:"plan_id"`
 	Name   string `json:"name,omitempty"`
-	// Owner is the plan owner's email, to tell whom to ask.
-	Owner  string `json:"owner,omitempty"`
-	Reason string `json:"reason"`
-	Detail string `json:"detail"`
+	// Content is the plan's content as System Activity names it
+	// (scheduled_plan.content_type_id: "look::3", "dashboard::9",
+	// "dashboard::model::name"), to link the report in Looker; empty when
+	// the run did not read it.
+	Content string `json:"content,omitempty"`
+	// OwnerEmail is the plan owner's email, to tell whom to ask.
+	OwnerEmail string `json:"owner,omitempty"`
+	Reason     string `json:"reason"`
+	Detail     string `json:"detail"`
 }
 
 // Skip is a failed plan that was not re-run.
 type Skip struct {
 	PlanID string `json:"plan_id"`
 	Name   string `json:"name,omitempty"`
-	Reason string `json:"reason"`
-	Detail string `json:"detail,omitempty"`
+	// Content is the plan's content as System Activity names it
+	// (scheduled_plan.content_type_id: "look::3", "dashboard::9",
+	// "dashboard::model::name"), to link the report in Looker; empty when
+	// the run did not read it.
+	Content string `json:"content,omitempty"`
+	Reason  string `json:"reason"`
+	Detail  string `json:"detail,omitempty"`
 	// NewPlanID, Outcome and OutcomeDetail tell, for already_rerun, the copy
 	// that covers the failure and, when the run waited for a copy still
 	// running (RERUN_WAIT), what became of it, as for a Rerun.
@@ -128,34 +152,46 @@ type Skip struct {
 type Failure struct {
 	PlanID string `json:"plan_id"`
 	Name   string `json:"name,omitempty"`
+	// Content is the plan's content as System Activity names it
+	// (scheduled_plan.content_type_id: "look::3", "dashboard::9",
+	// "dashboard::model::name"), to link the report in Looker; empty when
+	// the run did not read it.
+	Content string `json:"content,omitempty"`
 	// Status is Looker's HTTP status, 0 when there was no answer.
 	Status int    `json:"status,omitempty"`
 	Error  string `json:"error"`
 }
 
-// OK reports whether every plan that needed a re-run got one, nothing needs
-// a person, every copy this run made showed in System Activity, and nothing
-// waited for failed again or is still running.
-func (s *Summary) OK() bool {
-	if s.Error != "" || len(s.Failed) != 0 || len(s.NotAttempted) != 0 || len(s.NeedsPerson) != 0 {
-		return false
-	}
+// Undelivered lists, by plan id, the deliveries that are not known to have
+// arrived: the entries of rerun, skipped and in_progress whose outcome is
+// failed_again, running or unconfirmed (a re-run or an earlier copy that
+// failed again or still runs, a copy never seen in System Activity, a
+// delivery in the window still running). Each needs a person; the plans
+// under failed, not_attempted and needs_person are not among them.
+func (s *Summary) Undelivered() []string {
+	var ids []string
 	for _, r := range s.Rerun {
-		if failing(r.Outcome) {
-			return false
+		if undelivered(r.Outcome) {
+			ids = append(ids, r.PlanID)
 		}
 	}
 	for _, sk := range s.Skipped {
-		if failing(sk.Outcome) {
-			return false
+		if undelivered(sk.Outcome) {
+			ids = append(ids, sk.PlanID)
 		}
 	}
 	for _, ip := range s.InProgress {
-		if failing(ip.Outcome) {
-			return false
+		if undelivered(ip.Outcome) {
+			ids = append(ids, ip.PlanID)
 		}
 	}
-	return true
+	return ids
+}
+
+// OK reports whether every plan that needed a re-run got one, nothing needs
+// a person, and nothing is undelivered (Undelivered).
+func (s *Summary) OK() bool {
+	return s.Error == "" && len(s.Failed) == 0 && len(s.NotAttempted) == 0 && len(s.NeedsPerson) == 0 && len(s.Undelivered()) == 0
 }
 
 func newSummary(opts Options) *Summary {
@@ -167,12 +203,12 @@ func newSummary(opts Options) *Summary {
 		Window:       Window{Since: opts.Since.UTC(), Until: opts.Until.UTC()},
 		Source:       src,
 		DryRun:       opts.DryRun,
-		Rerun:        []Rerun{},
+		Rerun:        []Resent{},
 		Skipped:      []Skip{},
 		Failed:       []Failure{},
 		NotAttempted: []string{},
-		NeedsPerson:  []Attention{},
-		InProgress:   []Progress{},
+		NeedsPerson:  []NeedsPerson{},
+		InProgress:   []InProgress{},
 	}
 }
 
@@ -186,10 +222,10 @@ func NotRun(opts Options, err error) *Summary {
 
 // sort orders every list by plan id, so summaries compare line by line.
 func (s *Summary) sort() {
-	slices.SortFunc(s.Rerun, func(a, b Rerun) int { return compareIDs(a.PlanID, b.PlanID) })
+	slices.SortFunc(s.Rerun, func(a, b Resent) int { return compareIDs(a.PlanID, b.PlanID) })
 	slices.SortFunc(s.Skipped, func(a, b Skip) int { return compareIDs(a.PlanID, b.PlanID) })
 	slices.SortFunc(s.Failed, func(a, b Failure) int { return compareIDs(a.PlanID, b.PlanID) })
 	slices.SortFunc(s.NotAttempted, compareIDs)
-	slices.SortFunc(s.NeedsPerson, func(a, b Attention) int { return compareIDs(a.PlanID, b.PlanID) })
-	slices.SortFunc(s.InProgress, func(a, b Progress) int { return compareIDs(a.PlanID, b.PlanID) })
+	slices.SortFunc(s.NeedsPerson, func(a, b NeedsPerson) int { return compareIDs(a.PlanID, b.PlanID) })
+	slices.SortFunc(s.InProgress, func(a, b InProgress) int { return compareIDs(a.PlanID, b.PlanID) })
 }

@@ -2,6 +2,7 @@ package rerun_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -129,7 +130,7 @@ func TestARerunWhoseDeliveryFailedIsSeenByTheNextWindow(t *testing.T) {
 	if len(first.Rerun) != 1 || len(second.Rerun) != 1 || second.FailedJobs != 1 {
 		t.Errorf("first re-ran %v; second re-ran %v with failed_jobs %d", rerunIDs(first), rerunIDs(second), second.FailedJobs)
 	}
-	if len(third.NeedsPerson) != 1 || third.NeedsPerson[0].Reason != rerun.ReasonAttemptsExhausted || third.NeedsPerson[0].Owner != "ana@example.com" {
+	if len(third.NeedsPerson) != 1 || third.NeedsPerson[0].Reason != rerun.ReasonAttemptsExhausted || third.NeedsPerson[0].OwnerEmail != "ana@example.com" {
 		t.Errorf("the retry: needs_person %+v, want plan 1 attempts_exhausted", third.NeedsPerson)
 	}
 }
@@ -271,7 +272,7 @@ func TestTheHourRepeatedWhenDaylightSavingEnds(t *testing.T) {
 		o := opts()
 		o.Until = edt(1, 45)
 		_, err := rerun.Run(context.Background(), newClient(t, s), onClock(s, o))
-		if err == nil || !strings.Contains(err.Error(), "01:00 to 02:00") || len(s.Reruns()) != 0 {
+		if !errors.Is(err, rerun.ErrRepeatedHour) || !strings.Contains(err.Error(), "01:00 to 02:00") || len(s.Reruns()) != 0 {
 			t.Errorf("error %v, deliveries %v: want a refusal naming 01:00 to 02:00", err, s.Reruns())
 		}
 	})

@@ -27,8 +27,10 @@ const probePlans = 10
 // as the same instant: System Activity shows whole seconds.
 const zoneSlack = time.Minute
 
-// errZone marks a time zone that is not the one the run assumed.
-var errZone = errors.New("system activity answers in another time zone")
+// ErrZone is wrapped by the error of a run that found System Activity
+// answering in another time zone than Options.Location: nothing was read by
+// time, nothing re-run. The error names the offset seen.
+var ErrZone = errors.New("system activity answers in another time zone")
 
 // proveZone proves the time zone System Activity answers in at two
 // moments: now (the newest plans) and before the window began (the newest
@@ -106,9 +108,9 @@ func (a *activity) proveAt(ctx context.Context, filters map[string]string) (plan
 		offset := wall.Sub(p.CreatedAt).Round(15 * time.Minute)
 		return true, fmt.Errorf("%w: plan %s was created at %s, but System Activity, read as %s, shows %s (UTC%s); "+
 			"Looker runs queries in its Query Time Zone when user-specific time zones are off: turn on Admin > Settings > "+
-			"User Specific Time Zones, or set the Query Time Zone to UTC, or set RERUN_LOOKER_TIMEZONE to the IANA zone Looker answers in "+
+			"User Specific Time Zones, or set the Query Time Zone to UTC, or tell the run the IANA zone Looker answers in "+
 			"(nothing was re-run: a window read in the wrong zone misses failures)",
-			errZone, r.PlanID, p.CreatedAt.UTC().Format(time.RFC3339), a.loc, wall.Format("2006-01-02 15:04:05"), formatOffset(offset))
+			ErrZone, r.PlanID, p.CreatedAt.UTC().Format(time.RFC3339), a.loc, wall.Format("2006-01-02 15:04:05"), formatOffset(offset))
 	}
 	return true, fmt.Errorf("check the time zone of System Activity: none of the %d newest plans could be read (the API user needs to see them: the Admin role, or plans of its own): %w", len(rows), lastErr)
 }

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -21,9 +20,9 @@ import (
 // sender re-runs plans of one key one after another. Which copy is whose is
 // told by content (a copy's owner and addresses may be a plan's before an
 // edit) and then by definitions (identity.go).
-type copyKey struct{ owner, content, dests string }
+type copyKey struct{ ownerID, content, dests string }
 
-func (j job) key() copyKey { return copyKey{j.Owner, j.Content, j.Dests} }
+func (j job) key() copyKey { return copyKey{j.OwnerID, j.Content, j.Dests} }
 
 // made is when a copy was made: its plan's creation, or its first job's
 // start when System Activity does not show the former.
@@ -159,15 +158,15 @@ func share(cls []*claimant, copies []job, decidedFirst bool, reserved func(job) 
 // cap, to the decided plan with fewest so far among those whose failure
 // chain they may belong to. The copies given are claimed in l: this
 // window's under the plan's id, another window's marked as such.
-func (b *books) keep(group []*plan, decided map[string]bool, copies []job, rl rules, l *ledger) {
+func (b *books) keep(group []*plan, decided map[string]bool, copies []job, rl rules, l *claims) {
 	cls := claimants(group, decided, rl)
 	var usable []job
 	for _, c := range copies {
-		if owner, ok := l.owner(c.PlanID); !ok || isReserved(owner) || slices.ContainsFunc(cls, func(cl *claimant) bool { return cl.p.ID == owner }) {
+		if holder, ok := l.holder(c.PlanID); !ok || isReserved(holder) || slices.ContainsFunc(cls, func(cl *claimant) bool { return cl.p.ID == holder }) {
 			usable = append(usable, c)
 		}
 	}
-	reserved := func(c job) bool { owner, _ := l.owner(c.PlanID); return isReserved(owner) }
+	reserved := func(c job) bool { holder, _ := l.holder(c.PlanID); return isReserved(holder) }
 	most := share(cls, usable, true, reserved)
 	least := share(cls, usable, false, reserved)
 	unsure := 0
@@ -241,7 +240,7 @@ const reservedMark = "another window's failure of plan "
 
 func reservedFor(planID string) string { return reservedMark + planID }
 
-func isReserved(owner string) bool { return strings.HasPrefix(owner, reservedMark) }
+func isReserved(holder string) bool { return strings.HasPrefix(holder, reservedMark) }
 
 // chainStart is when p last delivered, as far as the run read (its own
 // success, or a copy of it that succeeded): the failed copies made since are
@@ -252,62 +251,4 @@ func chainStart(p *plan) mark {
 		return p.lastCopySuccess
 	}
 	return p.lastOwnSuccess
-}
-
-// ledger is the run's record of copies: those System Activity showed when the
-// run began, and which plan each claimed copy belongs to. A copy is claimed
-// once: by the plan whose run_once answer named it, by the plan whose lost
-// answer it proves, or by the plan the books shared it out to. It is safe
-// for concurrent use.
-type ledger struct {
-	mu      sync.Mutex
-	known   map[string]bool   // copy ids listed before this run re-ran anything
-	claimed map[string]string // copy id -> plan id
-}
-
-func newLedger(copies []job) *ledger {
-	l := &ledger{known: map[string]bool{}, claimed: map[string]string{}}
-	for _, c := range copies {
-		l.known[c.PlanID] = true
-	}
-	return l
-}
-
-// owner returns the plan (or the mark) a copy is claimed by.
-func (l *ledger) owner(id string) (string, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	owner, ok := l.claimed[id]
-	return owner, ok
-}
-
-// claim gives copy id to plan planID; it reports false when another plan has
-// it already.
-func (l *ledger) claim(id, planID string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if owner, ok := l.claimed[id]; ok && owner != planID {
-		return false
-	}
-	l.claimed[id] = planID
-	return true
-}
-
-// fresh returns the copies of p's content (whatever their owner and
-// destinations: the plan may have been edited since it was listed), made at
-// or after its latest failure, that the run had not listed when it began and
-// no plan has claimed, oldest first: after a lost answer, those that may
-// prove p's call was acted on, once their definitions agree with p's.
-func (l *ledger) fresh(p *plan, copies []job) []job {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var found []job
-	for _, c := range copies {
-		if _, taken := l.claimed[c.PlanID]; c.RunOnce && c.Content == p.Key.content && c.PlanID != p.ID &&
-			cmpMark(c.madeMark(), p.lastFailure) >= 0 && !l.known[c.PlanID] && !taken {
-			found = append(found, c)
-		}
-	}
-	slices.SortFunc(found, byMade)
-	return found
 }
