@@ -120,7 +120,7 @@ func TestFaults(t *testing.T) {
 			wantDeliveries: map[string]int{"2": 1},
 			wantFailed:     []string{"1"},
 			wantCode:       exitPersonNeeded,
-			wantLog:        "gave up after 3 attempts",
+			wantLog:        "gave up after 3 sends of run_once",
 		},
 		{
 			name:  "outcome unknown and System Activity down: not sent again",

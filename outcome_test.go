@@ -26,7 +26,7 @@ func outcomes(sum rerun.Summary) map[string]string {
 func attention(sum rerun.Summary) map[string]string {
 	out := map[string]string{}
 	for _, a := range sum.NeedsPerson {
-		out[a.PlanID] = a.Reason + " (" + a.Owner + ")"
+		out[a.PlanID] = a.Reason + " (" + a.OwnerEmail + ")"
 	}
 	return out
 }

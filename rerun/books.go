@@ -151,7 +151,7 @@ func share(cls []*claimant, copies []job, decidedFirst bool, reserved func(job) 
 // first. A copy covers one failure made before it, never two. Where the
 // copies cannot all be told apart between this window's failures and
 // another window's (a look-alike whose run came late, in a backfill, made a
-// copy after this window ended; or an earlier attempt of this run did),
+// copy after this window ended; or an earlier send of this run did),
 // this window's failures that may or may not have their re-run go to a
 // person (unsure_copy): re-running them could deliver twice, skipping them
 // could lose them. Copies that failed are dealt, for the RERUN_MAX_ATTEMPTS

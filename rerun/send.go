@@ -127,7 +127,7 @@ func (r *runner) send(ctx, callCtx context.Context, p *plan, note string) int {
 		return -1
 	}
 	var lost error // the last answer lost, when a run_once was sent
-	for attempt := 1; ; attempt++ {
+	for sends := 1; ; sends++ {
 		why := r.mayStart(ctx)
 		var (
 			np  looker.ScheduledPlan
@@ -160,7 +160,7 @@ func (r *runner) send(ctx, callCtx context.Context, p *plan, note string) int {
 			if !r.claims.claim(np.ID, p.ID) {
 				log.Warn().Str("new_plan_id", np.ID).Msg("run_once answered with a copy already counted for a look-alike plan")
 			}
-			log.Info().Str("new_plan_id", np.ID).Int("attempt", attempt).Msg("re-run")
+			log.Info().Str("new_plan_id", np.ID).Int("send", sends).Msg("re-run")
 			rr.NewPlanID = np.ID
 			return r.record(rr, madeCopy{id: np.ID, planID: p.ID, answered: answered})
 		}
@@ -172,7 +172,7 @@ func (r *runner) send(ctx, callCtx context.Context, p *plan, note string) int {
 		// System Activity shows a copy only a while after: look for it
 		// for RERUN_CONFIRM before sending again, so the report goes out
 		// once at most.
-		log.Warn().Err(err).Int("attempt", attempt).Stringer("confirm", r.opts.Confirm).Msg("run_once outcome unknown: looking for its copy in System Activity")
+		log.Warn().Err(err).Int("send", sends).Stringer("confirm", r.opts.Confirm).Msg("run_once outcome unknown: looking for its copy in System Activity")
 		c, found, cerr := r.confirm(callCtx, p, answered)
 		switch {
 		case cerr != nil:
@@ -192,11 +192,11 @@ func (r *runner) send(ctx, callCtx context.Context, p *plan, note string) int {
 		}
 		r.noteReachability(false, nil) // System Activity answered
 		lost = err
-		if attempt >= r.opts.MaxSends {
-			r.fail(log, p, err, fmt.Sprintf("gave up after %d attempts; System Activity showed no copy within %s of any of them", attempt, r.opts.Confirm))
+		if sends >= r.opts.MaxSends {
+			r.fail(log, p, err, fmt.Sprintf("gave up after %d sends of run_once; System Activity showed no copy within %s of any of them", sends, r.opts.Confirm))
 			return -1
 		}
-		log.Warn().Int("attempt", attempt).Stringer("confirm", r.opts.Confirm).Msg("no copy in System Activity: sending again")
+		log.Warn().Int("send", sends).Stringer("confirm", r.opts.Confirm).Msg("no copy in System Activity: sending again")
 	}
 }
 
