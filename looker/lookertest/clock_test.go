@@ -112,3 +112,57 @@ func TestFinishJobOfAnUnknownJobPanics(t *testing.T) {
 	}()
 	lookertest.New().FinishJob("404", "failure", "")
 }
+
+// TestALateActionHappensWhenTheClockReachesIt: on a Clock, Looker acts late
+// exactly when whoever waits moves the clock past the action's time, with
+// the copy made at that time, and never on the wall clock.
+func TestALateActionHappensWhenTheClockReachesIt(t *testing.T) {
+	t.Parallel()
+	s, base := fake(t)
+	start := time.Date(2026, 11, 27, 15, 0, 0, 0, time.UTC)
+	clock := lookertest.NewClock(start)
+	s.SetClock(clock)
+	s.SetActivityLag(0, 0)
+	s.AddPlan(lookertest.Plan{ID: "42"})
+	s.Inject(lookertest.Fault{Op: lookertest.OpRunOnce, LateAction: time.Minute, Reset: true})
+	token := login(t, base)
+	if resp, _, err := runOnce(t, base, token, time.Minute); err == nil {
+		t.Fatalf("run_once answered %d, want the connection reset", resp.StatusCode)
+	}
+	if late := s.LateActions(); len(late) != 1 || late[0].Done || !late[0].Due.Equal(start.Add(time.Minute)) {
+		t.Fatalf("late actions %+v, want one pending, due a minute after %v", late, start)
+	}
+	clock.Advance(59 * time.Second)
+	if got := s.Reruns(); len(got) != 0 {
+		t.Fatalf("Looker acted %v before the action was due", got)
+	}
+	// Waiting past it, as a client polling for the copy does, makes it
+	// happen before the wait returns.
+	if now := <-clock.After(30 * time.Second); !now.Equal(start.Add(89 * time.Second)) {
+		t.Errorf("After returned %v, want %v", now, start.Add(89*time.Second))
+	}
+	if diff := cmp.Diff(map[string]int{"42": 1}, s.Reruns()); diff != "" {
+		t.Errorf("reruns (-want +got):\n%s", diff)
+	}
+	rows := query(t, base, token, []string{"scheduled_plan.id", "scheduled_plan.created_time"}, map[string]string{"scheduled_plan.run_once": "Yes"})
+	if len(rows) != 1 || rows[0].(map[string]any)["scheduled_plan.created_time"] != "2026-11-27 15:01:00" {
+		t.Errorf("copies %v, want one made at the action's time", rows)
+	}
+}
+
+// TestALateActionPendingOnAClockIsDroppedAtClose: Close drops what the clock
+// has not reached, and returns without anyone moving it.
+func TestALateActionPendingOnAClockIsDroppedAtClose(t *testing.T) {
+	t.Parallel()
+	s, base := fake(t)
+	clock := lookertest.NewClock(time.Date(2026, 11, 27, 15, 0, 0, 0, time.UTC))
+	s.SetClock(clock)
+	s.AddPlan(lookertest.Plan{ID: "42"})
+	s.Inject(lookertest.Fault{Op: lookertest.OpRunOnce, LateAction: time.Minute, Status: 504})
+	runOnce(t, base, login(t, base), time.Minute)
+	s.Close()
+	clock.Advance(time.Hour)
+	if late := s.LateActions(); len(late) != 1 || !late[0].Dropped || late[0].Done || len(s.Reruns()) != 0 {
+		t.Errorf("late actions %+v, reruns %v: want the action dropped", late, s.Reruns())
+	}
+}
