@@ -23,12 +23,12 @@ var errOutOfTime = errors.New("rerun: out of time to start a re-run")
 
 func setStartBy(*rerun.Options, time.Time) {}
 
-// clock is the time the run reads.
-type clock interface{ Now() time.Time }
+// clock is the time the run reads and waits on.
+type clock = rerun.Clock
 
 func setClock(o *rerun.Options, c clock) {
 	if c != nil {
-		o.Now = c.Now
+		o.Clock = c
 	}
 }
 
