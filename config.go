@@ -58,7 +58,7 @@ type Config struct {
 
 	// clock is the time the run reads; nil is the wall clock. Tests drive
 	// System Activity's lag and the run's waits on it.
-	clock clock
+	clock rerun.Clock
 	retry retryTiming
 }
 

@@ -178,8 +178,8 @@ func (c Config) options(log zerolog.Logger) rerun.Options {
 		Wait: c.Wait, PollMin: c.retry.pollMin, PollMax: c.retry.pollMax,
 		Confirm: c.Confirm, Location: c.location,
 	}
-	setStartBy(&opts, c.startBy())
-	setClock(&opts, c.clock)
+	opts.StartBy = c.startBy()
+	opts.Clock = c.clock
 	return opts
 }
 
@@ -216,8 +216,9 @@ var hints = []struct {
 	cause error
 	hint  string
 }{
-	{errZone, "check RERUN_LOOKER_TIMEZONE"},
-	{errRepeatedHour, "check RERUN_SINCE and RERUN_UNTIL (or RERUN_LOOKBACK)"},
+	{rerun.ErrZone, "check RERUN_LOOKER_TIMEZONE: the IANA zone Looker's queries answer in (or turn on user-specific time zones, or set Looker's Query Time Zone to UTC)"},
+	{rerun.ErrRepeatedHour, "check RERUN_SINCE and RERUN_UNTIL (or RERUN_LOOKBACK): move the window's bounds out of that hour"},
+	{rerun.ErrLookCut, "narrow the Look, or leave RERUN_LOOK_ID unset to query System Activity"},
 }
 
 // withHint is err with the settings to check, when main knows them.

@@ -638,7 +638,7 @@ func TestDeadlineStopsLikeSIGTERM(t *testing.T) {
 func TestOutOfTimeIsExit4(t *testing.T) {
 	t.Parallel()
 	sum := &rerun.Summary{NotAttempted: []string{"7"}}
-	end := outcome(context.Background(), Config{Deadline: time.Hour}, sum, fmt.Errorf("plan 7: %w", errOutOfTime))
+	end := outcome(context.Background(), Config{Deadline: time.Hour}, sum, fmt.Errorf("plan 7: %w", rerun.ErrOutOfTime))
 	if code := exitCode(end); code != exitStopped {
 		t.Errorf("exit code %d, want 4", code)
 	}

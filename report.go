@@ -63,7 +63,7 @@ func outcome(ctx context.Context, cfg Config, sum *rerun.Summary, err error) *ru
 			sum.Error = why
 		}
 		return &runError{exitStopped, fmt.Errorf("%s; %d plans not attempted", sum.Error, len(sum.NotAttempted))}
-	case errors.Is(err, errOutOfTime):
+	case errors.Is(err, rerun.ErrOutOfTime):
 		sum.Error = fmt.Sprintf("stopped before the end: %v: no re-run starts later than RERUN_CONFIRM + RERUN_WAIT + %s before RERUN_DEADLINE=%s; the plans not attempted are left to a retry",
 			err, endMargin, cfg.Deadline)
 		return &runError{exitStopped, fmt.Errorf("%s; %d plans not attempted", sum.Error, len(sum.NotAttempted))}
@@ -71,7 +71,7 @@ func outcome(ctx context.Context, cfg Config, sum *rerun.Summary, err error) *ru
 		return &runError{exitCannotStart, err}
 	case !sum.OK():
 		return &runError{exitPersonNeeded, fmt.Errorf("%d re-runs failed, %d not attempted, %d plans need a person, %d re-runs not delivered",
-			len(sum.Failed), len(sum.NotAttempted), len(sum.NeedsPerson), undelivered(sum))}
+			len(sum.Failed), len(sum.NotAttempted), len(sum.NeedsPerson), len(sum.Undelivered()))}
 	}
 	return nil
 }
@@ -87,7 +87,8 @@ func report(cfg Config, sum *rerun.Summary, end *runError, stdout io.Writer, log
 		err = end
 	}
 	sum.ExitCode = exitCode(err)
-	line, ferr := summaryLine(sum, cfg.lookerURL())
+	sum.LookerURL = cfg.lookerURL()
+	line, ferr := summaryLine(sum)
 	if ferr == nil {
 		ferr = writeResult(cfg, rd.redact(line))
 	}
@@ -97,7 +98,7 @@ func report(cfg Config, sum *rerun.Summary, end *runError, stdout io.Writer, log
 			err = ferr
 			// The summary on stdout tells it too.
 			sum.ExitCode = exitCode(err)
-			line, _ = summaryLine(sum, cfg.lookerURL())
+			line, _ = summaryLine(sum)
 		}
 	}
 	logDone(log, sum, err, cfg.processExit(exitCode(err)))
@@ -128,8 +129,8 @@ func logDone(log zerolog.Logger, sum *rerun.Summary, err error, code int) {
 }
 
 // summaryLine is the summary as one line of JSON.
-func summaryLine(sum *rerun.Summary, lookerURL string) ([]byte, error) {
-	line, err := json.Marshal(withLookerURL(sum, lookerURL))
+func summaryLine(sum *rerun.Summary) ([]byte, error) {
+	line, err := json.Marshal(sum)
 	if err != nil {
 		return nil, err
 	}
@@ -184,15 +185,4 @@ func peakRSS() (int, bool) {
 		}
 	}
 	return 0, false
-}
-
-// undelivered counts the re-runs waited for that failed again or still run.
-func undelivered(sum *rerun.Summary) int {
-	n := 0
-	for _, r := range sum.Rerun {
-		if r.Outcome == rerun.OutcomeFailedAgain || r.Outcome == rerun.OutcomeRunning {
-			n++
-		}
-	}
-	return n
 }
