@@ -31,7 +31,7 @@ func newLookerClient(cfg Config, log zerolog.Logger) (*looker.Client, error) {
 	// call slows every run_once. It is set before any request is made.
 	var lk *looker.Client
 	retries := retryLog{log: log}
-	newClient := func(check retryablehttp.CheckRetry) *http.Client {
+	newClient := func(check retryablehttp.CheckRetry, prepare retryablehttp.PrepareRetry) *http.Client {
 		c := retryablehttp.NewClient()
 		c.HTTPClient = &http.Client{
 			Transport: transport,
@@ -46,6 +46,8 @@ func newLookerClient(cfg Config, log zerolog.Logger) (*looker.Client, error) {
 		// The library's own Backoff does not cap a Retry-After by
 		// RetryWaitMax; looker.Backoff does.
 		c.CheckRetry, c.Backoff = retries.noting(check), looker.Backoff
+		// Asked after the backoff, before the request is sent again.
+		c.PrepareRetry = prepare
 		// Keep the last answer, so the caller sees Looker's status and
 		// message rather than "giving up after N attempts".
 		c.ErrorHandler = retryablehttp.PassthroughErrorHandler
@@ -58,17 +60,24 @@ func newLookerClient(cfg Config, log zerolog.Logger) (*looker.Client, error) {
 		hc.Transport = retries.track(hc.Transport)
 		return hc
 	}
-	lk, err := looker.NewClient(cfg.BaseURL,
-		looker.WithHTTPClient(newClient(looker.RetrySafe)),
+	opts := []looker.Option{
+		looker.WithHTTPClient(newClient(looker.RetrySafe, nil)),
 		// The library retries POSTs like any other call: run_once gets a
-		// policy that repeats it only when Looker certainly did not act.
-		looker.WithRunOnceHTTPClient(newClient(looker.RetryRunOnce)),
+		// policy that repeats it only when Looker certainly did not act,
+		// and only while the run may still start a call: a backoff may
+		// end after a stop or RERUN_DEADLINE's start-by time.
+		looker.WithRunOnceHTTPClient(newClient(looker.RetryRunOnce, looker.PrepareRunOnceRetry)),
 		looker.WithCredentials(cfg.ClientID, cfg.ClientSecret),
-		looker.WithUserAgent("looker-rerun/"+version),
+		looker.WithUserAgent("looker-rerun/" + version),
 		// A Retry-After pauses run_once no longer than a retry waits.
 		looker.WithRunOnceRate(cfg.Rate, cfg.retry.waitMax),
 		looker.WithThrottleFunc(logThrottle(log)),
-	)
+	}
+	if cfg.clock != nil {
+		// The pace waits on the run's clock, as the run's own waits do.
+		opts = append(opts, looker.WithClock(cfg.clock))
+	}
+	lk, err := looker.NewClient(cfg.BaseURL, opts...)
 	return lk, err
 }
 

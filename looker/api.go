@@ -134,11 +134,16 @@ func (c *Client) RunInlineQuery(ctx context.Context, q Query, fn func(Row) error
 // with it. It is not idempotent: each successful call delivers once more. The
 // request goes through the WithRunOnceHTTPClient client, when the
 // WithRunOnceRate pace lets it: when ctx ends first, the error wraps
-// ErrNotSent and ctx's error.
+// ErrNotSent and ctx's error. Once its turn comes, ctx's start check
+// (WithStartCheck) may still hold it back: the error then wraps ErrNotSent
+// and the check's error.
 func (c *Client) RunOnce(ctx context.Context, planID string) (ScheduledPlan, error) {
 	var p ScheduledPlan
 	if err := c.pacer.wait(ctx); err != nil {
 		return p, fmt.Errorf("looker: run scheduled plan %s: %w: %w", planID, ErrNotSent, err)
+	}
+	if err := mayStart(ctx); err != nil {
+		return p, fmt.Errorf("looker: run scheduled plan %s: %w", planID, err)
 	}
 	req, err := c.newRequest(ctx, http.MethodPost, "scheduled_plans/"+url.PathEscape(planID)+"/run_once", nil, nil)
 	if err != nil {

@@ -46,6 +46,7 @@ type Client struct {
 	// each 429 that slowed them.
 	pacer      *pacer
 	onThrottle func(Throttle)
+	clock      Clock // WithClock's, for the pacer; nil: the wall clock
 
 	mu    sync.Mutex
 	token string
@@ -120,6 +121,9 @@ func NewClient(baseURL string, opts ...Option) (*Client, error) {
 	}
 	if c.runOnceHC == nil {
 		c.runOnceHC = c.hc
+	}
+	if c.pacer != nil && c.clock != nil {
+		c.pacer.now, c.pacer.after = c.clock.Now, c.clock.After
 	}
 	c.hc, c.runOnceHC = noRedirects(c.hc), noRedirects(c.runOnceHC)
 	return c, nil

@@ -3,6 +3,7 @@ package looker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"sync"
@@ -15,9 +16,63 @@ import (
 // when it answers 429 anyway, every caller of RunOnce backs off, not only the
 // one that met it.
 
-// ErrNotSent marks a RunOnce that gave up waiting for its turn (ctx ended):
-// the call never left, so Looker did not act (NotActed reports true).
+// ErrNotSent marks a RunOnce that never left: it gave up waiting for its
+// turn (ctx ended), or its start check (WithStartCheck) refused it. Looker
+// did not act (NotActed reports true).
 var ErrNotSent = errors.New("not sent")
+
+// Clock is the time the RunOnce pace reads and waits on: Now, and After as
+// time.After does.
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+// WithClock makes the RunOnce pace read and wait on clock instead of the
+// wall clock, so that a caller's waits and its pace share one time (tests
+// drive both without sleeping).
+func WithClock(clock Clock) Option {
+	return func(c *Client) error {
+		if clock == nil {
+			return errors.New("nil clock")
+		}
+		c.clock = clock
+		return nil
+	}
+}
+
+type startCheckKey struct{}
+
+// WithStartCheck returns a copy of ctx under which RunOnce asks check
+// whether its call may still start: after it has waited its turn in the
+// pace, and before its transport repeats a call Looker refused
+// (PrepareRunOnceRetry). A caller that stops starting calls at some moment
+// (a stop, a deadline for starting) while the calls already started may go
+// on (a grace period) passes RunOnce the context of the calls, with a check
+// of that moment: a wait for a 429's pause, or a retry's backoff, may
+// otherwise end after it and send. An error from check makes RunOnce return
+// an error wrapping ErrNotSent and it, and nothing is sent.
+func WithStartCheck(ctx context.Context, check func() error) context.Context {
+	return context.WithValue(ctx, startCheckKey{}, check)
+}
+
+// mayStart asks the start check of ctx, if any.
+func mayStart(ctx context.Context) error {
+	if check, ok := ctx.Value(startCheckKey{}).(func() error); ok {
+		if err := check(); err != nil {
+			return fmt.Errorf("%w: %w", ErrNotSent, err)
+		}
+	}
+	return nil
+}
+
+// PrepareRunOnceRetry has go-retryablehttp's PrepareRetry signature: set on
+// the run_once client (WithRunOnceHTTPClient), it stops a retry whose
+// request's start check (WithStartCheck) refuses it, after the backoff and
+// before anything is sent again. The error wraps ErrNotSent.
+func PrepareRunOnceRetry(req *http.Request) error {
+	return mayStart(req.Context())
+}
 
 // WithRunOnceRate spaces the RunOnce calls to at most perSecond a second
 // (0 is no cap), shared by every goroutine that calls RunOnce. A 429 that the
@@ -89,6 +144,7 @@ type pacer struct {
 	configured rate.Limit
 	maxPause   time.Duration
 	now        func() time.Time
+	after      func(time.Duration) <-chan time.Time
 
 	mu           sync.Mutex
 	pauseUntil   time.Time
@@ -105,7 +161,7 @@ func newPacer(perSecond float64, maxPause time.Duration) *pacer {
 	if perSecond <= 0 {
 		limit = rate.Inf
 	}
-	return &pacer{limiter: rate.NewLimiter(limit, 1), configured: limit, maxPause: maxPause, now: time.Now}
+	return &pacer{limiter: rate.NewLimiter(limit, 1), configured: limit, maxPause: maxPause, now: time.Now, after: time.After}
 }
 
 // wait blocks until the next call may go, or ctx ends. A nil pacer never
@@ -122,7 +178,7 @@ func (p *pacer) wait(ctx context.Context) error {
 	}
 	pause := p.pauseUntil.Sub(now)
 	p.mu.Unlock()
-	if !sleep(ctx, pause) {
+	if !p.sleep(ctx, pause) {
 		return ctx.Err()
 	}
 	if err := ctx.Err(); err != nil {
@@ -130,24 +186,22 @@ func (p *pacer) wait(ctx context.Context) error {
 	}
 	now = p.now()
 	r := p.limiter.ReserveN(now, 1)
-	if !sleep(ctx, r.DelayFrom(now)) {
+	if !p.sleep(ctx, r.DelayFrom(now)) {
 		r.CancelAt(p.now())
 		return ctx.Err()
 	}
 	return nil
 }
 
-// sleep waits d, and reports false when ctx ends first.
-func sleep(ctx context.Context, d time.Duration) bool {
+// sleep waits d on the pace's clock, and reports false when ctx ends first.
+func (p *pacer) sleep(ctx context.Context, d time.Duration) bool {
 	if d <= 0 {
 		return true
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return false
-	case <-t.C:
+	case <-p.after(d):
 		return true
 	}
 }

@@ -14,15 +14,16 @@ import (
 	"github.com/looker-rerun/looker-rerun/rerun"
 )
 
-// minutePerRunOnce is a Looker whose run_once takes a minute of its clock,
-// so a deadline falls between two of them.
+// minutePerRunOnce is a Looker whose run_once takes a minute of its clock
+// to answer (Looker acts as the call arrives), so a deadline falls between
+// two of them.
 type minutePerRunOnce struct {
 	rerun.Looker
 	clock *lookertest.Clock
 }
 
 func (l minutePerRunOnce) RunOnce(ctx context.Context, planID string) (looker.ScheduledPlan, error) {
-	l.clock.Advance(time.Minute)
+	defer l.clock.Advance(time.Minute)
 	return l.Looker.RunOnce(ctx, planID)
 }
 

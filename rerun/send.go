@@ -1,6 +1,7 @@
 package rerun
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -134,9 +135,13 @@ func (r *runner) send(ctx, callCtx context.Context, p *plan, note string) int {
 			err error
 		)
 		if why == "" {
-			np, err = r.lk.RunOnce(callCtx, p.ID)
+			// The call waits its turn in the pace (a 429 pauses it) on
+			// callCtx, which outlives a stop; it asks again, once its
+			// turn comes, whether it may still start.
+			np, err = r.lk.RunOnce(looker.WithStartCheck(callCtx, func() error { return r.startCheck(ctx) }), p.ID)
 			if errors.Is(err, looker.ErrNotSent) {
-				why = "the run was stopped" // the pace held it back past the grace
+				// Held back by the check, or by the pace past the grace.
+				why = cmp.Or(r.mayStart(ctx), "the run was stopped")
 			}
 		}
 		if why != "" {
@@ -265,6 +270,14 @@ func (r *runner) noteReachability(down bool, err error) {
 	if n := r.unreachable.Add(1); n >= maxUnreachable {
 		r.giveUp(fmt.Errorf("could not reach Looker for %d re-runs in a row (last: %w); the other plans were left alone", n, err))
 	}
+}
+
+// startCheck is mayStart as looker.WithStartCheck asks it.
+func (r *runner) startCheck(ctx context.Context) error {
+	if why := r.mayStart(ctx); why != "" {
+		return errors.New(why)
+	}
+	return nil
 }
 
 // mayStart says why no run_once may start now ("" when one may): the run
