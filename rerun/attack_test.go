@@ -142,3 +142,33 @@ func TestALookAlikeGroupCutByStartByIsFinishedByTheRetry(t *testing.T) {
 		t.Errorf("the retry is not OK: %+v", retry)
 	}
 }
+
+// TestADeliveryThatFailsWhileAwaitedAfterStartByIsLeftToTheRetry: with
+// RERUN_WAIT the run waits for a delivery running in the window; it fails
+// after the start-by time. The run must not re-run it then, nor say OK: the
+// plan is not attempted, and the Airflow retry of the same window re-runs it
+// once.
+func TestADeliveryThatFailsWhileAwaitedAfterStartByIsLeftToTheRetry(t *testing.T) {
+	t.Parallel()
+	m := newMorning()
+	s := newServer(t)
+	s.AddPlan(lookertest.Plan{ID: "1"})
+	s.AddJob(lookertest.Job{PlanID: "1", Status: "failure", Detail: "Webhook answered 502", Created: m.at(9), Finalized: epoch.Add(20 * time.Second)})
+	opts := onClock(s, m.opts())
+	opts.Wait = time.Minute
+	opts.StartBy = epoch.Add(10 * time.Second)
+	first, err := rerun.Run(context.Background(), newClient(t, s), opts)
+	if !errors.Is(err, rerun.ErrOutOfTime) {
+		t.Errorf("first run error %v, want one wrapping ErrOutOfTime", err)
+	}
+	if diff := cmp.Diff([]string{"1"}, first.NotAttempted); diff != "" || first.OK() {
+		t.Errorf("first run not attempted (-want +got):\n%s\nsummary %+v", diff, first)
+	}
+	if diff := cmp.Diff(map[string]int{}, s.Reruns()); diff != "" {
+		t.Errorf("deliveries after the start-by time (-want +got):\n%s", diff)
+	}
+	retry := run(t, s, newClient(t, s), m.opts())
+	if diff := cmp.Diff(map[string]int{"1": 1}, s.Reruns()); diff != "" || !retry.OK() {
+		t.Errorf("deliveries after the retry (-want +got):\n%s\nretry %+v", diff, retry)
+	}
+}
