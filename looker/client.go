@@ -197,6 +197,11 @@ func (c *Client) do(hc *http.Client, req *http.Request, v any) error {
 	if err := c.relogin(req.Context(), token); err != nil {
 		return err
 	}
+	// The new login may have taken its own retries: a call held to a start
+	// check (WithStartCheck) asks it again before it is sent again.
+	if err := mayStart(req.Context()); err != nil {
+		return err
+	}
 	again := req.Clone(req.Context())
 	if req.GetBody != nil {
 		if again.Body, err = req.GetBody(); err != nil {
