@@ -367,7 +367,7 @@ func TestBaseURLForms(t *testing.T) {
 		env := lookerEnv(s, since, until)
 		env["LOOKERSDK_BASE_URL"] = base
 		env["RERUN_DRY_RUN"] = "true"
-		if r := runConfig(t, context.Background(), env); r.code != exitOK || len(r.summary(t).Rerun) != 1 {
+		if r := runConfig(t, context.Background(), s, env); r.code != exitOK || len(r.summary(t).Rerun) != 1 {
 			t.Errorf("case %d, base url %q: exit %d\n%s", i, base, r.code, r.stderr)
 		}
 	}

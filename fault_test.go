@@ -12,23 +12,18 @@ import (
 	"github.com/looker-rerun/looker-rerun/looker/lookertest"
 )
 
-// runWith runs the binary in process like runConfig, with the per-request
-// timeout shortened to timeout (LOOKERSDK_TIMEOUT counts whole seconds), and
-// RERUN_CONFIRM to testConfirm, below its floor: a lost answer whose copy
-// never shows is sent again after that long.
-func runWith(t *testing.T, ctx context.Context, env map[string]string, timeout time.Duration) result {
+// runWith runs the binary in process like runConfig, on s's clock, with
+// the per-request timeout shortened to timeout (LOOKERSDK_TIMEOUT counts
+// whole seconds): it stands for a client's timeout, so it passes on the wall
+// clock.
+func runWith(t *testing.T, ctx context.Context, s *lookertest.Server, env map[string]string, timeout time.Duration) result {
 	t.Helper()
-	cfg := testConfig(t, env)
+	cfg := testConfig(t, s, env)
 	if timeout > 0 {
 		cfg.timeout = timeout
 	}
-	cfg.Confirm = min(cfg.Confirm, testConfirm)
 	return runCfg(ctx, cfg)
 }
-
-// testConfirm is RERUN_CONFIRM in runWith: long enough for the stand-in's
-// System Activity, which shows a copy at once unless a test sets a lag.
-const testConfirm = 3 * time.Second
 
 // TestFaults drives the whole binary through Looker misbehaving and asserts,
 // for each plan, how many times its report was delivered.
@@ -240,7 +235,7 @@ func TestFaults(t *testing.T) {
 			for _, f := range tt.faults {
 				s.Inject(f)
 			}
-			r := runWith(t, context.Background(), lookerEnv(s, since, until), tt.timeout)
+			r := runWith(t, context.Background(), s, lookerEnv(s, since, until), tt.timeout)
 			if r.code != tt.wantCode {
 				t.Errorf("exit %d, want %d\nstderr:\n%s", r.code, tt.wantCode, r.stderr)
 			}
@@ -290,7 +285,7 @@ func TestManyFailuresAtOnce(t *testing.T) {
 	s.Inject(lookertest.Fault{Op: "run_once", Status: 500, AfterAction: true, Times: 10})
 	env := lookerEnv(s, since, until)
 	env["RERUN_CONCURRENCY"] = "8"
-	r := runWith(t, context.Background(), env, 0)
+	r := runWith(t, context.Background(), s, env, 0)
 	if r.code != exitOK {
 		t.Fatalf("exit %d\n%s", r.code, lastLines(r.stderr, 20))
 	}
@@ -326,7 +321,9 @@ func TestStopLetsCallsInFlightFinish(t *testing.T) {
 		}
 		cancel()
 	}()
-	r := runWith(t, ctx, env, 0)
+	// The wall clock: the grace period lets plan 1's slow answer arrive;
+	// on a fake clock it would end at once.
+	r := runCfg(ctx, wallConfig(t, time.Now(), env))
 	if r.code != exitStopped {
 		t.Errorf("exit %d, want 4 after a stop\n%s", r.code, r.stderr)
 	}
@@ -391,7 +388,7 @@ func TestLookerGoesDownMidway(t *testing.T) {
 			}
 			env := lookerEnv(s, since, until)
 			env["RERUN_CONCURRENCY"] = "2"
-			r := runWith(t, context.Background(), env, 0)
+			r := runWith(t, context.Background(), s, env, 0)
 			if r.code != exitPersonNeeded {
 				t.Fatalf("exit %d, want 1\n%s", r.code, lastLines(r.stderr, 10))
 			}
@@ -428,7 +425,7 @@ func TestLostAnswerAfterAFailedRerun(t *testing.T) {
 	s.AddPlan(lookertest.Plan{ID: "801", Name: "Sales", ContentTypeID: "look::1", Destinations: "#sales", RunOnce: true, Created: since.Add(2 * time.Hour)})
 	s.AddJob(lookertest.Job{PlanID: "801", Status: "failure", Detail: "Slack API error: ratelimited", Created: since.Add(2 * time.Hour)})
 	s.Inject(lookertest.Fault{Op: "run_once", Status: 502})
-	r := runWith(t, context.Background(), lookerEnv(s, since, until), 0)
+	r := runWith(t, context.Background(), s, lookerEnv(s, since, until), 0)
 	if r.code != exitOK {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)
 	}

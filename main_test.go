@@ -76,23 +76,40 @@ func runMain(t *testing.T, ctx context.Context, env map[string]string, args ...s
 	return result{code: code, stdout: stdout.String(), stderr: stderr.String(), file: string(b)}
 }
 
-// runConfig runs in process with the Config that newConfig builds from env,
-// leaving the process's environment alone, and writes the result file into
-// a fresh folder unless env names one.
-func runConfig(t *testing.T, ctx context.Context, env map[string]string) result {
+// runConfig runs in process against s, on s's clock (testConfig), with the
+// Config that newConfig builds from env, leaving the process's environment
+// alone, and writes the result file into a fresh folder unless env names
+// one.
+func runConfig(t *testing.T, ctx context.Context, s *lookertest.Server, env map[string]string) result {
 	t.Helper()
-	return runCfg(ctx, testConfig(t, env))
+	return runCfg(ctx, testConfig(t, s, env))
 }
 
-// testConfig is newConfig of env for a run that starts now, the result file
-// in a fresh folder unless env names one.
-func testConfig(t *testing.T, env map[string]string) Config {
+// testConfig is newConfig of env for a run against s on s's clock: a fake
+// clock (lookertest.Clock) that the run and the stand-in share, so that
+// System Activity's lag, RERUN_CONFIRM and RERUN_WAIT take no wall-clock
+// time. The run starts at the clock's time: the first run against s sets
+// it to the wall clock's now (or the test sets its own first), a later one
+// goes on where the last left it, as an Airflow retry does. The result
+// file is in a fresh folder unless env names one.
+func testConfig(t *testing.T, s *lookertest.Server, env map[string]string) Config {
 	t.Helper()
-	return testConfigAt(t, time.Now(), env)
+	clock := s.Clock()
+	if clock == nil {
+		clock = lookertest.NewClock(time.Now().UTC())
+		s.SetClock(clock)
+	}
+	cfg := wallConfig(t, clock.Now(), env)
+	cfg.clock = clock
+	return cfg
 }
 
-// testConfigAt is testConfig for a run that starts at now.
-func testConfigAt(t *testing.T, now time.Time, env map[string]string) Config {
+// wallConfig is newConfig of env for a run that starts at now on the wall
+// clock, the result file in a fresh folder unless env names one: for the
+// tests that stop a run while a call is in flight, whose grace period and
+// slow answer must pass on the same clock (a fake one would end the grace
+// at once).
+func wallConfig(t *testing.T, now time.Time, env map[string]string) Config {
 	t.Helper()
 	env = maps.Clone(env)
 	if _, ok := env["RERUN_RESULT_FILE"]; !ok {
@@ -178,7 +195,7 @@ func TestExitCodes(t *testing.T) {
 			s := lookertest.NewServer(t)
 			env := lookerEnv(s, since, until)
 			tt.seed(s, env)
-			r := runConfig(t, context.Background(), env)
+			r := runConfig(t, context.Background(), s, env)
 			if r.code != tt.want {
 				t.Fatalf("exit %d, want %d; stderr:\n%s", r.code, tt.want, r.stderr)
 			}
@@ -236,7 +253,7 @@ func TestNeedsPersonExitCode(t *testing.T) {
 				env["RERUN_NEEDS_PERSON_EXIT_CODE"] = tt.setting
 			}
 			tt.seed(s, env)
-			r := runConfig(t, context.Background(), env)
+			r := runConfig(t, context.Background(), s, env)
 			got := [3]int{r.code, r.summary(t).ExitCode, lastExitCode(t, r.stderr)}
 			if diff := cmp.Diff([3]int{tt.code, tt.summary, tt.code}, got); diff != "" {
 				t.Errorf("process exit code, summary exit_code, log exit_code (-want +got):\n%s\nstderr:\n%s", diff, r.stderr)
@@ -252,7 +269,7 @@ func TestSummaryOnStdoutAndInResultFile(t *testing.T) {
 	s.AddFailure("1", since.Add(time.Hour), "boom")
 	s.AddFailure("2", since.Add(time.Hour), "boom")
 	s.AddSuccess("2", since.Add(2*time.Hour))
-	r := runConfig(t, context.Background(), lookerEnv(s, since, until))
+	r := runConfig(t, context.Background(), s, lookerEnv(s, since, until))
 	if r.code != exitOK {
 		t.Fatalf("exit %d:\n%s", r.code, r.stderr)
 	}
@@ -329,7 +346,7 @@ func TestDefaultWindow(t *testing.T) {
 	delete(env, "RERUN_SINCE")
 	delete(env, "RERUN_UNTIL")
 	env["RERUN_LOOKBACK"] = "4h"
-	r := runConfig(t, context.Background(), env)
+	r := runConfig(t, context.Background(), s, env)
 	sum := r.summary(t)
 	if r.code != exitOK || len(sum.Rerun) != 1 || sum.Rerun[0].PlanID != "1" || sum.FailedPlans != 1 {
 		t.Errorf("exit %d, %d failed plans, rerun %+v; want plan 1 only", r.code, sum.FailedPlans, sum.Rerun)
@@ -365,7 +382,8 @@ func TestRecentUntilWarns(t *testing.T) {
 			t.Parallel()
 			s := lookertest.NewServer(t)
 			// The run starts at start, however long the test waited for its turn.
-			r := runCfg(context.Background(), testConfigAt(t, start, lookerEnv(s, tt.until.Add(-time.Hour), tt.until)))
+			s.SetClock(lookertest.NewClock(start))
+			r := runConfig(t, context.Background(), s, lookerEnv(s, tt.until.Add(-time.Hour), tt.until))
 			if got := strings.Count(r.stderr, warning); got != tt.warns {
 				t.Errorf("%d warnings, want %d:\n%s", got, tt.warns, r.stderr)
 			}
@@ -394,7 +412,7 @@ func TestSecretsNeverAppear(t *testing.T) {
 	env := lookerEnv(s, since, until)
 	env["LOG_LEVEL"] = "trace"
 	env["RERUN_CONCURRENCY"] = "1"
-	r := runConfig(t, context.Background(), env)
+	r := runConfig(t, context.Background(), s, env)
 	if r.code != exitPersonNeeded {
 		t.Fatalf("exit %d, want 1 (plan 3 is deleted)\n%s", r.code, r.stderr)
 	}
@@ -458,7 +476,7 @@ func TestSummaryIsTheLastLine(t *testing.T) {
 			}
 			env := lookerEnv(s, since, until)
 			env["LOG_FORMAT"] = tt.format
-			cfg := testConfig(t, env)
+			cfg := testConfig(t, s, env)
 			var both bytes.Buffer // one writer, as a container's log is
 			code := exitCode(run(context.Background(), cfg, &both, &both))
 			if code != tt.want {
@@ -505,7 +523,7 @@ func TestLookerInAnotherTimeZone(t *testing.T) {
 			if tt.zone != "" {
 				env["RERUN_LOOKER_TIMEZONE"] = tt.zone
 			}
-			r := runWith(t, context.Background(), env, 0)
+			r := runWith(t, context.Background(), s, env, 0)
 			if r.code != tt.wantCode || !strings.Contains(r.stderr, tt.wantLog) {
 				t.Fatalf("exit %d (want %d), log without %q:\n%s", r.code, tt.wantCode, tt.wantLog, r.stderr)
 			}
@@ -556,7 +574,9 @@ func TestStopIsExit4(t *testing.T) {
 				if setting != "" {
 					env["RERUN_NEEDS_PERSON_EXIT_CODE"] = setting
 				}
-				r := runConfig(t, ctx, env)
+				// The wall clock: a fake one would end the grace period,
+				// and cut the call in flight, at once.
+				r := runCfg(ctx, wallConfig(t, time.Now(), env))
 				sum := r.summary(t)
 				if got := [3]int{r.code, sum.ExitCode, lastExitCode(t, r.stderr)}; got != [3]int{exitStopped, exitStopped, exitStopped} {
 					t.Fatalf("exit code, summary exit_code, log exit_code = %v, want 4 each\n%s", got, r.stderr)
@@ -617,7 +637,8 @@ func TestDeadlineStopsLikeSIGTERM(t *testing.T) {
 	since, until := window()
 	s.AddFailure("1", since.Add(time.Hour), "boom")
 	s.Inject(lookertest.Fault{Op: lookertest.OpRunInlineQuery, Delay: time.Minute})
-	cfg := testConfig(t, lookerEnv(s, since, until))
+	// The wall clock: the deadline ends the context, as a SIGTERM would.
+	cfg := wallConfig(t, time.Now(), lookerEnv(s, since, until))
 	cfg.Deadline = 100 * time.Millisecond
 	r := runCfg(context.Background(), cfg)
 	sum := r.summary(t)
