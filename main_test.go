@@ -496,8 +496,8 @@ func TestSummaryIsTheLastLine(t *testing.T) {
 
 // TestLookerInAnotherTimeZone: a Looker whose Query Time Zone overrides
 // query_timezone would answer for a window shifted by hours. The run stops
-// with exit 3, naming the settings to change, unless RERUN_LOOKER_TIMEZONE
-// names the zone.
+// with exit 3, its summary naming the setting to check, unless
+// RERUN_LOOKER_TIMEZONE names the zone.
 func TestLookerInAnotherTimeZone(t *testing.T) {
 	t.Parallel()
 	tokyo, err := time.LoadLocation("Asia/Tokyo")
@@ -533,6 +533,10 @@ func TestLookerInAnotherTimeZone(t *testing.T) {
 			}
 			if diff := cmp.Diff(want, s.Reruns()); diff != "" {
 				t.Errorf("deliveries (-want +got):\n%s", diff)
+			}
+			const hint = "check RERUN_LOOKER_TIMEZONE"
+			if sum := r.summary(t); tt.wantCode == exitCannotStart && !strings.Contains(sum.Error, hint) {
+				t.Errorf("summary error %q, want it to say %q", sum.Error, hint)
 			}
 		})
 	}
