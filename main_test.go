@@ -676,3 +676,84 @@ func TestOutOfTimeIsExit4(t *testing.T) {
 		t.Error("RERUN_NEEDS_PERSON_EXIT_CODE replaced exit 4")
 	}
 }
+
+// TestDeadlineLeavesTheRestToTheRetry: seven failed plans, Looker taking a
+// minute of its clock per run_once (as a low RERUN_RATE or a slow Looker
+// would), and a RERUN_DEADLINE whose last moment to start a re-run,
+// RERUN_CONFIRM + 30s before it, comes three and a half minutes in. The run
+// re-runs the first four, lists the other three as not attempted and exits
+// 4, naming RERUN_DEADLINE; Airflow's retry of the same window re-runs
+// exactly those three. No plan is re-run twice, nor both re-run and left.
+func TestDeadlineLeavesTheRestToTheRetry(t *testing.T) {
+	t.Parallel()
+	s := lookertest.NewServer(t)
+	s.SetClock(lookertest.NewClock(time.Now().UTC()))
+	since, until := window()
+	ids := []string{"1", "2", "3", "4", "5", "6", "7"}
+	for i, id := range ids {
+		s.AddFailure(id, since.Add(time.Hour+time.Duration(i)*time.Minute), "Slack API error: ratelimited")
+	}
+	env := lookerEnv(s, since, until)
+	env["LOOKERSDK_BASE_URL"] = minutePerRunOnce(t, s)
+	env["RERUN_CONCURRENCY"] = "1"
+	// RERUN_CONFIRM (10s) + 30s before the deadline: 3m30s in.
+	env["RERUN_DEADLINE"] = "4m10s"
+
+	first := runConfig(t, context.Background(), s, env)
+	sum := first.summary(t)
+	if got := [3]int{first.code, sum.ExitCode, lastExitCode(t, first.stderr)}; got != [3]int{exitStopped, exitStopped, exitStopped} {
+		t.Fatalf("exit code, summary exit_code, log exit_code = %v, want 4 each\n%s", got, lastLines(first.stderr, 10))
+	}
+	if !strings.Contains(sum.Error, "RERUN_DEADLINE=4m10s") {
+		t.Errorf("summary error %q, want it to name RERUN_DEADLINE", sum.Error)
+	}
+	if diff := cmp.Diff(map[string]int{"1": 1, "2": 1, "3": 1, "4": 1}, s.Reruns()); diff != "" {
+		t.Errorf("deliveries by the first run (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"1", "2", "3", "4"}, rerunIDs(sum)); diff != "" {
+		t.Errorf("the first run's rerun (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"5", "6", "7"}, sum.NotAttempted); diff != "" {
+		t.Errorf("the first run's not_attempted (-want +got):\n%s", diff)
+	}
+
+	retry := runConfig(t, context.Background(), s, env)
+	sum = retry.summary(t)
+	if retry.code != exitOK || len(sum.NotAttempted) != 0 {
+		t.Errorf("the retry: exit %d, not_attempted %v; want 0 and none\n%s", retry.code, sum.NotAttempted, lastLines(retry.stderr, 10))
+	}
+	if diff := cmp.Diff([]string{"5", "6", "7"}, rerunIDs(sum)); diff != "" {
+		t.Errorf("the retry's rerun (-want +got):\n%s", diff)
+	}
+	want := map[string]int{}
+	for _, id := range ids {
+		want[id] = 1
+	}
+	if diff := cmp.Diff(want, s.Reruns()); diff != "" {
+		t.Errorf("deliveries after the retry (-want +got):\n%s", diff)
+	}
+}
+
+// minutePerRunOnce serves s through a handler that moves s's clock a minute
+// forward as each run_once arrives, before s sees it: Looker's run_once
+// takes a minute of the clock the run reads. It returns its URL.
+func minutePerRunOnce(t *testing.T, s *lookertest.Server) string {
+	t.Helper()
+	hts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/run_once") {
+			s.Clock().Advance(time.Minute)
+		}
+		s.ServeHTTP(w, r)
+	}))
+	t.Cleanup(hts.Close)
+	return hts.URL
+}
+
+// rerunIDs lists the plans the summary says were re-run, in its order.
+func rerunIDs(sum rerun.Summary) []string {
+	ids := []string{}
+	for _, r := range sum.Rerun {
+		ids = append(ids, r.PlanID)
+	}
+	return ids
+}
