@@ -2,9 +2,9 @@
 
 Two DAGs:
 
-* ``looker_rerun``: one Looker instance. Base URL from the ``looker_base_url`` param or the
-  ``looker_rerun_base_url`` Variable; credentials from the Kubernetes Secret
-  ``looker-rerun`` (keys ``client_id`` and ``client_secret``).
+* ``looker_rerun``: one Looker instance. Base URL from the ``looker_rerun_base_url``
+  Variable; credentials from the Kubernetes Secret ``looker-rerun`` (keys ``client_id``
+  and ``client_secret``).
 * ``looker_rerun_multi``: several Looker instances, one mapped task per entry of
   ``LOOKER_INSTANCES`` below, each with its own base URL and its own Secret.
 
@@ -13,6 +13,12 @@ Both run daily at 10:00 Asia/Tokyo over the 24 hours before (the run's data inte
 batch has published its asset. See looker_rerun_common.py for the reasoning behind the
 schedule, the window and the batch dependency.
 
+A triggered run may choose its window (``since``/``until``) and ``dry_run``, nothing
+else: the image, the Looker URL and the credentials are the deployment's (Variables and
+Secrets), so whoever can trigger a run cannot send the credentials elsewhere or run
+other code with them. The first task, ``check_params``, refuses a run that tries, or
+whose window cannot work, before the sensor waits or a pod starts.
+
 The container gets the window as RERUN_SINCE/RERUN_UNTIL (RFC 3339, UTC: the data
 interval less ACTIVITY_MARGIN, for System Activity's lag, which is also its
 RERUN_CONFIRM; or the ``since``/``until`` params of a triggered run, as given), the Looker
@@ -20,9 +26,11 @@ credentials as LOOKERSDK_CLIENT_ID/LOOKERSDK_CLIENT_SECRET from a Kubernetes Sec
 (secretKeyRef: the values never pass through Airflow, its templates, logs or database),
 and writes its one-line JSON summary to /airflow/xcom/return.json, which becomes the
 task's XCom (return_value). A run that needs a person exits 0 too
-(RERUN_NEEDS_PERSON_EXIT_CODE=0), so the summary is pushed whatever the outcome, and the
-``check_summary`` task fails the run from it, naming the plans and why. Exit 2 (bad
-settings) and 3 (could not log in or fetch the failures) fail the pod task itself.
+(RERUN_NEEDS_PERSON_EXIT_CODE=0). Exit 2 (bad settings), 3 (could not log in or fetch
+the failures) and 4 (stopped at RERUN_DEADLINE) fail the pod task; the operator still
+pushes the summary the binary wrote (3 and 4 write one). The ``check_summary`` task runs
+whatever happened and fails the run from the summary, naming the plans and why, or says
+that there is none and how the re-run task ended.
 """
 
 from __future__ import annotations
@@ -36,11 +44,13 @@ from airflow.sdk import DAG
 from looker_rerun_common import (
     EXECUTION_TIMEOUT,
     IMAGE_TEMPLATE,
+    POD_STARTUP_TIMEOUT,
     RETRIES,
     RETRY_DELAY,
     SCHEDULE,
     START_DATE,
     USER_DEFINED_MACROS,
+    check_params,
     check_summaries,
     check_summary,
     dag_params,
@@ -59,7 +69,7 @@ LOOKER_INSTANCES: list[dict[str, str]] = [
     {"name": "emea", "base_url": "https://emea.looker.example.com", "secret": "looker-rerun-emea"},
 ]
 
-RUNAS_ID = 65532  # the image's USER (distroless "nonroot")
+RUNAS_ID = 65532  # the image's numeric USER (it is FROM scratch: no user names)
 
 
 def looker_secrets(secret_name: str) -> list[Secret]:
@@ -111,12 +121,13 @@ def pod_kwargs() -> dict:
         # The summary JSON (last stdout line, also /airflow/xcom/return.json) is the XCom.
         do_xcom_push=True,
         get_logs=True,
-        # Keep a failed pod (exit 2 or 3) for `kubectl logs`; delete the others. A run
+        # Keep a failed pod (exit 2, 3 or 4) for `kubectl logs`; delete the others. A run
         # that needs a person exits 0: its log is in the task log, its summary in XCom.
         on_finish_action="delete_succeeded_pod",
         # Kubernetes-side backstop for execution_timeout, in case the worker dies.
         active_deadline_seconds=int(EXECUTION_TIMEOUT.total_seconds()) + 300,
-        startup_timeout_seconds=300,
+        # Counted in execution_timeout, and in the margin RERUN_DEADLINE leaves before it.
+        startup_timeout_seconds=int(POD_STARTUP_TIMEOUT.total_seconds()),
         retries=RETRIES,
         retry_delay=RETRY_DELAY,
         execution_timeout=EXECUTION_TIMEOUT,
@@ -143,8 +154,7 @@ with DAG(
         labels={"app.kubernetes.io/name": "looker-rerun"},
         **pod_kwargs(),
     )
-    wait_for_nightly_batch_task() >> rerun
-    check_summary(rerun.output)
+    check_params() >> wait_for_nightly_batch_task() >> rerun >> check_summary()
 
 
 def instance_kwargs(instance: dict[str, str]) -> dict:
@@ -164,7 +174,7 @@ with DAG(
     start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
-    params=dag_params(with_base_url=False),
+    params=dag_params(),
     user_defined_macros=USER_DEFINED_MACROS,
     tags=["looker"],
     doc_md=__doc__,
@@ -177,7 +187,8 @@ with DAG(
         # mapped task instance, and the run fails if any of them does.
         **pod_kwargs(),
     ).expand_kwargs([instance_kwargs(i) for i in LOOKER_INSTANCES])
-    wait_for_nightly_batch_task() >> rerun_each
-    # One check over every instance's summary (in LOOKER_INSTANCES order), naming the
-    # instance of each plan that needs a person.
-    check_summaries(rerun_each.output, names=[i["name"] for i in LOOKER_INSTANCES])
+    check_params() >> wait_for_nightly_batch_task() >> rerun_each
+    # One check over every instance (in LOOKER_INSTANCES order, the map order), whatever
+    # became of each: it names the instance of each plan that needs a person, and each
+    # instance that left no summary, with its task state.
+    rerun_each >> check_summaries(names=[i["name"] for i in LOOKER_INSTANCES])

@@ -30,9 +30,9 @@ System Activity's lag, below).
   so the windows still tile: System Activity shows a delivery seconds to minutes after it
   happened, and the run must only read a stretch of it that has caught up.
 * The batch dependency is an Asset, ``NIGHTLY_BATCH_DONE``, that the batch DAG's last task
-  lists in its ``outlets``. The first task of the re-run DAG is a sensor that waits for an
-  event of that asset from this night: at or after 00:00 Asia/Tokyo of the run's day. Why
-  not ``schedule=NIGHTLY_BATCH_DONE``:
+  lists in its ``outlets``. After check_params, the re-run DAG's sensor waits for an event
+  of that asset from this night's batch: one whose batch run was due on the run's day
+  (Asia/Tokyo), see NightlyBatchSensor. Why not ``schedule=NIGHTLY_BATCH_DONE``:
   an asset-triggered run starts the moment the batch ends (around 03:00, before Looker
   has even tried most deliveries) and has no data interval, so it cannot be backfilled.
   Why not an ExternalTaskSensor on the batch DAG: it has to know the batch DAG's id and
@@ -47,7 +47,7 @@ import json
 
 import pendulum
 
-from airflow.sdk import Asset, BaseSensorOperator, CronTriggerTimetable, Param, PokeReturnValue, task
+from airflow.sdk import Asset, BaseSensorOperator, CronTriggerTimetable, Param, PokeReturnValue, Variable, task
 from airflow.sdk.exceptions import AirflowFailException
 
 TIMEZONE = "Asia/Tokyo"
@@ -59,11 +59,6 @@ SCHEDULE_CRON = "0 10 * * *"
 WINDOW = datetime.timedelta(hours=24)
 
 SCHEDULE = CronTriggerTimetable(SCHEDULE_CRON, timezone=TIMEZONE, interval=WINDOW)
-
-# The run's night began at 00:00 Asia/Tokyo, this long before its scheduled start (the
-# data interval end). The nightly batch starts after midnight, so only a batch event from
-# then on is this night's; the 24-hour window also holds yesterday's batch.
-MIDNIGHT_TO_RUN = datetime.timedelta(hours=10)
 
 # System Activity shows a delivery seconds to minutes after it happened. The container's
 # window is the data interval moved this much earlier (both ends, so consecutive windows
@@ -105,14 +100,42 @@ RETRY_DELAY = datetime.timedelta(minutes=10)
 # A full run is seconds to a few minutes (it waits for the re-runs it started); 30 minutes
 # means something is stuck.
 EXECUTION_TIMEOUT = datetime.timedelta(minutes=30)
+# The binary stops at RERUN_DEADLINE after its start, lists what it did not attempt and
+# writes its summary (exit 4), so a run past its time still says what it left undone
+# instead of being killed mid-way by execution_timeout. The margin covers what
+# execution_timeout counts and the binary does not: the pod's start (up to the pod
+# operator's startup_timeout_seconds, 5 minutes, when a node must scale up or pull the
+# image) and, after the deadline, logging out and writing the summary (seconds).
+POD_STARTUP_TIMEOUT = datetime.timedelta(minutes=5)
+DEADLINE_MARGIN = POD_STARTUP_TIMEOUT + datetime.timedelta(minutes=1)
+RERUN_DEADLINE = EXECUTION_TIMEOUT - DEADLINE_MARGIN
+# How long the binary waits for its re-runs to be delivered; inside RERUN_DEADLINE.
+RERUN_WAIT = datetime.timedelta(minutes=15)
+
+# The result tmpfs of the Docker DAG must hold the largest summary a run can write.
+# Measured: 5,000 plans make about 700 KB (140 bytes a plan). A plan's entry is bounded
+# by its longest fields, a 255-character plan name and Looker's status detail (an error
+# text, taken as up to 1 KiB), with ids, times and keys: about 1.6 KB. 5,000 such plans
+# are 8 MB: 8 MiB, also about 12 times the measured size. A tmpfs counts against the
+# container's memory limit only as far as it is filled.
+RESULT_TMPFS_BYTES = 8 << 20
 
 DEFAULT_IMAGE = "ghcr.io/looker-rerun/looker-rerun:latest"
 
-# Run-time settings: a DAG param (set when triggering a run) wins over the Airflow
-# Variable (deployment-wide), which wins over the default. The base URL has no default:
-# without the param or the Variable the binary exits 2 naming LOOKERSDK_BASE_URL.
-IMAGE_TEMPLATE = "{{ params.image or var.value.get('looker_rerun_image', '" + DEFAULT_IMAGE + "') }}"
-BASE_URL_TEMPLATE = "{{ params.looker_base_url or var.value.get('looker_rerun_base_url', '') }}"
+# Deployment settings, Airflow Variables (the deployment sets them, a triggered run cannot).
+# What a run may reach and with which image is decided here, not by whoever triggers it:
+# the credentials come from the deployment too, and must go only to the Looker it chose.
+VAR_IMAGE = "looker_rerun_image"  # the looker-rerun image; default DEFAULT_IMAGE
+VAR_BASE_URL = "looker_rerun_base_url"  # the Looker API base URL; no default (exit 2)
+VAR_ALLOW_HTTP = "looker_rerun_allow_http"  # "true": the binary may use plain http
+VAR_MAX_WINDOW_HOURS = "looker_rerun_max_window_hours"  # longest window a run may ask for
+DEFAULT_MAX_WINDOW_HOURS = 168
+
+IMAGE_TEMPLATE = "{{ var.value.get('" + VAR_IMAGE + "', '" + DEFAULT_IMAGE + "') }}"
+BASE_URL_TEMPLATE = "{{ var.value.get('" + VAR_BASE_URL + "', '') }}"
+ALLOW_HTTP_TEMPLATE = "{{ 'true' if var.value.get('" + VAR_ALLOW_HTTP + "', 'false') | lower == 'true' else 'false' }}"
+# Checked by check_params (a whole number of hours, at least the scheduled window).
+MAX_WINDOW_TEMPLATE = "{{ var.value.get('" + VAR_MAX_WINDOW_HOURS + "', '" + str(DEFAULT_MAX_WINDOW_HOURS) + "') }}h"
 
 # The window handed to the binary, RFC 3339 in UTC: the run's data interval less
 # ACTIVITY_MARGIN, unless the run was triggered with explicit ``since``/``until`` params,
@@ -125,6 +148,12 @@ DRY_RUN_TEMPLATE = "{{ 'true' if params.dry_run else 'false' }}"
 # sidecar reads this file and pushes it as the task's return value.
 RESULT_FILE = "/airflow/xcom/return.json"
 
+# An RFC 3339 time as the binary reads it (Go's time.RFC3339): date, "T", time to the
+# second with optional fraction, and "Z" or an offset. Checked by Airflow when the run
+# is created; a wrong value is refused with the schema, which shows the example.
+RFC3339_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$"
+RFC3339_EXAMPLE = "2026-11-27T01:00:00Z"
+
 
 def rfc3339_utc(value: datetime.datetime | None) -> str:
     """Format an aware datetime as RFC 3339 in UTC with a Z suffix, e.g. 2026-11-27T15:00:00Z."""
@@ -135,7 +164,7 @@ def rfc3339_utc(value: datetime.datetime | None) -> str:
 
 def window_bound(value: datetime.datetime | None) -> str:
     """A data interval bound as the container's window bound: ACTIVITY_MARGIN earlier, RFC 3339 UTC."""
-    if value is None:
+    if value is None or not isinstance(value, datetime.datetime):
         return rfc3339_utc(None)  # raises, saying how to run without a data interval
     return rfc3339_utc(value - ACTIVITY_MARGIN)
 
@@ -153,35 +182,39 @@ def go_duration(value: datetime.timedelta) -> str:
 USER_DEFINED_MACROS = {"window_bound": window_bound}
 
 
-def dag_params(*, with_base_url: bool = True) -> dict[str, Param]:
-    """Params of the re-run DAGs. All optional; the defaults make a normal scheduled run."""
-    params = {
-        "since": Param(
-            None,
-            type=["null", "string"],
-            description="Start of the window, RFC 3339 (e.g. 2026-11-27T01:00:00Z), used as given. "
-            f"Empty: the run's data interval start less {go_duration(ACTIVITY_MARGIN)}.",
-        ),
-        "until": Param(
-            None,
-            type=["null", "string"],
-            description="End of the window, RFC 3339, used as given. "
-            f"Empty: the run's data interval end less {go_duration(ACTIVITY_MARGIN)}.",
-        ),
+def time_param(end: str) -> Param:
+    """The since or until param: empty, or an RFC 3339 time (checked when the run is created)."""
+    return Param(
+        None,
+        type=["null", "string"],
+        pattern=RFC3339_PATTERN,
+        # Shown with the schema in Airflow's refusal of a bad value.
+        examples=[RFC3339_EXAMPLE, "2026-11-27T10:00:00+09:00"],
+        description=f"{end.capitalize()} of the window, an RFC 3339 time such as {RFC3339_EXAMPLE}, used as given. "
+        f"Empty: the run's data interval {end} less {go_duration(ACTIVITY_MARGIN)}. Required, with the other "
+        "bound, for a run without a data interval (triggered without a logical date). The window may be at "
+        f"most the Variable {VAR_MAX_WINDOW_HOURS} long ({DEFAULT_MAX_WINDOW_HOURS} hours unless set).",
+    )
+
+
+def dag_params() -> dict[str, Param]:
+    """Params of the re-run DAGs: what a triggered run may choose. All optional; the
+    defaults make a normal scheduled run. Where the run goes (base URL), what it runs
+    (image) and with which credentials are the deployment's (Variables, Secrets,
+    Connections), never a param: check_params refuses a run that tries to set them."""
+    return {
+        "since": time_param("start"),
+        "until": time_param("end"),
         "dry_run": Param(False, type="boolean", description="List what would be re-run without re-running it."),
-        "image": Param(
-            None,
-            type=["null", "string"],
-            description=f"looker-rerun image. Empty: the Airflow Variable looker_rerun_image, else {DEFAULT_IMAGE}.",
-        ),
     }
-    if with_base_url:
-        params["looker_base_url"] = Param(
-            None,
-            type=["null", "string"],
-            description="Looker API base URL. Empty: the Airflow Variable looker_rerun_base_url.",
-        )
-    return params
+
+
+# Keys a triggered run's conf may not hold: they were params once and now belong to the
+# deployment. Named in the refusal, so whoever passes one learns where it went.
+DEPLOYMENT_SETTINGS = {
+    "image": f"the image is the deployment's: the Airflow Variable {VAR_IMAGE}",
+    "looker_base_url": f"the Looker URL is the deployment's: the Airflow Variable {VAR_BASE_URL}",
+}
 
 
 def rerun_env(base_url: str = BASE_URL_TEMPLATE) -> dict[str, str]:
@@ -190,33 +223,133 @@ def rerun_env(base_url: str = BASE_URL_TEMPLATE) -> dict[str, str]:
         "LOOKERSDK_BASE_URL": base_url,
         "LOOKERSDK_VERIFY_SSL": "true",
         "LOOKERSDK_TIMEOUT": "120",
+        # Plain http only where the deployment says so (the binary refuses it otherwise,
+        # except on loopback); never from a param.
+        "RERUN_ALLOW_HTTP": ALLOW_HTTP_TEMPLATE,
         "RERUN_SINCE": SINCE_TEMPLATE,
         "RERUN_UNTIL": UNTIL_TEMPLATE,
+        # The binary refuses a longer window too (exit 2), in case check_params is bypassed.
+        "RERUN_MAX_WINDOW": MAX_WINDOW_TEMPLATE,
         # System Activity's lag, the margin the window leaves before the task starts.
         "RERUN_CONFIRM": go_duration(ACTIVITY_MARGIN),
         "RERUN_DRY_RUN": DRY_RUN_TEMPLATE,
         "RERUN_RESULT_FILE": RESULT_FILE,
         # Wait for the re-runs to be delivered, so the task fails (and alerts) when one
         # failed again or is stuck, and succeeds only when everything arrived. It returns
-        # as soon as all have finished; 15 minutes stays well inside EXECUTION_TIMEOUT.
-        "RERUN_WAIT": "15m",
+        # as soon as all have finished.
+        "RERUN_WAIT": go_duration(RERUN_WAIT),
+        # Stop with a summary before execution_timeout kills the container (see above).
+        "RERUN_DEADLINE": go_duration(RERUN_DEADLINE),
         # A run that needs a person exits 0 rather than 1, so the operator pushes its
         # summary as the XCom; check_summary then fails the run from the summary's
-        # exit_code. (Exit 2 and 3 are unchanged and fail the container task.)
+        # exit_code. (Exit 2, 3 and 4 are unchanged and fail the container task.)
         "RERUN_NEEDS_PERSON_EXIT_CODE": "0",
         "LOG_FORMAT": "json",
         "LOG_LEVEL": "info",
     }
 
 
+# --- the checks before anything runs ---------------------------------------------------
+
+
+def hours(value: datetime.timedelta) -> str:
+    """A duration in hours, as the window's limit is set: "168 hours", "36.5 hours"."""
+    return f"{value.total_seconds() / 3600:g} hours"
+
+
+def max_window() -> datetime.timedelta:
+    """The longest window a run may ask for: the Variable, else DEFAULT_MAX_WINDOW_HOURS."""
+    raw = Variable.get(VAR_MAX_WINDOW_HOURS, default=str(DEFAULT_MAX_WINDOW_HOURS))
+    try:
+        hours = int(str(raw).strip())
+    except ValueError:
+        hours = 0
+    if hours * 3600 < WINDOW.total_seconds():
+        raise AirflowFailException(
+            f"the Airflow Variable {VAR_MAX_WINDOW_HOURS} is {raw!r}: it must be a whole number of hours, "
+            f"at least {int(WINDOW.total_seconds() // 3600)} (a scheduled run's window), such as {DEFAULT_MAX_WINDOW_HOURS}"
+        )
+    return datetime.timedelta(hours=hours)
+
+
+def params_problems(context) -> list[str]:
+    """What is wrong with a run's params and conf, one line each; empty when it may go.
+
+    The JSON schema of each param is checked by Airflow when the run is created; what a
+    schema cannot say (one param against another, against the run's data interval or a
+    deployment setting) is checked here, by the run's first task."""
+    problems = []
+    conf = context["dag_run"].conf or {}
+    # The DAG's own params: the run's (context["params"]) also hold whatever keys the conf
+    # brought, params or not.
+    declared = set(context["dag"].params)
+    for key in sorted(set(conf) - declared):
+        why = DEPLOYMENT_SETTINGS.get(key, f"its params are {', '.join(sorted(declared))}")
+        problems.append(f"{key!r} is not a param of this DAG ({why})")
+    params = context["params"]
+    # Also a scheduled run's window must fit: a setting that refuses every run is a mistake.
+    limit = max_window()
+
+    since, until = params.get("since"), params.get("until")
+    has_interval = context.get("data_interval_start") is not None and context.get("data_interval_end") is not None
+    if not has_interval and not (since and until):
+        problems.append(
+            "the run has no data interval (triggered without a logical date): give both since and until, "
+            f"RFC 3339 times such as {RFC3339_EXAMPLE}"
+        )
+    if since and until:
+        start, end = pendulum.parse(since), pendulum.parse(until)
+        if start >= end:
+            problems.append(f"since ({since}) must be before until ({until})")
+        elif end - start > limit:
+            problems.append(
+                f"the window {since} to {until} is {hours(end - start)} long; at most {hours(limit)} "
+                f"(the Airflow Variable {VAR_MAX_WINDOW_HOURS}, {DEFAULT_MAX_WINDOW_HOURS} unless set)"
+            )
+    elif since or until:
+        # One bound from the param, the other from the data interval: a window nobody chose.
+        problems.append(f"give both since and until, or neither (got since={since!r}, until={until!r})")
+    return problems
+
+
+def refuse(problems: list[str]) -> None:
+    """Fail the task (no retry) listing the problems, or return when there are none."""
+    if problems:
+        raise AirflowFailException("this run was refused before it started:\n" + "\n".join(f"- {p}" for p in problems))
+
+
+@task(task_id="check_params", retries=0)
+def check_params(**context) -> None:
+    """The run's first task: refuse a run whose params cannot work before the sensor waits
+    or a container starts (see params_problems)."""
+    refuse(params_problems(context))
+
+
+def run_night(context) -> datetime.date:
+    """The night (its Asia/Tokyo date) whose batch a run waits for: the day of its window's
+    end, the data interval end of a scheduled or backfilled run (10:00 that day), else the
+    until param of a run without a data interval."""
+    until = context["params"].get("until")
+    end = pendulum.parse(until) if until else context.get("data_interval_end")
+    if end is None:
+        raise AirflowFailException("the run has neither a data interval nor an until param (see check_params)")
+    return pendulum.instance(end).in_timezone(TIMEZONE).date()
+
+
 class NightlyBatchSensor(BaseSensorOperator):
     """Wait until this night's batch has published NIGHTLY_BATCH_DONE.
 
-    This night starts at 00:00 Asia/Tokyo of the run's day, MIDNIGHT_TO_RUN before the
-    data interval end; an event at or after it counts, also one after 10:00: a batch that
-    finished late still means the warehouse is fresh, and the re-run should go ahead. Not
-    the data interval start: the 24-hour window also holds yesterday's batch, late or not.
-    The event's timestamp becomes the task's XCom.
+    The night is a date in Asia/Tokyo (see run_night); it begins at 00:00 that day. An
+    event is this night's when the batch run that published it was due (its run_after)
+    that day, from 00:00 to 24:00: then the batch refreshed this night's warehouse, also
+    when it finished after 10:00 (late, but fresh: go ahead) or was backfilled days
+    later. A re-run of the previous night's batch (cleared and run again after midnight)
+    keeps its run, due the day before, and does not count; nor does a later night's, for
+    a backfill. An event posted from outside Airflow (no source run) is judged by its own
+    timestamp instead. The event's timestamp becomes the task's XCom.
+
+    A backfill of a day whose batch never ran waits BATCH_WAIT_TIMEOUT, in case the batch
+    is being backfilled too, then fails naming the night.
 
     (A BaseSensorOperator subclass rather than ``@task.sensor``: in Airflow 3.3 with
     apache-airflow-providers-standard 1.21 the decorator's PythonSensor import raises an
@@ -229,15 +362,27 @@ class NightlyBatchSensor(BaseSensorOperator):
         self.asset = asset
 
     def poke(self, context) -> PokeReturnValue:
-        end = context["data_interval_end"]
-        night = rfc3339_utc(end - MIDNIGHT_TO_RUN if end is not None else None)
-        # The execution API's "after" is inclusive (timestamp >= after).
-        events = list(context["inlet_events"][self.asset].after(night).ascending(True).limit(1))
-        if not events:
-            self.log.info("No %s event since %s yet", self.asset.name, night)
-            return PokeReturnValue(is_done=False)
-        self.log.info("%s published at %s", self.asset.name, events[0].timestamp)
-        return PokeReturnValue(is_done=True, xcom_value=events[0].timestamp.isoformat())
+        night = run_night(context)
+        start = pendulum.datetime(night.year, night.month, night.day, tz=TIMEZONE)
+        end = start.add(days=1)
+
+        def in_night(t) -> bool:
+            return t is not None and start <= pendulum.instance(t) < end
+
+        # The execution API's "after" is inclusive (timestamp >= after). A batch due this
+        # night finishes after its start, so earlier events are never this night's.
+        for event in context["inlet_events"][self.asset].after(rfc3339_utc(start)).ascending(True):
+            source = event.source_dag_run if event.source_run_id else None
+            due = source.run_after if source is not None else event.timestamp
+            if in_night(due):
+                self.log.info("%s published at %s for the night of %s", self.asset.name, event.timestamp, night)
+                return PokeReturnValue(is_done=True, xcom_value=event.timestamp.isoformat())
+            self.log.info(
+                "%s event at %s is not the night of %s's (%s due %s)",
+                self.asset.name, event.timestamp, night, event.source_run_id or "posted", due,
+            )  # fmt: skip
+        self.log.info("No %s event for the night of %s yet", self.asset.name, night)
+        return PokeReturnValue(is_done=False)
 
 
 def wait_for_nightly_batch_task() -> NightlyBatchSensor:
@@ -256,35 +401,66 @@ def wait_for_nightly_batch_task() -> NightlyBatchSensor:
 UNDELIVERED_OUTCOMES = ("failed_again", "running", "unconfirmed")
 
 
+# A long list in a failure message (and the alert made from it) shows this many entries,
+# then how many more: the whole list is in the summary, the XCom.
+LIST_CAP = 10
+IDS_CAP = 12
+
+
+def capped(lines: list[str], what: str) -> list[str]:
+    """The first LIST_CAP lines, then one saying how many more ``what`` there are."""
+    if len(lines) <= LIST_CAP:
+        return lines
+    return lines[:LIST_CAP] + [f"… and {len(lines) - LIST_CAP:,} more {what}"]
+
+
+def plan_ids(ids: list, what: str) -> str:
+    """'2,052 plans not attempted: 3001, 3002, … and 2,040 more': a count, then the first IDS_CAP ids."""
+    shown = ", ".join(map(str, ids[:IDS_CAP]))
+    more = f", … and {len(ids) - IDS_CAP:,} more" if len(ids) > IDS_CAP else ""
+    return f"{len(ids):,} plan{'s' if len(ids) != 1 else ''} {what}: {shown}{more}"
+
+
 def summary_problems(summary: dict) -> list[str]:
-    """One line per plan in the summary that needs a person, saying which and why."""
+    """One line per plan in the summary that needs a person, saying which and why, grouped
+    by kind; a kind with more than LIST_CAP plans ends in a line saying how many more."""
 
     def plan(entry):
         name = entry.get("name")
         return f"plan {entry.get('plan_id')}" + (f" ({name})" if name else "")
 
-    problems = []
+    def undelivered(entries, prefix):
+        lines = []
+        for e in entries or []:
+            if e.get("outcome") in UNDELIVERED_OUTCOMES:
+                detail = f": {e['outcome_detail']}" if e.get("outcome_detail") else ""
+                lines.append(f"{prefix} {e['outcome']}: {plan(e)}, copy {e.get('new_plan_id')}{detail}")
+        return lines
+
+    needs_person = []
     for e in summary.get("needs_person") or []:
         owner = f", owner {e['owner']}" if e.get("owner") else ""
         detail = f": {e['detail']}" if e.get("detail") else ""
-        problems.append(f"needs a person: {plan(e)}{owner}: {e.get('reason')}{detail}")
+        needs_person.append(f"needs a person: {plan(e)}{owner}: {e.get('reason')}{detail}")
+    failed = []
     for e in summary.get("failed") or []:
         status = f" (HTTP {e['status']})" if e.get("status") else ""
-        problems.append(f"re-run failed: {plan(e)}{status}: {e.get('error')}")
-    for e in summary.get("rerun") or []:
-        if e.get("outcome") in UNDELIVERED_OUTCOMES:
-            detail = f": {e['outcome_detail']}" if e.get("outcome_detail") else ""
-            problems.append(f"re-run {e['outcome']}: {plan(e)}, copy {e.get('new_plan_id')}{detail}")
-    for e in summary.get("skipped") or []:
-        # An earlier run's copy, waited for as this run's own.
-        if e.get("outcome") in UNDELIVERED_OUTCOMES:
-            detail = f": {e['outcome_detail']}" if e.get("outcome_detail") else ""
-            problems.append(f"earlier re-run {e['outcome']}: {plan(e)}, copy {e.get('new_plan_id')}{detail}")
+        failed.append(f"re-run failed: {plan(e)}{status}: {e.get('error')}")
+    in_progress = []
     for e in summary.get("in_progress") or []:
         detail = f": {e['detail']}" if e.get("detail") else ""
-        problems.append(f"in progress: {plan(e)}: {e.get('outcome')}{detail}")
+        in_progress.append(f"in progress: {plan(e)}: {e.get('outcome')}{detail}")
+
+    problems = [
+        *capped(needs_person, "plans that need a person"),
+        *capped(failed, "failed re-runs"),
+        *capped(undelivered(summary.get("rerun"), "re-run"), "undelivered re-runs"),
+        # An earlier run's copy, waited for as this run's own.
+        *capped(undelivered(summary.get("skipped"), "earlier re-run"), "undelivered earlier re-runs"),
+        *capped(in_progress, "deliveries in progress"),
+    ]
     if summary.get("not_attempted"):
-        problems.append("not attempted (the run was stopped): plans " + ", ".join(map(str, summary["not_attempted"])))
+        problems.append(plan_ids(summary["not_attempted"], "not attempted (the run was stopped)"))
     if summary.get("error"):
         problems.append(f"error: {summary['error']}")
     return problems
@@ -316,23 +492,56 @@ def check(summary, *, label: str = "") -> dict:
     )
 
 
-@task(task_id="check_summary", retries=0)
-def check_summary(summary) -> None:
-    """Fail the run, naming the plans and why, when the re-run needs a person.
-
-    Call it on the re-run task's output inside the DAG: ``check_summary(rerun.output)``.
-    """
-    check(summary)
+RERUN_TASK_ID = "rerun_failed_deliveries"
 
 
-@task(task_id="check_summary", retries=0)
-def check_summaries(summaries, names: list[str]) -> None:
-    """check_summary for a mapped re-run task: one summary per instance, in map order."""
+def rerun_states(ti) -> dict[str, str | None]:
+    """This run's states of the re-run task: {"rerun_failed_deliveries": state} unmapped,
+    {"rerun_failed_deliveries_0": state, ...} mapped (as the execution API names them)."""
+    return ti.get_task_states(dag_id=ti.dag_id, task_ids=[RERUN_TASK_ID], run_ids=[ti.run_id]).get(ti.run_id, {})
+
+
+def check_instances(ti, names: list[str | None]) -> None:
+    """Check the summary of each re-run task instance (map index i for names[i]; a single
+    None name: the unmapped task) and fail naming every one that needs a person or left
+    no summary, with its task state (failed, upstream_failed, ...)."""
+    states = rerun_states(ti)
     problems = []
-    for name, summary in zip(names, summaries, strict=True):
+    for index, name in enumerate(names):
+        map_index = -1 if name is None else index
+        summary = ti.xcom_pull(task_ids=RERUN_TASK_ID, map_indexes=map_index)
+        if summary is None:
+            # An instance that never ran because the task was never expanded (its upstream
+            # failed first) has no state of its own: the unexpanded task's is its.
+            state = states.get(f"{RERUN_TASK_ID}_{index}", states.get(RERUN_TASK_ID)) if name else states.get(RERUN_TASK_ID)
+            task = RERUN_TASK_ID + (f" [{name}]" if name else "")
+            where = f"{name}: " if name else ""
+            problems.append(f"{where}the re-run left no summary: {task} ended {state or 'without a state'}")
+            continue
         try:
-            check(summary, label=name)
+            check(summary, label=name or "")
         except AirflowFailException as err:
             problems.append(str(err))
     if problems:
         raise AirflowFailException("\n".join(problems))
+
+
+# The checks run whatever became of the re-run task (trigger_rule all_done): a re-run that
+# exits 3 or 4 (could not list the failures; stopped at RERUN_DEADLINE) fails its task but
+# still leaves its summary as the XCom, and the check names what it says; a re-run that
+# left none is named with its task state. Set them downstream of the re-run task.
+
+
+@task(task_id="check_summary", retries=0, trigger_rule="all_done")
+def check_summary(**context) -> None:
+    """Fail the run, naming the plans and why, when the re-run needs a person or left no
+    summary. Inside the DAG: ``rerun >> check_summary()``."""
+    check_instances(context["ti"], [None])
+
+
+@task(task_id="check_summaries", retries=0, trigger_rule="all_done")
+def check_summaries(names: list[str], **context) -> None:
+    """check_summary for a mapped re-run task, one instance per name in map order: one
+    instance failing never hides another that needs a person.
+    Inside the DAG: ``rerun_each >> check_summaries(names=[...])``."""
+    check_instances(context["ti"], names)

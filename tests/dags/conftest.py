@@ -122,6 +122,8 @@ class FakeSupervisorComms:
             return ErrorResponse(error=ErrorType.CONNECTION_NOT_FOUND, detail={"conn_id": msg.conn_id})
         if name == "GetAssetEventByAsset" and self.asset_events is not None:
             return self.asset_events.answer(msg)
+        if name == "GetDagRun" and self.asset_events is not None:
+            return self.asset_events.dag_run(msg)
         raise AssertionError(f"unexpected supervisor request in an offline test: {msg!r}")
 
 
@@ -152,16 +154,46 @@ class AssetEventStore:
         self.session = Session(self.engine)
         self.requests = []
 
-    def add(self, asset, timestamp):
+    def add(self, asset, timestamp, *, batch_due=None):
+        """An event of ``asset`` at ``timestamp``; published by a run of the batch DAG due
+        (its run_after) at ``batch_due``, or, without it, posted from outside Airflow."""
         from airflow.models.asset import AssetEvent, AssetModel
+        from airflow.models.dagrun import DagRun
+        from airflow.utils.types import DagRunType
 
         model = self.session.query(AssetModel).filter_by(name=asset.name, uri=asset.uri).one_or_none()
         if model is None:
             model = AssetModel(name=asset.name, uri=asset.uri)
             self.session.add(model)
             self.session.flush()
-        self.session.add(AssetEvent(asset_id=model.id, timestamp=timestamp))
+        source = {}
+        if batch_due is not None:
+            run_id = f"scheduled__{batch_due.isoformat()}"
+            if self.session.query(DagRun).filter_by(dag_id="nightly_batch", run_id=run_id).one_or_none() is None:
+                self.session.add(
+                    DagRun(
+                        dag_id="nightly_batch",
+                        run_id=run_id,
+                        logical_date=batch_due,
+                        run_after=batch_due,
+                        start_date=batch_due,
+                        data_interval=(batch_due, batch_due),
+                        run_type=DagRunType.SCHEDULED,
+                        state="success",
+                    )
+                )
+            source = dict(source_dag_id="nightly_batch", source_run_id=run_id, source_task_id="publish", source_map_index=-1)
+        self.session.add(AssetEvent(asset_id=model.id, timestamp=timestamp, **source))
         self.session.flush()
+
+    def dag_run(self, msg):
+        """What the supervisor sends back for a GetDagRun: the execution API route's answer."""
+        from airflow.api_fastapi.execution_api.routes.dag_runs import get_dag_run
+        from airflow.sdk.api.datamodels._generated import DagRun
+        from airflow.sdk.execution_time.comms import DagRunResult
+
+        response = get_dag_run(dag_id=msg.dag_id, run_id=msg.run_id, session=self.session)
+        return DagRunResult.from_api_response(DagRun.model_validate_json(response.model_dump_json()))
 
     def answer(self, msg):
         """What the supervisor sends back for a GetAssetEventByAsset: the route's answer,
@@ -204,17 +236,24 @@ def asset_events(supervisor_comms):
 
 
 def runtime_ti(
-    task, *, data_interval_start, data_interval_end, logical_date=None, run_after=None, conf=None, map_index=-1
+    task, *, data_interval_start=None, data_interval_end=None, logical_date=None, run_after=None, conf=None, map_index=-1
 ):
     """A RuntimeTaskInstance for ``task`` in a scheduled run with the given data interval.
     run_after (when the run was due) defaults to the interval's end, as for a
-    CronTriggerTimetable; logical_date to run_after."""
+    CronTriggerTimetable; logical_date to run_after. Without a data interval: a manual run
+    triggered without a logical date (none, and no data interval), due at run_after."""
     from airflow.sdk.api.datamodels._generated import DagRun, DagRunState, DagRunType, TIRunContext
     from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 
-    run_after = run_after or data_interval_end
-    logical_date = logical_date or run_after
-    run_id = f"scheduled__{logical_date.isoformat()}"
+    if data_interval_end is None:
+        run_type = DagRunType.MANUAL
+        run_after = run_after or pendulum.datetime(2026, 11, 28, 15, tz="UTC")
+        run_id = f"manual__{run_after.isoformat()}"
+    else:
+        run_type = DagRunType.SCHEDULED
+        run_after = run_after or data_interval_end
+        logical_date = logical_date or run_after
+        run_id = f"scheduled__{logical_date.isoformat()}"
     dag_run = DagRun(
         dag_id=task.dag_id,
         run_id=run_id,
@@ -224,7 +263,7 @@ def runtime_ti(
         run_after=run_after,
         start_date=run_after,
         end_date=None,
-        run_type=DagRunType.SCHEDULED,
+        run_type=run_type,
         state=DagRunState.RUNNING,
         conf=conf,
         consumed_asset_events=[],

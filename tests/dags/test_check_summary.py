@@ -117,7 +117,7 @@ def test_clean_run_passes(value):
         ),
         pytest.param(
             summary(exit_code=1, not_attempted=["111", "112"], error="stopped by SIGTERM"),
-            ["not attempted (the run was stopped): plans 111, 112", "error: stopped by SIGTERM"],
+            ["2 plans not attempted (the run was stopped): 111, 112", "error: stopped by SIGTERM"],
             id="stopped",
         ),
         pytest.param(
@@ -143,14 +143,117 @@ def test_fails_naming_each_plan_and_why(value, want):
     assert "Daily revenue" not in message
 
 
-def test_instances_are_named_in_the_multi_dag():
+def test_long_lists_are_grouped_and_capped():
+    # A run stopped at its deadline with 2,052 plans left, and 25 that need a person: the
+    # message counts them and shows the first few; the summary (XCom) has them all.
+    from looker_rerun_common import IDS_CAP, LIST_CAP
+
+    needs_person = [{"plan_id": str(100 + i), "reason": "permanent"} for i in range(25)]
+    message = fail_message(
+        summary(exit_code=4, not_attempted=[str(3001 + i) for i in range(2052)], needs_person=needs_person)
+    )
+    lines = message.splitlines()
+
+    assert "- 2,052 plans not attempted (the run was stopped): " + ", ".join(
+        str(3001 + i) for i in range(IDS_CAP)
+    ) + ", … and 2,040 more" in lines, message
+    person_lines = [line for line in lines if line.startswith("- needs a person: ")]
+    assert [line.split(":")[1].strip() for line in person_lines] == [f"plan {100 + i}" for i in range(LIST_CAP)]
+    assert "- … and 15 more plans that need a person" in lines, message
+    assert len(lines) == 1 + LIST_CAP + 2, message
+
+
+class FakeTI:
+    """The two things check_summaries asks of its task instance: the mapped re-run task's
+    XCom per map index, and its task states, keyed as the execution API keys them."""
+
+    dag_id = "looker_rerun_multi"
+    run_id = "scheduled__2026-11-27T01:00:00+00:00"
+
+    def __init__(self, xcoms: dict[int, object], states: dict[str, str]):
+        self.xcoms, self.states = xcoms, states
+
+    def xcom_pull(self, task_ids, map_indexes):
+        assert task_ids == "rerun_failed_deliveries"
+        return self.xcoms.get(map_indexes)
+
+    def get_task_states(self, dag_id, task_ids, run_ids):
+        assert (dag_id, task_ids, run_ids) == (self.dag_id, ["rerun_failed_deliveries"], [self.run_id])
+        return {self.run_id: self.states}
+
+
+def multi_message(ti, names):
     from airflow.sdk.exceptions import AirflowFailException
 
     import looker_rerun_common
 
-    bad = summary(exit_code=1, needs_person=[{"plan_id": "105", "name": "Inventory", "reason": "permanent"}])
     with pytest.raises(AirflowFailException) as err:
-        looker_rerun_common.check_summaries.function([CLEAN, bad], names=["prod", "emea"])
-    assert str(err.value).startswith("emea: looker-rerun needs a person"), str(err.value)
-    assert "prod" not in str(err.value)
-    looker_rerun_common.check_summaries.function([CLEAN, CLEAN], names=["prod", "emea"])
+        looker_rerun_common.check_summaries.function(names=names, ti=ti)
+    return str(err.value)
+
+
+BAD = summary(exit_code=1, needs_person=[{"plan_id": "105", "name": "Inventory", "reason": "permanent"}])
+
+
+@pytest.mark.parametrize(
+    ("xcoms", "states", "want"),
+    [
+        pytest.param(
+            {0: CLEAN, 1: BAD},
+            {"rerun_failed_deliveries_0": "success", "rerun_failed_deliveries_1": "success"},
+            ["emea: looker-rerun needs a person (exit_code 1):\n- needs a person: plan 105 (Inventory): permanent"],
+            id="one needs a person",
+        ),
+        pytest.param(
+            {1: BAD},
+            {"rerun_failed_deliveries_0": "failed", "rerun_failed_deliveries_1": "success"},
+            [
+                "prod: the re-run left no summary: rerun_failed_deliveries [prod] ended failed",
+                "emea: looker-rerun needs a person (exit_code 1)",
+            ],
+            id="one failed, one needs a person",
+        ),
+        pytest.param(
+            {0: summary(exit_code=3, error="looker: log in: HTTP 401")},
+            {"rerun_failed_deliveries_0": "failed", "rerun_failed_deliveries_1": "upstream_failed"},
+            [
+                "prod: looker-rerun needs a person (exit_code 3):\n- error: looker: log in: HTTP 401",
+                "emea: the re-run left no summary: rerun_failed_deliveries [emea] ended upstream_failed",
+            ],
+            id="a failed instance's summary is read",
+        ),
+        pytest.param(
+            {},
+            {"rerun_failed_deliveries": "upstream_failed"},
+            [
+                "prod: the re-run left no summary: rerun_failed_deliveries [prod] ended upstream_failed",
+                "emea: the re-run left no summary: rerun_failed_deliveries [emea] ended upstream_failed",
+            ],
+            id="never expanded",
+        ),
+    ],
+)
+def test_multi_check_names_every_instance(xcoms, states, want):
+    message = multi_message(FakeTI(xcoms, states), ["prod", "emea"])
+    for part in want:
+        assert part in message, message
+    assert message.count("\n") >= len(want) - 1
+
+
+def test_multi_check_passes_when_every_instance_is_clean():
+    import looker_rerun_common
+
+    states = {"rerun_failed_deliveries_0": "success", "rerun_failed_deliveries_1": "success"}
+    looker_rerun_common.check_summaries.function(names=["prod", "emea"], ti=FakeTI({0: CLEAN, 1: CLEAN}, states))
+
+
+def test_single_check_names_the_task_state_without_a_summary():
+    import looker_rerun_common
+
+    ti = FakeTI({}, {"rerun_failed_deliveries": "failed"})
+    ti.xcom_pull = lambda task_ids, map_indexes: {-1: None}[map_indexes]
+    from airflow.sdk.exceptions import AirflowFailException
+
+    with pytest.raises(AirflowFailException) as err:
+        looker_rerun_common.check_summary.function(ti=ti)
+    assert str(err.value) == "the re-run left no summary: rerun_failed_deliveries ended failed"

@@ -145,9 +145,9 @@ def test_dags_round_trip_through_serialization(parsed):
     # The scheduler and the UI only ever see the serialized form.
     result, _ = parsed
     assert result["serialized"] == {
-        "looker_rerun": ["check_summary", "rerun_failed_deliveries", "wait_for_nightly_batch"],
-        "looker_rerun_docker": ["check_summary", "rerun_failed_deliveries", "wait_for_nightly_batch"],
-        "looker_rerun_multi": ["check_summary", "rerun_failed_deliveries", "wait_for_nightly_batch"],
+        "looker_rerun": ["check_params", "check_summary", "rerun_failed_deliveries", "wait_for_nightly_batch"],
+        "looker_rerun_docker": ["check_params", "check_summary", "rerun_failed_deliveries", "wait_for_nightly_batch"],
+        "looker_rerun_multi": ["check_params", "check_summaries", "rerun_failed_deliveries", "wait_for_nightly_batch"],
     }
 
 
@@ -169,7 +169,7 @@ def test_docker_only_deployment_needs_no_kubernetes(tmp_path, files, dags, impor
     if import_error is None:
         assert result["import_errors"] == {}, result["import_errors"]
         assert result["serialized"] == {
-            "looker_rerun_docker": ["check_summary", "rerun_failed_deliveries", "wait_for_nightly_batch"]
+            "looker_rerun_docker": ["check_params", "check_summary", "rerun_failed_deliveries", "wait_for_nightly_batch"]
         }
     else:
         errors = list(result["import_errors"].values())

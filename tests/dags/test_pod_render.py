@@ -69,12 +69,20 @@ def check_pod(pod, *, image, base_url, secret_name):
     assert env["LOOKERSDK_VERIFY_SSL"].value == "true"
     # A run that needs a person exits 0, so its summary becomes the XCom.
     assert env["RERUN_NEEDS_PERSON_EXIT_CODE"].value == "0"
+    # The binary stops with a summary 6 minutes before execution_timeout (30 minutes)
+    # would kill it: 5 for the pod's start, 1 to log out and write the summary.
+    assert env["RERUN_DEADLINE"].value == "24m"
+    assert env["RERUN_WAIT"].value == "15m"
+    # Deployment settings, defaults here (no Variables).
+    assert env["RERUN_MAX_WINDOW"].value == "168h"
+    assert env["RERUN_ALLOW_HTTP"].value == "false"
     # Only settings the binary reads.
     known = {
         "LOOKERSDK_BASE_URL", "LOOKERSDK_CLIENT_ID", "LOOKERSDK_CLIENT_SECRET", "LOOKERSDK_VERIFY_SSL",
         "LOOKERSDK_TIMEOUT", "RERUN_SINCE", "RERUN_UNTIL", "RERUN_LOOKBACK", "RERUN_LOOK_ID", "RERUN_CONFIRM",
         "RERUN_DRY_RUN", "RERUN_CONCURRENCY", "RERUN_RATE", "RERUN_RESULT_FILE", "RERUN_WAIT",
         "RERUN_NEEDS_PERSON_EXIT_CODE", "LOG_LEVEL", "LOG_FORMAT",
+        "RERUN_DEADLINE", "RERUN_MAX_WINDOW", "RERUN_ALLOW_HTTP",
     }  # fmt: skip
     assert set(env) <= known, set(env) - known
 
@@ -144,23 +152,23 @@ def test_window_matches_the_scheduled_interval(get_dag, monkeypatch):
     assert (env["RERUN_SINCE"].value, env["RERUN_UNTIL"].value) == (RERUN_SINCE, RERUN_UNTIL)
 
 
-def test_params_override_window_image_and_url(get_dag, monkeypatch):
+def test_params_override_window_and_dry_run_only(get_dag, monkeypatch):
     monkeypatch.setenv("AIRFLOW_VAR_LOOKER_RERUN_BASE_URL", "https://from-variable.example.test")
+    monkeypatch.setenv("AIRFLOW_VAR_LOOKER_RERUN_IMAGE", "registry.example.test/looker-rerun:1.2.3")
+    monkeypatch.setenv("AIRFLOW_VAR_LOOKER_RERUN_ALLOW_HTTP", "True")
+    monkeypatch.setenv("AIRFLOW_VAR_LOOKER_RERUN_MAX_WINDOW_HOURS", "48")
     dag = get_dag("looker_rerun")
     _, pod = rendered_pod(
         dag,
-        conf={
-            "since": "2026-11-20T15:00:00Z",
-            "until": "2026-11-21T01:00:00Z",
-            "looker_base_url": "https://from-param.example.test",
-            "image": "looker-rerun:param",
-            "dry_run": True,
-        },
+        conf={"since": "2026-11-20T15:00:00Z", "until": "2026-11-21T01:00:00Z", "dry_run": True},
     )
     base = containers_by_name(pod)["base"]
     env = env_of(base)
-    assert base.image == "looker-rerun:param"
-    assert env["LOOKERSDK_BASE_URL"].value == "https://from-param.example.test"
+    # The image, the URL and plain http are the deployment's, whatever the run's params.
+    assert base.image == "registry.example.test/looker-rerun:1.2.3"
+    assert env["LOOKERSDK_BASE_URL"].value == "https://from-variable.example.test"
+    assert env["RERUN_ALLOW_HTTP"].value == "true"
+    assert env["RERUN_MAX_WINDOW"].value == "48h"
     # The caller's window, used as given: no margin taken off.
     assert env["RERUN_SINCE"].value == "2026-11-20T15:00:00Z"
     assert env["RERUN_UNTIL"].value == "2026-11-21T01:00:00Z"
@@ -233,7 +241,8 @@ def test_docker_variant(get_dag, monkeypatch):
     assert task.network_mode == "bridge"
     assert [(m["Target"], m["Type"]) for m in task.mounts] == [("/airflow/xcom", "tmpfs")]
     # Writable by uid 65532 also where the engine gives a tmpfs no mode (podman: 000).
-    assert task.mounts[0]["TmpfsOptions"] == {"SizeBytes": 1 << 20, "Mode": 0o1777}
+    # 8 MiB: the largest summary a run can write (see RESULT_TMPFS_BYTES).
+    assert task.mounts[0]["TmpfsOptions"] == {"SizeBytes": 8 << 20, "Mode": 0o1777}
 
     conn = Connection(conn_id="looker_rerun", conn_type="generic", login="the-id", password="the-secret")
     seen = {}

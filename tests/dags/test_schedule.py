@@ -49,16 +49,24 @@ def test_rerun_waits_for_the_nightly_batch_asset(get_dag, dag_id):
     from looker_rerun_common import NIGHTLY_BATCH_DONE, NightlyBatchSensor
 
     dag = get_dag(dag_id)
-    assert set(dag.task_ids) == {"wait_for_nightly_batch", "rerun_failed_deliveries", "check_summary"}
+    check_id = "check_summaries" if dag_id == "looker_rerun_multi" else "check_summary"
+    assert set(dag.task_ids) == {"check_params", "wait_for_nightly_batch", "rerun_failed_deliveries", check_id}
+    params = dag.get_task("check_params")
     sensor = dag.get_task("wait_for_nightly_batch")
     rerun = dag.get_task("rerun_failed_deliveries")
 
+    # The params are checked first, before the sensor waits or a container starts.
+    assert params.upstream_task_ids == set()
+    assert params.retries == 0
+    assert sensor.upstream_task_ids == {"check_params"}
     assert rerun.upstream_task_ids == {"wait_for_nightly_batch"}
     assert rerun.trigger_rule == "all_success"
-    # The check reads the re-run's summary and is the last task, the one to alert on.
-    check = dag.get_task("check_summary")
+    # The check reads the re-run's summary and is the last task, the one to alert on. It
+    # runs whatever became of the re-run (a failed one may still have left its summary).
+    check = dag.get_task(check_id)
     assert check.upstream_task_ids == {"rerun_failed_deliveries"}
     assert check.downstream_task_ids == set()
+    assert check.trigger_rule == "all_done"
     assert check.retries == 0
     assert isinstance(sensor, NightlyBatchSensor)
     assert sensor.inlets == [NIGHTLY_BATCH_DONE]
@@ -94,17 +102,35 @@ def jst(day, hour, minute=0, second=0):
         # Finished after 10:00: the warehouse is fresh, still go.
         pytest.param([jst(28, 11)], jst(28, 11), id="this night's late batch"),
         pytest.param([jst(27, 14), jst(28, 3, 10), jst(28, 4)], jst(28, 3, 10), id="the first of this night's"),
+        # Published by a run of the batch DAG: the night is the one that run was due in.
+        pytest.param([(jst(28, 3, 10), jst(28, 0, 30))], jst(28, 3, 10), id="this night's batch run"),
+        pytest.param(
+            [(jst(29, 2), jst(28, 0, 30))], jst(29, 2), id="this night's batch run, finished the next night"
+        ),
+        # Yesterday's batch run, cleared and run again after midnight: its event is
+        # tonight, its run is yesterday's. It must not count.
+        pytest.param([(jst(28, 1), jst(27, 0, 30))], None, id="a re-run of yesterday's batch run"),
+        pytest.param(
+            [(jst(28, 1), jst(27, 0, 30)), (jst(28, 3, 10), jst(28, 0, 30))],
+            jst(28, 3, 10),
+            id="a re-run of yesterday's, then this night's",
+        ),
+        # A later night's batch does not make this night's warehouse fresh (a backfill).
+        pytest.param([(jst(29, 3), jst(29, 0, 30))], None, id="the next night's batch run"),
+        pytest.param([jst(29, 3)], None, id="the next night's posted event"),
     ],
 )
 def test_sensor_accepts_only_this_nights_batch(get_dag, asset_events, events, want):
-    # The run of 28 Nov: its night starts at 00:00 JST on the 28th. The events are served
-    # by the execution API's own route, as the sensor's inlet_events query them.
+    # The run of 28 Nov: its night is the 28th in Asia/Tokyo. The events (a timestamp, or
+    # a timestamp and when the batch run that published it was due) are served by the
+    # execution API's own routes, as the sensor's inlet_events query them.
     from looker_rerun_common import NIGHTLY_BATCH_DONE
 
     dag = get_dag("looker_rerun")
     info = scheduled_interval(dag, "2026-11-28")
-    for t in events:
-        asset_events.add(NIGHTLY_BATCH_DONE, t)
+    for e in events:
+        timestamp, due = e if isinstance(e, tuple) else (e, None)
+        asset_events.add(NIGHTLY_BATCH_DONE, timestamp, batch_due=due)
     sensor, context = render(
         dag.get_task("wait_for_nightly_batch"),
         data_interval_start=info.data_interval.start,
@@ -115,25 +141,24 @@ def test_sensor_accepts_only_this_nights_batch(get_dag, asset_events, events, wa
 
     result = sensor.poke(context)
 
-    assert len(asset_events.requests) == 1, asset_events.requests
     assert result.is_done is (want is not None)
     if want is not None:
         assert pendulum.parse(result.xcom_value) == want
 
 
 @pytest.mark.parametrize("dag_id", DAG_IDS)
-def test_sensor_night_starts_at_midnight_tokyo_of_every_run_day(get_dag, dag_id):
-    # MIDNIGHT_TO_RUN before the data interval end is 00:00 JST of the run's day, for every
-    # run of a week, scheduled or backfilled.
-    from looker_rerun_common import MIDNIGHT_TO_RUN
+def test_sensor_night_is_the_run_day_in_tokyo(get_dag, dag_id):
+    # The night whose batch a run waits for is its day in Asia/Tokyo, for every run of a
+    # week, scheduled or backfilled.
+    from looker_rerun_common import run_night
 
     dag = get_dag(dag_id)
     runs = scheduled_runs(dag, "2026-11-23", 7) + backfill_runs(
         dag, "2026-11-25T00:00:00+09:00", "2026-11-27T23:59:59+09:00"
     )
     for info in runs:
-        night = (info.data_interval.end - MIDNIGHT_TO_RUN).in_timezone("Asia/Tokyo")
-        assert night == info.run_after.in_timezone("Asia/Tokyo").start_of("day"), info
+        context = {"params": {}, "data_interval_end": info.data_interval.end}
+        assert run_night(context) == info.run_after.in_timezone("Asia/Tokyo").date(), info
 
 
 @pytest.mark.parametrize("dag_id", DAG_IDS)
