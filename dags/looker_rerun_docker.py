@@ -155,32 +155,10 @@ class LookerRerunDockerOperator(DockerOperator):
         return summary
 
 
-with DAG(
-    dag_id="looker_rerun_docker",
-    description="Re-run Looker scheduled deliveries that failed since the nightly batch (Docker)",
-    schedule=SCHEDULE,
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    params={
-        **dag_params(),
-        "docker_network": Param(
-            None,
-            type=["null", "string"],
-            pattern=NETWORK_NAME_PATTERN,
-            **{"not": {"enum": NOT_A_NETWORK}},
-            description=f"Docker network of the container: one the Airflow Variable {VAR_ALLOWED_NETWORKS} "
-            f"lists (never host, none or container:<id>). Empty: the Variable {VAR_NETWORK}, else {DEFAULT_NETWORK}.",
-        ),
-    },
-    user_defined_macros=USER_DEFINED_MACROS,
-    tags=["looker"],
-    doc_md=__doc__,
-):
-    rerun = LookerRerunDockerOperator(
-        task_id="rerun_failed_deliveries",
+def docker_kwargs() -> dict:
+    """LookerRerunDockerOperator arguments of the re-run task (everything but the environment)."""
+    return dict(
         image=IMAGE_TEMPLATE,
-        environment=rerun_env(),
         # Every output line, for execute to pick the summary from.
         do_xcom_push=True,
         xcom_all=True,
@@ -210,4 +188,34 @@ with DAG(
         retry_delay=RETRY_DELAY,
         execution_timeout=EXECUTION_TIMEOUT,
     )
+
+
+def docker_params() -> dict[str, Param]:
+    """The params of the Docker DAG: dag_params and the container's network."""
+    return {
+        **dag_params(),
+        "docker_network": Param(
+            None,
+            type=["null", "string"],
+            pattern=NETWORK_NAME_PATTERN,
+            **{"not": {"enum": NOT_A_NETWORK}},
+            description=f"Docker network of the container: one the Airflow Variable {VAR_ALLOWED_NETWORKS} "
+            f"lists (never host, none or container:<id>). Empty: the Variable {VAR_NETWORK}, else {DEFAULT_NETWORK}.",
+        ),
+    }
+
+
+with DAG(
+    dag_id="looker_rerun_docker",
+    description="Re-run Looker scheduled deliveries that failed since the nightly batch (Docker)",
+    schedule=SCHEDULE,
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    params=docker_params(),
+    user_defined_macros=USER_DEFINED_MACROS,
+    tags=["looker"],
+    doc_md=__doc__,
+):
+    rerun = LookerRerunDockerOperator(task_id="rerun_failed_deliveries", environment=rerun_env(), **docker_kwargs())
     check_docker_params() >> wait_for_nightly_batch_task() >> rerun >> check_summary()

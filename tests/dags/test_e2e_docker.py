@@ -29,19 +29,13 @@ A missing piece fails the test; DAG_E2E=0 skips it on purpose.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
-import subprocess
-import sys
-import textwrap
-import time
 
 import pendulum
 import pytest
 
-from conftest import CLIENT_ID, CLIENT_SECRET, DAGS, REPO, e2e, reruns, run, stop
+from conftest import CLIENT_SECRET, e2e, reruns
+from e2e_airflow import make_airflow, podman_service, rfc3339
 from looker_rerun_common import ACTIVITY_MARGIN, WINDOW
 
 pytestmark = e2e
@@ -50,150 +44,29 @@ DAG_ID = "looker_rerun_docker"
 # The stand-in's demo seed fails plan 105 with this detail; as a permanent pattern it
 # makes the plan one that needs a person.
 PERMANENT_PATTERN = "Webhook answered 502"
-
-# The engine settings of scripts/podman-setup.sh: in podman 4.3 a CONTAINERS_CONF file
-# replaces the machine's containers.conf and its drop-ins, so it repeats them.
-CONTAINERS_CONF = """\
-[containers]
-default_ulimits = []
-env = {env}
-
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-"""
-
-# Reads a DAG run's task states and XComs from the metadata database.
-RESULT_SCRIPT = textwrap.dedent(
-    """
-    import json, sys
-    import pendulum
-    from airflow.models.dagrun import DagRun
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    dag_id, logical_date = sys.argv[1], pendulum.parse(sys.argv[2])
-    with create_session() as session:
-        dr = session.query(DagRun).filter(DagRun.dag_id == dag_id, DagRun.logical_date == logical_date).one()
-        rows = session.query(XComModel).filter(
-            XComModel.dag_id == dag_id, XComModel.run_id == dr.run_id, XComModel.key == "return_value"
-        )
-        print("RUN-RESULT " + json.dumps({
-            "state": str(dr.state),
-            "data_interval": [dr.data_interval_start.isoformat(), dr.data_interval_end.isoformat()],
-            "states": {ti.task_id: str(ti.state) for ti in dr.get_task_instances(session=session)},
-            "xcom": {row.task_id: XComModel.deserialize_value(row) for row in rows},
-        }))
-    """
-)
-
-
-def rfc3339(t):
-    return t.in_timezone("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@contextlib.contextmanager
-def podman_service(podman, tmp, name, container_env=()):
-    """`podman system service` on a socket in tmp; yields its DOCKER_HOST URL.
-    container_env: NAME=value strings podman adds to every container it creates."""
-    sock = tmp / f"{name}.sock"
-    env = os.environ.copy()
-    if container_env:
-        conf = tmp / f"{name}.containers.conf"
-        conf.write_text(CONTAINERS_CONF.format(env=json.dumps(list(container_env))))
-        env["CONTAINERS_CONF"] = str(conf)
-    log_path = tmp / f"{name}.service.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [podman, "system", "service", "--time=0", f"unix://{sock}"], env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-    try:
-        import docker
-
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, f"podman system service exited: {log_path.read_text()}"
-            try:
-                if sock.exists() and docker.APIClient(base_url=f"unix://{sock}").ping():
-                    break
-            except docker.errors.DockerException:
-                pass
-            assert time.monotonic() < deadline, f"podman system service not answering: {log_path.read_text()}"
-            time.sleep(0.2)
-        yield f"unix://{sock}"
-    finally:
-        stop(proc, timeout=15)
-
-
-class Airflow:
-    """The airflow CLI of this venv, on a throw-away AIRFLOW_HOME."""
-
-    def __init__(self, home, dags):
-        self.cli = str(shutil.which("airflow", path=os.path.dirname(sys.executable)))
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "DOCKER_"))}
-        self.env.update(
-            AIRFLOW_HOME=str(home),
-            AIRFLOW__CORE__DAGS_FOLDER=str(dags),
-            AIRFLOW__CORE__LOAD_EXAMPLES="False",
-            AIRFLOW__LOGGING__LOGGING_LEVEL="INFO",
-        )
-
-    def __call__(self, *args, docker_host=None, check=True, timeout=300):
-        env = dict(self.env, DOCKER_HOST=docker_host) if docker_host else self.env
-        return run(self.cli, *args, env=env, check=check, timeout=timeout)
-
-    def dags_test(self, dag_id, logical_date, *, conf=None, docker_host=None):
-        """`airflow dags test`; returns (its output, the run's result: state, states, xcom)."""
-        args = ["dags", "test", dag_id, logical_date.isoformat()]
-        if conf:
-            args += ["--conf", json.dumps(conf)]
-        proc = self(*args, docker_host=docker_host, check=False)
-        output = proc.stdout + proc.stderr
-        result = run(sys.executable, "-c", RESULT_SCRIPT, dag_id, logical_date.isoformat(), env=self.env)
-        lines = [line for line in result.stdout.splitlines() if line.startswith("RUN-RESULT ")]
-        assert len(lines) == 1, result.stdout + result.stderr + output
-        return output, json.loads(lines[0].removeprefix("RUN-RESULT "))
+# The runs' logical date: `airflow dags test` gives a run the 24 hours before it as its
+# data interval, as a scheduled run's; the stand-in's failures (2 to 20 hours before it
+# started) fall into it.
+LOGICAL_DATE = pendulum.now("UTC").replace(microsecond=0)
 
 
 @pytest.fixture(scope="module")
 def airflow(tmp_path_factory, lookertest, image):
-    tmp = tmp_path_factory.mktemp("airflow")
-    dags = tmp / "dags"
-    dags.mkdir()
-    # What a Docker-only deployment copies, and the batch DAG that publishes the asset.
-    for f in ["looker_rerun_docker.py", "looker_rerun_common.py"]:
-        shutil.copy(DAGS / f, dags)
-    shutil.copy(REPO / "tests/dags/e2e_dags/nightly_batch.py", dags)
-    af = Airflow(tmp / "home", dags)
-    af("db", "migrate")
-    variables = tmp / "variables.json"
-    variables.write_text(
-        json.dumps(
-            {
-                "looker_rerun_base_url": lookertest["url"],
-                "looker_rerun_image": image,
-                # The stand-in listens on the worker's loopback.
-                "looker_rerun_docker_network": "host",
-            }
-        )
+    # This night's batch ran: a run due at the runs' own logical date, and one due a few
+    # minutes before it, so that a window ending just after midnight (Asia/Tokyo) has its
+    # night's batch too.
+    return make_airflow(
+        tmp_path_factory.mktemp("airflow"),
+        lookertest_url=lookertest["url"],
+        image=image,
+        batch_dates=[LOGICAL_DATE.subtract(minutes=5), LOGICAL_DATE],
     )
-    af("variables", "import", str(variables))
-    af(
-        "connections", "add", "looker_rerun",
-        "--conn-type", "generic", "--conn-login", CLIENT_ID, "--conn-password", CLIENT_SECRET,
-    )  # fmt: skip
-    _, batch = af.dags_test("nightly_batch", pendulum.now("UTC"))
-    assert batch["states"] == {"publish": "success"}, batch
-    return af
 
 
 def test_docker_dag_end_to_end(podman, airflow, lookertest, tmp_path):
     assert reruns(lookertest["url"]) == {}
-    # `airflow dags test` gives the run the data interval of one triggered at its logical
-    # date: the 24 hours before it, as a scheduled run's. The container's window is that,
-    # less the margin for System Activity's lag; the stand-in's failures (2 to 20 hours
-    # before it started) fall into it.
-    logical_date = pendulum.now("UTC").replace(microsecond=0)
+    # The container's window is the data interval less the margin for System Activity's lag.
+    logical_date = LOGICAL_DATE
     interval = [logical_date.subtract(hours=24).isoformat(), logical_date.isoformat()]
     since, until = rfc3339(logical_date - WINDOW - ACTIVITY_MARGIN), rfc3339(logical_date - ACTIVITY_MARGIN)
 
@@ -207,6 +80,7 @@ def test_docker_dag_end_to_end(podman, airflow, lookertest, tmp_path):
     ) as docker_host:
         output, result = airflow.dags_test(DAG_ID, logical_date, docker_host=docker_host)
     assert result["states"] == {
+        "check_params": "success",
         "wait_for_nightly_batch": "success",
         "rerun_failed_deliveries": "success",
         "check_summary": "failed",
@@ -220,7 +94,7 @@ def test_docker_dag_end_to_end(podman, airflow, lookertest, tmp_path):
     assert summary["exit_code"] == 1, summary
     assert sorted(r["plan_id"] for r in summary["rerun"]) == ["101", "106"], summary
     assert [(p["plan_id"], p["reason"]) for p in summary["needs_person"]] == [("105", "permanent")], summary
-    assert "check_summary" not in result["xcom"]
+    assert set(result["xcom"]) == {"wait_for_nightly_batch", "rerun_failed_deliveries"}
     assert "needs a person: plan 105 (Inventory), owner analyst@example.com: permanent" in output, diag(output)
     assert "AirflowFailException" in output, diag(output)
     assert reruns(lookertest["url"]) == {"101": 1, "106": 1}
@@ -232,7 +106,7 @@ def test_docker_dag_end_to_end(podman, airflow, lookertest, tmp_path):
     with podman_service(podman, tmp_path, "plain") as docker_host:
         output, result = airflow.dags_test(DAG_ID, logical_date, docker_host=docker_host)
         assert result["states"] == dict.fromkeys(
-            ["wait_for_nightly_batch", "rerun_failed_deliveries", "check_summary"], "success"
+            ["check_params", "wait_for_nightly_batch", "rerun_failed_deliveries", "check_summary"], "success"
         ), diag(output)
         assert result["state"] == "success"
         summary = result["xcom"]["rerun_failed_deliveries"]
