@@ -6,9 +6,11 @@
 # arguments go to pytest (e.g. scripts/dag-test.sh -k render -v).
 #
 # The end-to-end tests run against the stand-in Looker: tests/dags/test_e2e_podman.py
-# plays the rendered pod with `podman kube play`; tests/dags/test_e2e_docker.py has
-# Airflow (`airflow dags test`, SQLite in a temporary AIRFLOW_HOME) run the DockerOperator
-# DAG against `podman system service` (part of the podman package). They need podman
+# plays the rendered pod with `podman kube play`; tests/dags/test_e2e_{docker,guards,
+# deadline}.py have Airflow (`airflow dags test`, SQLite in a temporary AIRFLOW_HOME) run
+# the DockerOperator DAG against `podman system service` (part of the podman package):
+# a normal run, the refusals before anything runs, a run without a logical date, a
+# check over several instances, a run stopped at its deadline. They need podman
 # (scripts/podman-setup.sh), the image (scripts/image-test.sh builds IMAGE, default
 # looker-rerun:test) and Go. Missing any of them fails the tests. DAG_E2E=0 skips them.
 #

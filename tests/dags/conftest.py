@@ -363,8 +363,9 @@ def image(podman):
 
 
 @pytest.fixture(scope="module")
-def lookertest(tmp_path_factory):
-    """The stand-in Looker, built from cmd/lookertest, on 127.0.0.1 with the demo seed."""
+def lookertest(tmp_path_factory, request):
+    """The stand-in Looker, built from cmd/lookertest, on 127.0.0.1 with the demo seed, or
+    the flags in the test module's LOOKERTEST_ARGS."""
     go = shutil.which("go")
     assert go, "go not found: needed to build cmd/lookertest"
     tmp = tmp_path_factory.mktemp("lookertest")
@@ -376,7 +377,8 @@ def lookertest(tmp_path_factory):
     log = open(tmp / "lookertest.log", "w")
     started = pendulum.now("UTC")
     proc = subprocess.Popen(
-        [str(binary), "-addr", f"{host}:0", "-url-file", str(url_file), "-seed", "demo"],
+        [str(binary), "-addr", f"{host}:0", "-url-file", str(url_file)]
+        + getattr(request.module, "LOOKERTEST_ARGS", ["-seed", "demo"]),
         stdout=log,
         stderr=subprocess.STDOUT,
     )

@@ -13,6 +13,8 @@ A missing piece fails the test; DAG_E2E=0 skips it on purpose.
 
 from __future__ import annotations
 
+import json
+
 import pendulum
 import pytest
 
@@ -33,8 +35,8 @@ TASKS = ["check_params", "wait_for_nightly_batch", "rerun_failed_deliveries", "c
 @pytest.fixture(scope="module")
 def airflow(tmp_path_factory, lookertest, image):
     files = {name: (DAGS / name).read_text() for name in ["looker_rerun_docker.py", "looker_rerun_common.py"]}
-    instances = "looker_rerun_docker_instances.py"
-    files[instances] = (REPO / "tests/dags/e2e_dags" / instances).read_text()
+    # The test DAG of looker_rerun_multi's shape, in the Docker DAG's module (see its doc).
+    files["looker_rerun_docker.py"] += "\n\n" + (REPO / "tests/dags/e2e_dags/instances_dag.py").read_text()
     return make_airflow(
         tmp_path_factory.mktemp("airflow"),
         lookertest_url=lookertest["url"],
@@ -112,15 +114,21 @@ def test_refused_when_the_run_is_created(airflow, lookertest, conf, param, examp
     # `airflow dags trigger` (the CLI an operator uses) against the serialized DAG: Airflow
     # checks each param's schema as it creates the run, and creates none.
     airflow("dags", "reserialize")
-    before = airflow("dags", "list-runs", DAG_ID, "--output", "json").stdout
-    proc = airflow("dags", "trigger", DAG_ID, "--conf", __import__("json").dumps(conf), check=False)
+    before = run_ids(airflow)
+    proc = airflow("dags", "trigger", DAG_ID, "--conf", json.dumps(conf), check=False)
     output = proc.stdout + proc.stderr
 
     assert proc.returncode != 0, output
     assert f"Invalid input for param {param}:" in output, output
     assert example in output, output
-    assert airflow("dags", "list-runs", DAG_ID, "--output", "json").stdout == before
+    assert run_ids(airflow) == before
     assert reruns(lookertest["url"]) == {}
+
+
+def run_ids(airflow):
+    """The DAG's runs, as `airflow dags list-runs` lists them (its JSON is the last line)."""
+    lines = airflow("dags", "list-runs", DAG_ID, "--output", "json").stdout.strip().splitlines()
+    return sorted(r["run_id"] for r in json.loads(lines[-1]))
 
 
 def test_instance_check_names_the_failed_one_and_the_one_that_needs_a_person(airflow, lookertest, docker_host):

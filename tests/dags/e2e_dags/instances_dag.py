@@ -2,12 +2,14 @@
 re-run task per Looker instance, then check_summaries over them, whatever became of
 each) built from the Docker DAG's operator, so that Airflow can run it on podman.
 
+The test appends this file to looker_rerun_docker.py (whose LookerRerunDockerOperator,
+docker_kwargs, docker_params and check_docker_params it uses): importing that module from a DAG file of its own would
+define the looker_rerun_docker DAG a second time in the same DagBag.
+
 Two instances against the stand-in: ``broken`` has a setting the binary refuses (exit 2,
 no summary: its task fails); ``prod`` makes the stand-in's plan 105 failure permanent,
 so it needs a person (exit 0 with RERUN_NEEDS_PERSON_EXIT_CODE=0, summary exit_code 1).
 """
-
-from __future__ import annotations
 
 from airflow.sdk import DAG
 
@@ -16,13 +18,10 @@ from looker_rerun_common import (
     SCHEDULE,
     START_DATE,
     USER_DEFINED_MACROS,
-    check_params,
     check_summaries,
-    dag_params,
     rerun_env,
     wait_for_nightly_batch_task,
 )
-from looker_rerun_docker import LookerRerunDockerOperator, docker_kwargs
 
 INSTANCES = [
     # LOOKERSDK_TIMEOUT must be 1 to 3600: the binary exits 2 before it does anything.
@@ -35,7 +34,7 @@ with DAG(
     schedule=SCHEDULE,
     start_date=START_DATE,
     catchup=False,
-    params=dag_params(),
+    params=docker_params(),
     user_defined_macros=USER_DEFINED_MACROS,
     tags=["test"],
 ):
@@ -44,5 +43,5 @@ with DAG(
     rerun_each = LookerRerunDockerOperator.partial(
         task_id=RERUN_TASK_ID, **kwargs
     ).expand_kwargs([{"environment": i["environment"]} for i in INSTANCES])
-    check_params() >> wait_for_nightly_batch_task() >> rerun_each
+    check_docker_params() >> wait_for_nightly_batch_task() >> rerun_each
     rerun_each >> check_summaries(names=[i["name"] for i in INSTANCES])
