@@ -28,6 +28,7 @@ happened, fails the run from the summary. See looker_rerun_common.py.
 from __future__ import annotations
 
 import json
+import re
 
 from docker.types import Mount
 
@@ -93,10 +94,13 @@ def summary_from_output(lines: list[str]) -> dict | None:
     """The binary's summary among the container's output lines, or None.
 
     DockerOperator reads stdout and stderr as one stream. The binary writes its last log
-    line ("looker-rerun done", stderr) before the summary (stdout), but the container
+    line ("looker-rerun done", stderr) after the summary (stdout), but the container
     runtime reads the two pipes apart and may hand them on in the other order, so the
-    summary need not be the last line. With LOG_FORMAT=json every log line is a JSON object with a "level";
-    the summary is the last JSON object with a "window" and no "level".
+    summary need not be the last line; and a long summary (hundreds of plans) reaches
+    the stream in pieces, between which a log line can land. With LOG_FORMAT=json every
+    log line is a JSON object starting {"level": (a key the summary never has; inside
+    its strings a quote is escaped), so those are cut out and the pieces joined again.
+    The summary is the last JSON object with a "window" and no "level".
     """
     for line in reversed(lines):
         try:
@@ -105,7 +109,16 @@ def summary_from_output(lines: list[str]) -> dict | None:
             continue
         if isinstance(value, dict) and "window" in value and "level" not in value:
             return value
-    return None
+    text = "\n".join(lines)
+    start = text.rfind('{"window":')
+    if start < 0:
+        return None
+    joined = re.sub(r'\{"level":[^\n]*(\n|$)', "", text[start:]).replace("\n", "")
+    try:
+        value, _ = json.JSONDecoder().raw_decode(joined)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) and "window" in value else None
 
 
 class LookerRerunDockerOperator(DockerOperator):

@@ -286,6 +286,17 @@ DOCKER_OUTPUT = [
             ['{"level":"warn","window":{},"message":"a log line with a window"}'], None, id="log lines only"
         ),
         pytest.param([], None, id="no output"),
+        # A long summary reaches the stream in pieces; a log line landed after the first.
+        pytest.param(
+            [
+                DOCKER_OUTPUT[0],
+                DOCKER_SUMMARY[:40] + DOCKER_OUTPUT[2],
+                DOCKER_SUMMARY[40:90],
+                DOCKER_SUMMARY[90:],
+            ],
+            json.loads(DOCKER_SUMMARY),
+            id="summary in pieces with a log line between",
+        ),
     ],
 )
 def test_docker_summary_from_output(lines, want):
