@@ -72,12 +72,11 @@ def play_rendered_pod(podman, image, dag, lookertest, tmp_path, name):
     # margin taken off the window's end leaves them in.
     end = pendulum.now("UTC").add(seconds=1).replace(microsecond=0)
     start = end - WINDOW
-    task, context = render(
-        dag.get_task("rerun_failed_deliveries"),
-        data_interval_start=start,
-        data_interval_end=end,
-        conf={"looker_base_url": lookertest["url"], "image": image},
-    )
+    # The URL and image are the deployment's Variables (a run's params cannot set them).
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AIRFLOW_VAR_LOOKER_RERUN_BASE_URL", lookertest["url"])
+        mp.setenv("AIRFLOW_VAR_LOOKER_RERUN_IMAGE", image)
+        task, context = render(dag.get_task("rerun_failed_deliveries"), data_interval_start=start, data_interval_end=end)
     pod = build_pod(task, context)
 
     xcom_dir = tmp_path / f"xcom-{name}"
