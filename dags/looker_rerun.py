@@ -41,6 +41,7 @@ from looker_rerun_common import (
     SCHEDULE,
     START_DATE,
     USER_DEFINED_MACROS,
+    AlertOnFailure,
     check_summaries,
     check_summary,
     dag_params,
@@ -132,6 +133,8 @@ with DAG(
     max_active_runs=1,
     params=dag_params(),
     user_defined_macros=USER_DEFINED_MACROS,
+    # Email and Slack alerts when a task fails: see AlertOnFailure.
+    default_args={"on_failure_callback": AlertOnFailure()},
     tags=["looker"],
     doc_md=__doc__,
 ):
@@ -166,6 +169,7 @@ with DAG(
     max_active_runs=1,
     params=dag_params(with_base_url=False),
     user_defined_macros=USER_DEFINED_MACROS,
+    default_args={"on_failure_callback": AlertOnFailure(instances=[i["name"] for i in LOOKER_INSTANCES])},
     tags=["looker"],
     doc_md=__doc__,
 ):
