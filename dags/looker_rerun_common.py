@@ -366,6 +366,14 @@ EXIT_CODE_MEANINGS = {
     3: "could not log in to Looker or list the failed deliveries: nothing was re-run",
     4: "stopped before the end",
 }
+# What to do about a run that did not finish, by exit code.
+STOP_ACTIONS = {
+    2: "fix the settings the re-run task's log names, then clear the task",
+    3: "check Looker's URL, the API credentials and their permissions (the re-run task's log says which), "
+    "then clear the task",
+    4: "clear the re-run task: the next try finishes the job and sends nothing twice",
+}
+STOP_ACTION = "see the re-run task's log, then clear the task"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -391,9 +399,12 @@ NEEDS_PERSON = {
     "permanent": ("permanent failure", "fix what the failure names with the owner, then re-send it from Looker"),
     "attempts_exhausted": (
         "re-runs exhausted",
-        "its re-runs kept failing: check the destination with the owner, then re-send it from Looker",
+        "check the destination with the owner, then re-send it from Looker",
     ),
-    "unsure_copy": ("a one-off copy of it cannot be told from a re-run", "check in Looker whether it was re-sent; re-send it if not"),
+    "unsure_copy": (
+        "a one-off copy of it cannot be told from a re-run",
+        "check in Looker whether it was re-sent; re-send it if not",
+    ),
     "ambiguous_time": (
         "its times fall in the hour repeated when daylight saving ends",
         "check in Looker whether it was delivered; re-send it if not",
@@ -464,7 +475,8 @@ def summary_troubles(summary: dict) -> list[Trouble]:
             troubles.append(trouble("skipped", e, why, action, line))
     for e in summary.get("in_progress") or []:
         line = f"in progress: {plan(e)}: {e.get('outcome')}{detail(e.get('detail'))}"
-        why = f"a delivery of it was {STILL_RUNNING}" if e.get("outcome") == "running" else "a delivery of it was still running"
+        waited = e.get("outcome") == "running"
+        why = f"a delivery of it was {STILL_RUNNING}" if waited else "a delivery of it was still running"
         troubles.append(trouble("in_progress", e, why + detail(e.get("detail")), CHECK_LATER, line))
     for plan_id in summary.get("not_attempted") or []:
         troubles.append(
@@ -553,22 +565,24 @@ def _fit(head: list[str], lines: list[str], tail: list[str], limit: int, more) -
 def alert_message(summaries) -> AlertMessage:
     """The alert for a failed run, from its summaries.
 
-    ``summaries`` lists ``(instance name, summary)`` or ``(instance name, summary, why)``:
-    the summary dict (or None when the instance left none; ``why``, when known, says why),
-    in the order to report them. One line per report that needs a person: name, plan id,
+    ``summaries`` lists ``(instance name, summary)``, or ``(instance name, summary, why,
+    action)`` when its task failed: the summary dict (or None when the instance left none;
+    ``why``, when known, says why; ``action`` what to do, else the exit code's), in the
+    order to report them. One line per report that needs a person: name, plan id,
     owner, why and what to do, linked to its dashboard or Look when the summary has
     ``looker_url`` and the entry ``content``. Instances with a clean summary are left out.
     """
     reports = []  # (instance, Trouble, url)
-    stops = []  # (instance, why the run did not finish)
+    stops = []  # (instance, why the run did not finish, what to do)
     instances = []
     for entry in summaries:
         name, summary = entry[0], parse_summary(entry[1])
         why = entry[2] if len(entry) > 2 else ""
+        action = entry[3] if len(entry) > 3 else ""
         label = instance_label(name, summary)
         before = len(reports) + len(stops)
         if summary is None:
-            stops.append((label, "left no summary" + (f": {why}" if why else "; see the re-run task's log")))
+            stops.append((label, "left no summary" + (f": {why}" if why else ""), action or STOP_ACTION))
         else:
             for t in summary_troubles(summary):
                 reports.append((label, t, content_url(summary.get("looker_url"), t.content)))
@@ -576,9 +590,9 @@ def alert_message(summaries) -> AlertMessage:
             if summary.get("error") or code in (2, 3, 4):
                 meaning = EXIT_CODE_MEANINGS.get(code, "")
                 parts = [p for p in (f"exit {code}" if code else "", meaning, summary.get("error"), why) if p]
-                stops.append((label, ": ".join(parts)))
+                stops.append((label, ": ".join(parts), action or STOP_ACTIONS.get(code, STOP_ACTION)))
             elif why and len(reports) + len(stops) == before:
-                stops.append((label, why))
+                stops.append((label, why, action or STOP_ACTION))
         if len(reports) + len(stops) > before and label not in instances:
             instances.append(label)
 
@@ -596,36 +610,38 @@ def alert_message(summaries) -> AlertMessage:
         # Which instance, when the alert covers more than one.
         return f"[{label}] " if len(instances) > 1 else ""
 
+    def parts(t):
+        """The report's name and what follows it in brackets: plan id (when it has a name), owner."""
+        if not t.name:
+            return f"plan {t.plan_id}", f"owner {t.owner}" if t.owner else ""
+        return _cut(t.name), f"plan {t.plan_id}" + (f", owner {t.owner}" if t.owner else "")
+
     def report_text(label, t, url):
-        owner = f", owner {t.owner}" if t.owner else ""
+        name, about = parts(t)
+        about = f" ({about})" if about else ""
         link = f" {url}" if url else ""
-        name = _cut(t.name) if t.name else f"plan {t.plan_id}"
-        return f"- {tag(label)}{name} (plan {t.plan_id}{owner}): {_cut(t.why)}. To do: {t.action}.{link}"
+        return f"- {tag(label)}{name}{about}: {_cut(t.why)}. To do: {t.action}.{link}"
 
     def report_html(label, t, url):
-        name = html.escape(_cut(t.name) if t.name else f"plan {t.plan_id}")
+        name, about = map(html.escape, parts(t))
         if url:
             name = f'<a href="{html.escape(url)}">{name}</a>'
-        owner = f", owner {html.escape(t.owner)}" if t.owner else ""
+        about = f" ({about})" if about else ""
         return (
-            f"<li>{html.escape(tag(label))}<b>{name}</b> (plan {html.escape(t.plan_id)}{owner}): "
+            f"<li>{html.escape(tag(label))}<b>{name}</b>{about}: "
             f"{html.escape(_cut(t.why))}. To do: {html.escape(t.action)}.</li>"
         )
 
     def report_slack(label, t, url):
-        name = _slack_escape(_cut(t.name) if t.name else f"plan {t.plan_id}")
+        name, about = map(_slack_escape, parts(t))
         name = f"<{_slack_escape(url)}|{name}>" if url else name
-        owner = f", owner {_slack_escape(t.owner)}" if t.owner else ""
-        return (
-            f"• {_slack_escape(tag(label))}*{name}* (plan {_slack_escape(t.plan_id)}{owner}): "
-            f"{_slack_escape(_cut(t.why))}. To do: {t.action}."
-        )
+        about = f" ({about})" if about else ""
+        return f"• {_slack_escape(tag(label))}*{name}*{about}: {_slack_escape(_cut(t.why))}. To do: {t.action}."
 
-    stop_action = (
-        "To do: see the re-run task's log; fix the settings (exit 2) or Looker's URL, credentials and "
-        "permissions (exit 3), then clear the task"
-    )
-    stop_text = [f"- {tag(label)}the run did not finish: {_cut(why, 2 * FIELD_LIMIT)}. {stop_action}." for label, why in stops]
+    stop_text = [
+        f"- {tag(label)}the run did not finish: {_cut(why, 2 * FIELD_LIMIT)}. To do: {action}."
+        for label, why, action in stops
+    ]
 
     def more(n):
         return f"… and {n} more (see the check_summary task's log)"
@@ -687,7 +703,11 @@ class AlertOnFailure:
         try:
             channels = alert_channels()
             if not channels:
-                log.info("No alert sent: neither Variable %s nor connection %s is set", ALERT_EMAIL_VARIABLE, ALERT_SLACK_CONN_ID)
+                log.info(
+                    "No alert sent: neither Variable %s nor connection %s is set",
+                    ALERT_EMAIL_VARIABLE,
+                    ALERT_SLACK_CONN_ID,
+                )
                 return
             message = alert_message(self.summaries(context))
         except Exception:
@@ -705,10 +725,12 @@ class AlertOnFailure:
         task, ti, error = context["task"], context["ti"], context.get("exception")
         if isinstance(task, BaseSensorOperator):
             if isinstance(error, AirflowSensorTimeout):
-                why = f"the nightly batch did not publish {NIGHTLY_BATCH_DONE.name} within {task.timeout}s of 10:00: nothing was re-run"
+                wait = go_duration(datetime.timedelta(seconds=task.timeout))
+                why = f"the nightly batch did not publish {NIGHTLY_BATCH_DONE.name} within {wait}: nothing was re-run"
             else:
                 why = f"waiting for the nightly batch failed ({type(error).__name__}): nothing was re-run"
-            return [(name, None, why) for name in self.instances or [""]]
+            action = "find out why the nightly batch is late; once it has run, clear the sensor task"
+            return [(name, None, why, action) for name in self.instances or [""]]
         if task.task_id == "check_summary":
             (upstream,) = task.upstream_task_ids
             if self.instances:
@@ -718,27 +740,29 @@ class AlertOnFailure:
         # The re-run task itself failed, after its retries.
         index = getattr(ti, "map_index", -1)
         name = self.instances[index] if 0 <= index < len(self.instances) else ""
-        summary = parse_summary(ti.xcom_pull(task_ids=ti.task_id, map_indexes=index))
+        summary = parse_summary(ti.xcom_pull(task_ids=task.task_id, map_indexes=index))
         if summary is None and self.output_summary and getattr(error, "logs", None):
             lines = [v.decode(errors="replace") if isinstance(v, bytes) else str(v) for v in error.logs]
             summary = self.output_summary(lines)
-        return [(name, summary, failure_reason(error, summary))]
+        why, code = failure_reason(error, summary)
+        return [(name, summary, why, STOP_ACTIONS.get(code, ""))]
 
 
-def failure_reason(error, summary: dict | None) -> str:
-    """Why the re-run task failed, from the exit code only: an exception's text (a pod
-    dump, say) is never copied into an alert."""
+def failure_reason(error, summary: dict | None) -> tuple[str, int | None]:
+    """Why the re-run task failed and its exit code, if known, from the exit code only: an
+    exception's text (a pod dump, say) is never copied into an alert."""
     if isinstance(error, AirflowTaskTimeout):
-        return f"the re-run task did not finish within {go_duration(EXECUTION_TIMEOUT)}"
+        return f"the re-run task did not finish within {go_duration(EXECUTION_TIMEOUT)}", None
     if summary is not None and summary.get("exit_code"):
-        return ""  # the summary's exit_code and error say it
+        return "", None  # the summary's exit_code and error say it
     # DockerOperator: "Docker container failed: {'StatusCode': 3, ...}"; KubernetesPodOperator's
     # message has the pod's state, with the exit code among much else.
     match = re.search(r"'StatusCode': (\d+)|'exit_code': (\d+)", str(error or ""))
     if match:
         code = int(match.group(1) or match.group(2))
-        return f"the container exited {code}" + (f": {EXIT_CODE_MEANINGS[code]}" if code in EXIT_CODE_MEANINGS else "")
-    return "the re-run task failed; see its log"
+        meaning = f": {EXIT_CODE_MEANINGS[code]}" if code in EXIT_CODE_MEANINGS else ""
+        return f"the container exited {code}{meaning}", code
+    return "the re-run task failed", None
 
 
 def _variable(key: str) -> str:
