@@ -10,7 +10,7 @@ with plan 105's failure made permanent, so check_summary fails the run naming it
    a login), and the connection looker_rerun_slack (slackwebhook) whose host is a local
    HTTP server standing in for Slack's webhook: one email (to the recipients, the owner
    in cc) and one Slack message, each naming the report, its owner, why and what to do,
-   and holding no secret (Looker's, SMTP's, the webhook token).
+   linked to its Look, and holding no secret (Looker's, SMTP's, the webhook token).
 
 Needs what test_e2e_docker.py needs; DAG_E2E=0 skips it.
 """
@@ -174,6 +174,8 @@ def test_failed_run_alerts_by_email_and_slack(podman, airflow, lookertest, smtp_
         "permanent failure",  # why
         PERMANENT_PATTERN,  # Looker's detail
         "To do: fix what the failure names with the owner, then re-send it from Looker",
+        # Its Look in Looker: the summary's looker_url and the entry's content, look::33.
+        f"{lookertest['url']}/looks/33",
     ]
     secrets = [CLIENT_SECRET, SMTP_PASSWORD, SLACK_TOKEN, SLACK_TOKEN.rsplit("/", 1)[1]]
     subject = "looker-rerun: 1 report needs a person"
