@@ -50,6 +50,7 @@ from looker_rerun_common import (
     SCHEDULE,
     START_DATE,
     USER_DEFINED_MACROS,
+    AlertOnFailure,
     check_params,
     check_summaries,
     check_summary,
@@ -143,6 +144,8 @@ with DAG(
     max_active_runs=1,
     params=dag_params(),
     user_defined_macros=USER_DEFINED_MACROS,
+    # Email and Slack alerts when a task fails: see AlertOnFailure.
+    default_args={"on_failure_callback": AlertOnFailure()},
     tags=["looker"],
     doc_md=__doc__,
 ):
@@ -176,6 +179,7 @@ with DAG(
     max_active_runs=1,
     params=dag_params(),
     user_defined_macros=USER_DEFINED_MACROS,
+    default_args={"on_failure_callback": AlertOnFailure(instances=[i["name"] for i in LOOKER_INSTANCES])},
     tags=["looker"],
     doc_md=__doc__,
 ):

@@ -1,5 +1,10 @@
 """Shared pieces of the looker-rerun DAGs (no DAG is defined here).
 
+One module on purpose, though long: Airflow puts only the DAG bundle's root on sys.path, so
+each extra module is one more file a deployment must copy beside the DAGs; this one holds,
+in order, the schedule and window, the params and their check, the batch sensor, the
+summary's reader and checks, and the alerts (``alert_message``), each section headed.
+
 Imported by ``looker_rerun.py`` (KubernetesPodOperator) and ``looker_rerun_docker.py``
 (DockerOperator). It imports neither provider, so a Docker-only deployment can leave
 ``looker_rerun.py`` (and the cncf-kubernetes provider) out. Airflow puts the DAG bundle's
@@ -42,13 +47,32 @@ System Activity's lag, below).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import html
 import json
+import logging
+import re
+import urllib.parse
 
 import pendulum
 
-from airflow.sdk import Asset, BaseSensorOperator, CronTriggerTimetable, Param, PokeReturnValue, Variable, task
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk import (
+    Asset,
+    BaseSensorOperator,
+    Connection,
+    CronTriggerTimetable,
+    Param,
+    PokeReturnValue,
+    Variable,
+    task,
+)
+from airflow.sdk.exceptions import (
+    AirflowFailException,
+    AirflowNotFoundException,
+    AirflowSensorTimeout,
+    AirflowTaskTimeout,
+)
 
 TIMEZONE = "Asia/Tokyo"
 
@@ -423,44 +447,26 @@ def plan_ids(ids: list, what: str) -> str:
 
 def summary_problems(summary: dict) -> list[str]:
     """One line per plan in the summary that needs a person, saying which and why, grouped
-    by kind; a kind with more than LIST_CAP plans ends in a line saying how many more."""
+    by kind; a kind with more than LIST_CAP plans ends in a line saying how many more.
 
-    def plan(entry):
-        name = entry.get("name")
-        return f"plan {entry.get('plan_id')}" + (f" ({name})" if name else "")
+    The plans come from summary_troubles (with the alerts, below), the one reader of the
+    summary's lists."""
+    troubles = summary_troubles(summary)
 
-    def undelivered(entries, prefix):
-        lines = []
-        for e in entries or []:
-            if e.get("outcome") in UNDELIVERED_OUTCOMES:
-                detail = f": {e['outcome_detail']}" if e.get("outcome_detail") else ""
-                lines.append(f"{prefix} {e['outcome']}: {plan(e)}, copy {e.get('new_plan_id')}{detail}")
-        return lines
-
-    needs_person = []
-    for e in summary.get("needs_person") or []:
-        owner = f", owner {e['owner']}" if e.get("owner") else ""
-        detail = f": {e['detail']}" if e.get("detail") else ""
-        needs_person.append(f"needs a person: {plan(e)}{owner}: {e.get('reason')}{detail}")
-    failed = []
-    for e in summary.get("failed") or []:
-        status = f" (HTTP {e['status']})" if e.get("status") else ""
-        failed.append(f"re-run failed: {plan(e)}{status}: {e.get('error')}")
-    in_progress = []
-    for e in summary.get("in_progress") or []:
-        detail = f": {e['detail']}" if e.get("detail") else ""
-        in_progress.append(f"in progress: {plan(e)}: {e.get('outcome')}{detail}")
+    def lines(kind):
+        return [t.line for t in troubles if t.kind == kind]
 
     problems = [
-        *capped(needs_person, "plans that need a person"),
-        *capped(failed, "failed re-runs"),
-        *capped(undelivered(summary.get("rerun"), "re-run"), "undelivered re-runs"),
+        *capped(lines("needs_person"), "plans that need a person"),
+        *capped(lines("failed"), "failed re-runs"),
+        *capped(lines("rerun"), "undelivered re-runs"),
         # An earlier run's copy, waited for as this run's own.
-        *capped(undelivered(summary.get("skipped"), "earlier re-run"), "undelivered earlier re-runs"),
-        *capped(in_progress, "deliveries in progress"),
+        *capped(lines("skipped"), "undelivered earlier re-runs"),
+        *capped(lines("in_progress"), "deliveries in progress"),
     ]
-    if summary.get("not_attempted"):
-        problems.append(plan_ids(summary["not_attempted"], "not attempted (the run was stopped)"))
+    stopped = [t.plan_id for t in troubles if t.kind == "not_attempted"]
+    if stopped:
+        problems.append(plan_ids(stopped, "not attempted (the run was stopped)"))
     if summary.get("error"):
         problems.append(f"error: {summary['error']}")
     return problems
@@ -474,13 +480,10 @@ def check(summary, *, label: str = "") -> dict:
     older than RERUN_NEEDS_PERSON_EXIT_CODE) fails when it lists any problem.
     """
     where = f"{label}: " if label else ""
-    if isinstance(summary, (str, bytes)):
-        try:
-            summary = json.loads(summary)
-        except ValueError:
-            summary = None
-    if not isinstance(summary, dict):
+    parsed = parse_summary(summary)
+    if parsed is None:
         raise AirflowFailException(f"{where}the re-run task left no summary in its XCom (got {summary!r})")
+    summary = parsed
     problems = summary_problems(summary)
     code = summary.get("exit_code")
     if code == 0 or (code is None and not problems):
@@ -545,3 +548,514 @@ def check_summaries(names: list[str], **context) -> None:
     instance failing never hides another that needs a person.
     Inside the DAG: ``rerun_each >> check_summaries(names=[...])``."""
     check_instances(context["ti"], names)
+
+
+# --- Alerts ---------------------------------------------------------------------------
+#
+# Every task of the re-run DAGs has ``AlertOnFailure`` as its on_failure_callback (the
+# DAGs set it in default_args). When a run fails (check_summary finds a report that needs
+# a person, the re-run task could not run, the batch sensor times out) it builds ONE
+# message from the summaries, ``alert_message``, and hands it to the providers' own
+# notifiers, each switched on when the task fails:
+#
+# * email, SmtpNotifier (apache-airflow-providers-smtp): on when the Variable
+#   ``looker_rerun_alert_email`` holds recipients (comma-separated), sent through the
+#   connection ``smtp_default`` (its extra ``from_email`` is the sender). The Variable
+#   ``looker_rerun_alert_cc_owners`` = ``true`` copies the reports' owners (cc).
+# * Slack, SlackWebhookNotifier (apache-airflow-providers-slack): on when the connection
+#   ``looker_rerun_slack`` (type slackwebhook, password = the webhook token) exists.
+#
+# Neither provider is imported until a message is to be sent through it, so a deployment
+# without them loads the DAGs as before. A notifier that cannot send logs an error; the
+# task's own failure stays what it was. The message is built from the summaries alone
+# (and the instance names), never from an exception's text, and the notifiers' notify()
+# is called directly, not their __call__: that would render the message as a Jinja
+# template, and plan names are user text.
+
+ALERT_EMAIL_VARIABLE = "looker_rerun_alert_email"
+ALERT_CC_OWNERS_VARIABLE = "looker_rerun_alert_cc_owners"
+ALERT_SMTP_CONN_ID = "smtp_default"
+ALERT_SLACK_CONN_ID = "looker_rerun_slack"
+
+# Slack refuses a message text over 40,000 characters; an email body stays under this.
+SLACK_TEXT_LIMIT = 40_000
+EMAIL_TEXT_LIMIT = 100_000
+# One field of one report (a plan name, Looker's status detail) is cut at this length.
+FIELD_LIMIT = 300
+
+# The summary's exit_code, or the container's, as a person reads it.
+EXIT_CODE_MEANINGS = {
+    1: "a person is needed",
+    2: "bad settings: nothing was sent",
+    3: "could not log in to Looker or list the failed deliveries: nothing was re-run",
+    4: "stopped before the end",
+}
+# What to do about a run that did not finish, by exit code.
+STOP_ACTIONS = {
+    2: "fix the settings the re-run task's log names, then clear the task",
+    3: "check Looker's URL, the API credentials and their permissions (the re-run task's log says which), "
+    "then clear the task",
+    4: "clear the re-run task: the next try finishes the job and sends nothing twice",
+}
+STOP_ACTION = "see the re-run task's log, then clear the task"
+
+
+@dataclasses.dataclass(frozen=True)
+class Trouble:
+    """One report (scheduled plan) in a summary that did not (yet) arrive, and why.
+
+    ``summary_troubles`` is the one reader of the summary's lists: check_summary's lines
+    (``line``) and the alerts (``why``, ``action``) come from the same entries.
+    """
+
+    kind: str  # the summary list it came from: needs_person, failed, rerun, skipped, in_progress, not_attempted
+    plan_id: str
+    name: str
+    owner: str
+    content: str  # System Activity's content_type_id: look::3, dashboard::9, dashboard::model::name
+    why: str
+    action: str
+    line: str
+
+
+# What a person does about a report that needs them, by needs_person reason.
+NEEDS_PERSON = {
+    "permanent": ("permanent failure", "fix what the failure names with the owner, then re-send it from Looker"),
+    "attempts_exhausted": (
+        "re-runs exhausted",
+        "check the destination with the owner, then re-send it from Looker",
+    ),
+    "unsure_copy": (
+        "a one-off copy of it cannot be told from a re-run",
+        "check in Looker whether it was re-sent; re-send it if not",
+    ),
+    "ambiguous_time": (
+        "its times fall in the hour repeated when daylight saving ends",
+        "check in Looker whether it was delivered; re-send it if not",
+    ),
+}
+RESEND = "check the destination, then re-send it from Looker (no later run retries it)"
+STILL_RUNNING = "still running when the run stopped waiting"
+CHECK_LATER = "check in Looker later that it arrived; re-send it if it failed"
+UNCONFIRMED_ACTION = "check in Looker whether it arrived before re-sending it (it may have been delivered)"
+
+
+def summary_troubles(summary: dict) -> list[Trouble]:
+    """The reports in a summary that need a person, in the order check_summary lists them."""
+
+    def plan(e):
+        name = e.get("name")
+        return f"plan {e.get('plan_id')}" + (f" ({name})" if name else "")
+
+    def trouble(kind, e, why, action, line):
+        return Trouble(
+            kind=kind,
+            plan_id=str(e.get("plan_id", "")),
+            name=e.get("name") or "",
+            owner=e.get("owner") or "",
+            content=e.get("content") or "",
+            why=why,
+            action=action,
+            line=line,
+        )
+
+    def detail(value):
+        return f": {value}" if value else ""
+
+    def outcome(e, earlier):
+        who = "an earlier run's re-run" if earlier else "the re-run"
+        copy = e.get("new_plan_id")
+        if e["outcome"] == "failed_again":
+            return f"{who} failed again{detail(e.get('outcome_detail'))}", RESEND
+        if e["outcome"] == "running":
+            return f"{who} was {STILL_RUNNING}", CHECK_LATER
+        return f"{who}'s copy (plan {copy}) never showed in System Activity", UNCONFIRMED_ACTION
+
+    troubles = []
+    for e in summary.get("needs_person") or []:
+        reason = e.get("reason")
+        why, action = NEEDS_PERSON.get(reason, (reason, "check its schedule in Looker"))
+        owner = f", owner {e['owner']}" if e.get("owner") else ""
+        line = f"needs a person: {plan(e)}{owner}: {reason}{detail(e.get('detail'))}"
+        troubles.append(trouble("needs_person", e, why + detail(e.get("detail")), action, line))
+    for e in summary.get("failed") or []:
+        status = f" (HTTP {e['status']})" if e.get("status") else ""
+        answer = f"Looker answered HTTP {e['status']}" if e.get("status") else "Looker did not answer"
+        why = f"the re-run failed: {answer}{detail(e.get('error'))}"
+        troubles.append(trouble("failed", e, why, RESEND, f"re-run failed: {plan(e)}{status}: {e.get('error')}"))
+    for e in summary.get("rerun") or []:
+        if e.get("outcome") in UNDELIVERED_OUTCOMES:
+            why, action = outcome(e, earlier=False)
+            line = f"re-run {e['outcome']}: {plan(e)}, copy {e.get('new_plan_id')}{detail(e.get('outcome_detail'))}"
+            troubles.append(trouble("rerun", e, why, action, line))
+    for e in summary.get("skipped") or []:
+        # An earlier run's copy, waited for as this run's own.
+        if e.get("outcome") in UNDELIVERED_OUTCOMES:
+            why, action = outcome(e, earlier=True)
+            line = (
+                f"earlier re-run {e['outcome']}: {plan(e)}, copy {e.get('new_plan_id')}"
+                f"{detail(e.get('outcome_detail'))}"
+            )
+            troubles.append(trouble("skipped", e, why, action, line))
+    for e in summary.get("in_progress") or []:
+        line = f"in progress: {plan(e)}: {e.get('outcome')}{detail(e.get('detail'))}"
+        waited = e.get("outcome") == "running"
+        why = f"a delivery of it was {STILL_RUNNING}" if waited else "a delivery of it was still running"
+        troubles.append(trouble("in_progress", e, why + detail(e.get("detail")), CHECK_LATER, line))
+    for plan_id in summary.get("not_attempted") or []:
+        troubles.append(
+            trouble(
+                "not_attempted",
+                {"plan_id": plan_id},
+                "run stopped before re-running it",
+                "clear the re-run task: the next try finishes the job and sends nothing twice",
+                f"not attempted: plan {plan_id}",
+            )
+        )
+    return troubles
+
+
+def parse_summary(value) -> dict | None:
+    """The re-run task's XCom as a summary dict: the dict itself or its JSON text; else None."""
+    if isinstance(value, (str, bytes)):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    return value if isinstance(value, dict) else None
+
+
+def content_url(looker_url: str, content: str) -> str:
+    """The Looker page of a report: its dashboard or Look, from System Activity's content_type_id.
+
+    ``look::3`` -> /looks/3, ``dashboard::9`` -> /dashboards/9, ``dashboard::model::name``
+    (a LookML dashboard) -> /dashboards/model::name. Empty when either is unknown.
+    """
+    kind, _, ref = (content or "").partition("::")
+    base = (looker_url or "").rstrip("/")
+    parsed = urllib.parse.urlsplit(base)
+    if not ref or kind not in ("look", "dashboard") or parsed.scheme not in ("http", "https") or not parsed.netloc:
+        return ""
+    # Only the scheme and host of looker_url: a path or query there is not Looker's page.
+    return f"{parsed.scheme}://{parsed.netloc}/{kind}s/{urllib.parse.quote(ref, safe=':')}"
+
+
+def instance_label(name: str, summary: dict | None) -> str:
+    """The name an instance goes by in an alert: the given name, else its Looker host."""
+    if name:
+        return name
+    host = urllib.parse.urlsplit((summary or {}).get("looker_url") or "").hostname
+    return host or "looker"
+
+
+@dataclasses.dataclass(frozen=True)
+class AlertMessage:
+    """One alert in each form the notifiers send: email subject, plain text, HTML, Slack mrkdwn.
+
+    ``owners`` are the owners' emails of the reports listed, for the cc setting.
+    """
+
+    subject: str
+    text: str
+    html: str
+    slack: str
+    owners: tuple[str, ...]
+
+
+def _cut(value, limit: int = FIELD_LIMIT) -> str:
+    value = str(value)
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def _slack_escape(value: str) -> str:
+    # Slack's mrkdwn: only these three are control characters.
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _fit(head: list[str], lines: list[str], tail: list[str], limit: int, more) -> list[str]:
+    """head + as many of lines as fit in limit characters (joined by newlines) + "and N more" + tail."""
+    budget = limit - sum(len(s) + 1 for s in head + tail) - len(more(len(lines))) - 1
+    kept = []
+    for line in lines:
+        if budget - (len(line) + 1) < 0:
+            break
+        budget -= len(line) + 1
+        kept.append(line)
+    if len(kept) < len(lines):
+        kept.append(more(len(lines) - len(kept)))
+    return head + kept + tail
+
+
+def alert_message(summaries) -> AlertMessage:
+    """The alert for a failed run, from its summaries.
+
+    ``summaries`` lists ``(instance name, summary)``, or ``(instance name, summary, why,
+    action)`` when its task failed: the summary dict (or None when the instance left none;
+    ``why``, when known, says why; ``action`` what to do, else the exit code's), in the
+    order to report them. One line per report that needs a person: name, plan id,
+    owner, why and what to do, linked to its dashboard or Look when the summary has
+    ``looker_url`` and the entry ``content``. Instances with a clean summary are left out.
+    """
+    reports = []  # (instance, Trouble, url)
+    stops = []  # (instance, why the run did not finish, what to do)
+    instances = []
+    for entry in summaries:
+        name, summary = entry[0], parse_summary(entry[1])
+        why = entry[2] if len(entry) > 2 else ""
+        action = entry[3] if len(entry) > 3 else ""
+        label = instance_label(name, summary)
+        before = len(reports) + len(stops)
+        if summary is None:
+            stops.append((label, "left no summary" + (f": {why}" if why else ""), action or STOP_ACTION))
+        else:
+            for t in summary_troubles(summary):
+                reports.append((label, t, content_url(summary.get("looker_url"), t.content)))
+            code = summary.get("exit_code")
+            if summary.get("error") or code in (2, 3, 4):
+                meaning = EXIT_CODE_MEANINGS.get(code, "")
+                parts = [p for p in (f"exit {code}" if code else "", meaning, summary.get("error"), why) if p]
+                stops.append((label, ": ".join(parts), action or STOP_ACTIONS.get(code, STOP_ACTION)))
+            elif why and len(reports) + len(stops) == before:
+                stops.append((label, why, action or STOP_ACTION))
+        if len(reports) + len(stops) > before and label not in instances:
+            instances.append(label)
+
+    count = len(reports)
+    names = ", ".join(instances[:2]) + (", …" if len(instances) > 2 else "")
+    if count:
+        what = f"{count} report{'s' if count != 1 else ''} need{'s' if count == 1 else ''} a person"
+        if stops:
+            what += "; the run did not finish"
+    else:
+        what = "the run did not finish" if stops else "the run failed"
+    subject = f"looker-rerun: {what} ({names or 'no instance named'})"
+
+    def tag(label):
+        # Which instance, when the alert covers more than one.
+        return f"[{label}] " if len(instances) > 1 else ""
+
+    def parts(t):
+        """The report's name and what follows it in brackets: plan id (when it has a name), owner."""
+        if not t.name:
+            return f"plan {t.plan_id}", f"owner {t.owner}" if t.owner else ""
+        return _cut(t.name), f"plan {t.plan_id}" + (f", owner {t.owner}" if t.owner else "")
+
+    def report_text(label, t, url):
+        name, about = parts(t)
+        about = f" ({about})" if about else ""
+        link = f" {url}" if url else ""
+        return f"- {tag(label)}{name}{about}: {_cut(t.why)}. To do: {t.action}.{link}"
+
+    def report_html(label, t, url):
+        name, about = map(html.escape, parts(t))
+        if url:
+            name = f'<a href="{html.escape(url)}">{name}</a>'
+        about = f" ({about})" if about else ""
+        return (
+            f"<li>{html.escape(tag(label))}<b>{name}</b>{about}: "
+            f"{html.escape(_cut(t.why))}. To do: {html.escape(t.action)}.</li>"
+        )
+
+    def report_slack(label, t, url):
+        name, about = map(_slack_escape, parts(t))
+        name = f"<{_slack_escape(url)}|{name}>" if url else name
+        about = f" ({about})" if about else ""
+        return f"• {_slack_escape(tag(label))}*{name}*{about}: {_slack_escape(_cut(t.why))}. To do: {t.action}."
+
+    stop_text = [
+        f"- {tag(label)}the run did not finish: {_cut(why, 2 * FIELD_LIMIT)}. To do: {action}."
+        for label, why, action in stops
+    ]
+
+    def more(n):
+        return f"… and {n} more (see the check_summary task's log)"
+
+    text = "\n".join(
+        _fit(
+            [subject, ""] + stop_text,
+            [report_text(*r) for r in reports],
+            [],
+            EMAIL_TEXT_LIMIT,
+            more,
+        )
+    )
+    html_lines = _fit(
+        [f"<p>{html.escape(subject)}</p>"]
+        + [f"<p>{html.escape(line)}</p>" for line in stop_text]
+        + ["<ul>"],
+        [report_html(*r) for r in reports],
+        ["</ul>"],
+        EMAIL_TEXT_LIMIT,
+        lambda n: f"<li>{html.escape(more(n))}</li>",
+    )
+    slack = "\n".join(
+        _fit(
+            [f"*{_slack_escape(subject)}*"] + [_slack_escape(line) for line in stop_text],
+            [report_slack(*r) for r in reports],
+            [],
+            SLACK_TEXT_LIMIT,
+            more,
+        )
+    )
+    owners = tuple(dict.fromkeys(t.owner for _, t, _ in reports if t.owner))
+    return AlertMessage(subject=subject, text=text, html="\n".join(html_lines), slack=slack, owners=owners)
+
+
+class AlertOnFailure:
+    """on_failure_callback of every task of a re-run DAG: send the alert for the failed run.
+
+    ``instances`` names the instances of a mapped re-run task, in map order (the multi
+    DAG); the single-instance DAGs leave it empty and go by the summary's Looker host.
+    ``output_summary`` picks the summary out of a failed container's output lines (the
+    Docker DAG's ``summary_from_output``; a failed DockerOperator pushes no XCom, a
+    failed KubernetesPodOperator pushes the summary it read).
+
+    Which task failed says where the summaries are: the sensor (the batch never came:
+    nothing ran), check_summary (the re-run task's XCom, every instance's), or the re-run
+    task itself (its own XCom or output, else only its exit code).
+    """
+
+    def __init__(self, instances: list[str] | None = None, output_summary=None):
+        self.instances = list(instances or [])
+        self.output_summary = output_summary
+
+    def __repr__(self) -> str:
+        return f"AlertOnFailure(instances={self.instances!r})"
+
+    def __call__(self, context) -> None:
+        log = logging.getLogger(__name__)
+        try:
+            channels = alert_channels()
+            if not channels:
+                log.info(
+                    "No alert sent: neither Variable %s nor connection %s is set",
+                    ALERT_EMAIL_VARIABLE,
+                    ALERT_SLACK_CONN_ID,
+                )
+                return
+            summaries = self.summaries(context)
+            if not summaries:
+                log.info("No alert sent: every instance's failure was alerted by its own task")
+                return
+            message = alert_message(summaries)
+        except Exception:
+            log.exception("Could not build the looker-rerun alert")
+            return
+        log.warning("looker-rerun alert:\n%s", message.text)
+        for channel in channels:
+            try:
+                channel(message, context)
+            except Exception:
+                # The error of a notifier names its connection, never its password.
+                log.exception("Could not send the looker-rerun alert through %s", channel.__name__)
+
+    def summaries(self, context) -> list[tuple]:
+        task, ti, error = context["task"], context["ti"], context.get("exception")
+        if isinstance(task, BaseSensorOperator):
+            if isinstance(error, AirflowSensorTimeout):
+                wait = go_duration(datetime.timedelta(seconds=task.timeout))
+                why = f"the nightly batch did not publish {NIGHTLY_BATCH_DONE.name} within {wait}: nothing was re-run"
+            else:
+                why = f"waiting for the nightly batch failed ({type(error).__name__}): nothing was re-run"
+            action = "find out why the nightly batch is late; once it has run, clear the sensor task"
+            return [(name, None, why, action) for name in self.instances or [""]]
+        if task.task_id == "check_params":
+            why = "the run's params were refused (the check_params task's log says why): nothing was re-run"
+            action = "trigger the run again with valid params (the message in the log shows what is valid)"
+            return [(name, None, why, action) for name in self.instances or [""]]
+        if task.task_id in ("check_summary", "check_summaries"):
+            return self.checked_summaries(ti)
+        # The re-run task itself failed, after its retries.
+        index = getattr(ti, "map_index", -1)
+        name = self.instances[index] if 0 <= index < len(self.instances) else ""
+        summary = parse_summary(ti.xcom_pull(task_ids=task.task_id, map_indexes=index))
+        if summary is None and self.output_summary and getattr(error, "logs", None):
+            lines = [v.decode(errors="replace") if isinstance(v, bytes) else str(v) for v in error.logs]
+            summary = self.output_summary(lines)
+        why, code = failure_reason(error, summary)
+        return [(name, summary, why, STOP_ACTIONS.get(code, ""))]
+
+
+    def checked_summaries(self, ti) -> list[tuple]:
+        """The summaries the check task failed on, less the instances alerted already: a
+        re-run task that failed (exit 2, 3 or 4, or killed) alerted through its own
+        callback, with its exit code; one that never ran (upstream_failed) was stopped by
+        check_params or the sensor, whose failure alerted. One failure, one alert."""
+        states = rerun_states(ti)
+        out = []
+        for index, name in enumerate(self.instances or [None]):
+            if name is None:
+                map_index, state = -1, states.get(RERUN_TASK_ID)
+            else:
+                map_index, state = index, states.get(f"{RERUN_TASK_ID}_{index}", states.get(RERUN_TASK_ID))
+            if state in ("failed", "upstream_failed"):
+                continue
+            summary = parse_summary(ti.xcom_pull(task_ids=RERUN_TASK_ID, map_indexes=map_index))
+            if summary is None:
+                why = f"{RERUN_TASK_ID} ended {state or 'without a state'}"
+                out.append((name or "", None, why, "read the re-run task's log, then clear it"))
+            else:
+                out.append((name or "", summary))
+        return out
+
+
+def failure_reason(error, summary: dict | None) -> tuple[str, int | None]:
+    """Why the re-run task failed and its exit code, if known, from the exit code only: an
+    exception's text (a pod dump, say) is never copied into an alert."""
+    if isinstance(error, AirflowTaskTimeout):
+        return f"the re-run task did not finish within {go_duration(EXECUTION_TIMEOUT)}", None
+    if summary is not None and summary.get("exit_code"):
+        return "", None  # the summary's exit_code and error say it
+    # DockerOperator: "Docker container failed: {'StatusCode': 3, ...}"; KubernetesPodOperator's
+    # message has the pod's state, with the exit code among much else.
+    match = re.search(r"'StatusCode': (\d+)|'exit_code': (\d+)", str(error or ""))
+    if match:
+        code = int(match.group(1) or match.group(2))
+        meaning = f": {EXIT_CODE_MEANINGS[code]}" if code in EXIT_CODE_MEANINGS else ""
+        return f"the container exited {code}{meaning}", code
+    return "the re-run task failed", None
+
+
+def _variable(key: str) -> str:
+    from airflow.sdk import Variable
+
+    return (Variable.get(key, default=None) or "").strip()
+
+
+def alert_channels() -> list:
+    """The notifiers switched on now: email when its Variable lists recipients, Slack
+    when its connection exists."""
+    channels = []
+    if _variable(ALERT_EMAIL_VARIABLE):
+        channels.append(send_email)
+    try:
+        Connection.get(ALERT_SLACK_CONN_ID)
+    except AirflowNotFoundException:
+        pass
+    else:
+        channels.append(send_slack)
+    return channels
+
+
+def send_email(message: AlertMessage, context) -> None:
+    """Send the alert with the SMTP provider's SmtpNotifier, through ALERT_SMTP_CONN_ID."""
+    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+    to = [a.strip() for a in _variable(ALERT_EMAIL_VARIABLE).split(",") if a.strip()]
+    cc = None
+    if _variable(ALERT_CC_OWNERS_VARIABLE).lower() == "true":
+        cc = [o for o in message.owners if o not in to] or None
+    notifier = SmtpNotifier(
+        to=to, cc=cc, subject=message.subject, html_content=message.html, smtp_conn_id=ALERT_SMTP_CONN_ID
+    )
+    notifier.notify(context)  # not notifier(context): that renders the message as a template
+
+
+def send_slack(message: AlertMessage, context) -> None:
+    """Send the alert with the Slack provider's SlackWebhookNotifier, through ALERT_SLACK_CONN_ID."""
+    from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
+
+    notifier = SlackWebhookNotifier(
+        slack_webhook_conn_id=ALERT_SLACK_CONN_ID, text=message.slack, unfurl_links=False, unfurl_media=False
+    )
+    notifier.notify(context)

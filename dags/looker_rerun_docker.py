@@ -46,6 +46,7 @@ from looker_rerun_common import (
     SCHEDULE,
     START_DATE,
     USER_DEFINED_MACROS,
+    AlertOnFailure,
     check_summary,
     dag_params,
     params_problems,
@@ -227,6 +228,8 @@ with DAG(
     max_active_runs=1,
     params=docker_params(),
     user_defined_macros=USER_DEFINED_MACROS,
+    # Email and Slack alerts when a task fails: see AlertOnFailure.
+    default_args={"on_failure_callback": AlertOnFailure(output_summary=summary_from_output)},
     tags=["looker"],
     doc_md=__doc__,
 ):
