@@ -148,7 +148,7 @@ class LookerRerunDockerOperator(DockerOperator):
             "LOOKERSDK_CLIENT_ID": conn.login or "",
             "LOOKERSDK_CLIENT_SECRET": conn.password or "",
         }
-        # The connection's host is a fallback for the base URL (param and Variable win).
+        # The connection's host is a fallback for the base URL (the Variable wins).
         if conn.host and not self.environment.get("LOOKERSDK_BASE_URL"):
             private["LOOKERSDK_BASE_URL"] = conn.host
         self._private_environment = {**self._private_environment, **private}
