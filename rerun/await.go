@@ -229,7 +229,7 @@ func (r *runner) settle(follow []*watched) {
 		}
 		if w.jobID != "" {
 			r.log.Warn().Str("plan_id", w.plan.ID).Time("started", w.plan.Latest.Created).Msg("the delivery waited for is still running at the end of the wait")
-			r.sum.InProgress = append(r.sum.InProgress, InProgress{PlanID: w.plan.ID, Name: w.plan.Name, Content: w.plan.Key.content, Started: w.plan.Latest.Created,
+			r.sum.InProgress = append(r.sum.InProgress, InProgress{PlanID: w.plan.ID, Name: w.plan.Name, OwnerEmail: w.plan.OwnerEmail, Content: w.plan.Key.content, Started: w.plan.Latest.Created,
 				Outcome: OutcomeRunning, Detail: "still running at the end of the wait; if it fails, only the run whose window holds " +
 					w.plan.Latest.Created.Format(time.RFC3339) + " re-runs it: check it in Looker"})
 			continue

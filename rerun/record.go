@@ -37,7 +37,7 @@ func (r *runner) take(d decision) action {
 	case actPerson:
 		r.needsPerson(NeedsPerson{PlanID: p.ID, Name: p.Name, Content: p.Key.content, OwnerEmail: p.OwnerEmail, Reason: d.reason, Detail: d.detail})
 	case actSkip:
-		sk := Skip{PlanID: p.ID, Name: p.Name, Content: p.Key.content, Reason: d.reason, Detail: d.detail, NewPlanID: d.copy.PlanID}
+		sk := Skip{PlanID: p.ID, Name: p.Name, OwnerEmail: p.OwnerEmail, Content: p.Key.content, Reason: d.reason, Detail: d.detail, NewPlanID: d.copy.PlanID}
 		switch {
 		case d.copy.PlanID == "" || d.copy.Status != "":
 		case r.waits() && !r.watching:
@@ -86,7 +86,7 @@ func (r *runner) needsPerson(a NeedsPerson) {
 // the next window's to examine; one that started in it is no later run's:
 // a person is needed to see how it ends.
 func (r *runner) inProgress(p *plan, started time.Time, detail string) {
-	ip := InProgress{PlanID: p.ID, Name: p.Name, Content: p.Key.content, Started: started, Detail: detail}
+	ip := InProgress{PlanID: p.ID, Name: p.Name, OwnerEmail: p.OwnerEmail, Content: p.Key.content, Started: started, Detail: detail}
 	log := r.log.Warn()
 	if started.Before(r.opts.Until) {
 		ip.Outcome = OutcomeRunning
@@ -115,7 +115,7 @@ func (r *runner) notAttempted(p *plan, why string) {
 }
 
 func (r *runner) fail(log zerolog.Logger, p *plan, err error, note string) {
-	f := Failure{PlanID: p.ID, Name: p.Name, Content: p.Key.content, Error: err.Error()}
+	f := Failure{PlanID: p.ID, Name: p.Name, OwnerEmail: p.OwnerEmail, Content: p.Key.content, Error: err.Error()}
 	var lerr *looker.Error
 	if errors.As(err, &lerr) {
 		f.Status = lerr.StatusCode

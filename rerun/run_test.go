@@ -298,15 +298,22 @@ func TestSummaryNamesTheCopies(t *testing.T) {
 	t.Parallel()
 	m := newMorning()
 	s := newServer(t)
-	s.AddPlan(lookertest.Plan{ID: "42", Name: "Daily revenue"})
+	s.AddPlan(lookertest.Plan{ID: "42", Name: "Daily revenue", OwnerEmail: "ana@example.com"})
 	s.AddFailure("42", m.at(1), "boom")
 	s.AddFailure("42", m.at(3), "boom")
+	// A re-run Looker refuses: the summary names its owner too, for the alert.
+	s.AddPlan(lookertest.Plan{ID: "43", Name: "Churn", OwnerEmail: "bo@example.com", ContentTypeID: "dashboard::9"})
+	s.AddFailure("43", m.at(2), "boom")
+	s.Inject(lookertest.Fault{Op: lookertest.OpRunOnce, PlanID: "43", Status: http.StatusForbidden})
 	sum := runOnce(t, s, m.opts())
-	want := []rerun.Resent{{PlanID: "42", Name: "Daily revenue", Content: "look::42", NewPlanID: s.Copies("42")[0], Failures: 2, LastFailure: m.at(3)}}
+	want := []rerun.Resent{{PlanID: "42", Name: "Daily revenue", OwnerEmail: "ana@example.com", Content: "look::42", NewPlanID: s.Copies("42")[0], Failures: 2, LastFailure: m.at(3)}}
 	if diff := cmp.Diff(want, sum.Rerun); diff != "" {
 		t.Errorf("rerun (-want +got):\n%s", diff)
 	}
-	if sum.Window != (rerun.Window{Since: m.since, Until: m.until}) || sum.Source != "system_activity" || sum.FailedPlans != 1 {
+	if len(sum.Failed) != 1 || sum.Failed[0].PlanID != "43" || sum.Failed[0].OwnerEmail != "bo@example.com" || sum.Failed[0].Content != "dashboard::9" {
+		t.Errorf("failed = %+v, want plan 43 with its owner and content", sum.Failed)
+	}
+	if sum.Window != (rerun.Window{Since: m.since, Until: m.until}) || sum.Source != "system_activity" || sum.FailedPlans != 2 {
 		t.Errorf("summary header = %+v", sum)
 	}
 }

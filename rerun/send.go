@@ -121,7 +121,7 @@ func (r *runner) sendAll(ctx, callCtx context.Context, plans []*plan) error {
 // sum.Rerun of the re-run when it made (or found) a copy, else -1.
 func (r *runner) send(ctx, callCtx context.Context, p *plan, note string) int {
 	log := r.log.With().Str("plan_id", p.ID).Str("name", p.Name).Logger()
-	rr := Resent{PlanID: p.ID, Name: p.Name, Content: p.Key.content, Failures: p.Failures, LastFailure: p.LastFailure, Note: note}
+	rr := Resent{PlanID: p.ID, Name: p.Name, OwnerEmail: p.OwnerEmail, Content: p.Key.content, Failures: p.Failures, LastFailure: p.LastFailure, Note: note}
 	if r.opts.DryRun {
 		log.Info().Time("last_failure", p.LastFailure).Int("failures", p.Failures).Msg("would re-run (dry run)")
 		r.done(rr)

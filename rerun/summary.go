@@ -61,6 +61,9 @@ type Window struct {
 type Resent struct {
 	PlanID string `json:"plan_id"`
 	Name   string `json:"name,omitempty"`
+	// OwnerEmail is the plan owner's email, to tell whom to ask; empty when
+	// System Activity did not name one.
+	OwnerEmail string `json:"owner,omitempty"`
 	// Content is the plan's content as System Activity names it
 	// (scheduled_plan.content_type_id: "look::3", "dashboard::9",
 	// "dashboard::model::name"), to link the report in Looker; empty when
@@ -102,6 +105,9 @@ func undelivered(outcome string) bool {
 type InProgress struct {
 	PlanID string `json:"plan_id"`
 	Name   string `json:"name,omitempty"`
+	// OwnerEmail is the plan owner's email, to tell whom to ask; empty when
+	// System Activity did not name one.
+	OwnerEmail string `json:"owner,omitempty"`
 	// Content is the plan's content as System Activity names it
 	// (scheduled_plan.content_type_id: "look::3", "dashboard::9",
 	// "dashboard::model::name"), to link the report in Looker; empty when
@@ -133,6 +139,9 @@ type NeedsPerson struct {
 type Skip struct {
 	PlanID string `json:"plan_id"`
 	Name   string `json:"name,omitempty"`
+	// OwnerEmail is the plan owner's email, to tell whom to ask; empty when
+	// System Activity did not name one.
+	OwnerEmail string `json:"owner,omitempty"`
 	// Content is the plan's content as System Activity names it
 	// (scheduled_plan.content_type_id: "look::3", "dashboard::9",
 	// "dashboard::model::name"), to link the report in Looker; empty when
@@ -152,6 +161,9 @@ type Skip struct {
 type Failure struct {
 	PlanID string `json:"plan_id"`
 	Name   string `json:"name,omitempty"`
+	// OwnerEmail is the plan owner's email, to tell whom to ask; empty when
+	// System Activity did not name one.
+	OwnerEmail string `json:"owner,omitempty"`
 	// Content is the plan's content as System Activity names it
 	// (scheduled_plan.content_type_id: "look::3", "dashboard::9",
 	// "dashboard::model::name"), to link the report in Looker; empty when
