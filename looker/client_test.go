@@ -136,7 +136,7 @@ func TestNewClientValidatesOptions(t *testing.T) {
 
 func newClient(t *testing.T, s *lookertest.Server, opts ...looker.Option) *looker.Client {
 	t.Helper()
-	c, err := looker.NewClient(s.URL, append([]looker.Option{looker.WithCredentials(lookertest.ClientID, lookertest.ClientSecret)}, opts...)...)
+	c, err := looker.NewClient(s.URL, append([]looker.Option{looker.WithHTTPClient(s.Client()), looker.WithCredentials(lookertest.ClientID, lookertest.ClientSecret)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +180,7 @@ func TestLoginSendsCredentialsInTheBodyOnly(t *testing.T) {
 func TestBadCredentialsAreA404(t *testing.T) {
 	t.Parallel()
 	s := lookertest.NewServer(t)
-	c, _ := looker.NewClient(s.URL, looker.WithCredentials("id", "wrong-secret"))
+	c, _ := looker.NewClient(s.URL, looker.WithHTTPClient(s.Client()), looker.WithCredentials("id", "wrong-secret"))
 	err := c.Login(context.Background())
 	var lerr *looker.Error
 	if !errors.As(err, &lerr) || lerr.StatusCode != http.StatusNotFound || lerr.Method != http.MethodPost || lerr.Path != "/api/4.0/login" {
@@ -290,7 +290,7 @@ func TestErrorsCarryLookersMessage(t *testing.T) {
 		_, _ = w.Write([]byte(`{"message":"Validation Failed","errors":[{"field":"scheduled_plan_destination","code":"invalid","message":"Slack channel is archived"}],"documentation_url":"https://cloud.google.com/looker/docs/"}`))
 	}))
 	t.Cleanup(srv.Close)
-	c, _ := looker.NewClient(srv.URL, looker.WithCredentials("id", "secret"))
+	c, _ := looker.NewClient(srv.URL, ownTransport(), looker.WithCredentials("id", "secret"))
 	_, err := c.RunOnce(context.Background(), "42")
 	var lerr *looker.Error
 	if !errors.As(err, &lerr) {
@@ -313,7 +313,7 @@ func TestLoginAnswerIsNeverQuoted(t *testing.T) {
 		_, _ = w.Write([]byte(`{"access_token":"tok-very-secret", oops`))
 	}))
 	t.Cleanup(srv.Close)
-	c, _ := looker.NewClient(srv.URL, looker.WithCredentials("id", "secret"))
+	c, _ := looker.NewClient(srv.URL, ownTransport(), looker.WithCredentials("id", "secret"))
 	err := c.Login(context.Background())
 	if err == nil || strings.Contains(err.Error(), "tok-very-secret") {
 		t.Fatalf("Login error = %v: want an error that does not quote the token", err)
@@ -369,7 +369,7 @@ func behind(t *testing.T, h http.HandlerFunc) *looker.Client {
 		h(w, r)
 	}))
 	t.Cleanup(srv.Close)
-	c, err := looker.NewClient(srv.URL, looker.WithCredentials("id", "secret"))
+	c, err := looker.NewClient(srv.URL, ownTransport(), looker.WithCredentials("id", "secret"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -440,7 +440,7 @@ func TestLoginAnswersAreNeverQuoted(t *testing.T) {
 					_, _ = io.WriteString(w, body)
 				}))
 				t.Cleanup(srv.Close)
-				c, err := looker.NewClient(srv.URL, looker.WithCredentials(id, secret))
+				c, err := looker.NewClient(srv.URL, ownTransport(), looker.WithCredentials(id, secret))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -512,7 +512,7 @@ func TestErrorsNeverShowTheToken(t *testing.T) {
 				_, _ = io.WriteString(w, tt.body)
 			}))
 			t.Cleanup(srv.Close)
-			c, err := looker.NewClient(srv.URL, looker.WithCredentials("id", "secret"))
+			c, err := looker.NewClient(srv.URL, ownTransport(), looker.WithCredentials("id", "secret"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -532,7 +532,8 @@ func TestErrorsNeverShowTheToken(t *testing.T) {
 }
 
 func TestRedirectsAreNotFollowed(t *testing.T) {
-	t.Parallel()
+	// Not parallel: one case uses http.DefaultClient, whose idle connections
+	// every httptest.Server.Close in a parallel test closes mid-request.
 	const secret = "Zq9-s3cr3t-Wx7"
 	for name, opts := range map[string][]looker.Option{
 		"the default http client":               nil,
@@ -540,7 +541,6 @@ func TestRedirectsAreNotFollowed(t *testing.T) {
 	} {
 		for _, target := range []string{"/api/4.0/login", "/api/4.0/scheduled_plans/42/run_once"} {
 			t.Run(name+" "+target, func(t *testing.T) {
-				t.Parallel()
 				// elsewhere is where a redirect points: a host that must see
 				// neither the client secret nor the token.
 				var reached atomic.Int32
@@ -573,4 +573,11 @@ func TestRedirectsAreNotFollowed(t *testing.T) {
 			})
 		}
 	}
+}
+
+// ownTransport gives a test's client a transport of its own: on
+// http.DefaultTransport, every httptest.Server.Close in a parallel test
+// closes the idle connections it is about to reuse.
+func ownTransport() looker.Option {
+	return looker.WithHTTPClient(&http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()})
 }

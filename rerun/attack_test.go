@@ -25,7 +25,7 @@ import (
 // and is paused for pause, as a 429 with that Retry-After pauses it.
 func pausedClient(t *testing.T, s *lookertest.Server, pause time.Duration) *looker.Client {
 	t.Helper()
-	lk, err := looker.NewClient(s.URL, looker.WithCredentials(lookertest.ClientID, lookertest.ClientSecret),
+	lk, err := looker.NewClient(s.URL, looker.WithHTTPClient(s.Client()), looker.WithCredentials(lookertest.ClientID, lookertest.ClientSecret),
 		looker.WithRunOnceRate(0, time.Hour), looker.WithClock(s.Clock()))
 	if err != nil {
 		t.Fatal(err)

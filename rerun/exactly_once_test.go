@@ -28,8 +28,8 @@ import (
 // slowClient gives up on run_once after timeout, as LOOKERSDK_TIMEOUT does.
 func slowClient(t *testing.T, s *lookertest.Server, timeout time.Duration) *looker.Client {
 	t.Helper()
-	c, err := looker.NewClient(s.URL, looker.WithCredentials(lookertest.ClientID, lookertest.ClientSecret),
-		looker.WithRunOnceHTTPClient(&http.Client{Timeout: timeout}))
+	c, err := looker.NewClient(s.URL, looker.WithHTTPClient(s.Client()), looker.WithCredentials(lookertest.ClientID, lookertest.ClientSecret),
+		looker.WithRunOnceHTTPClient(&http.Client{Transport: s.Client().Transport, Timeout: timeout}))
 	if err != nil {
 		t.Fatal(err)
 	}

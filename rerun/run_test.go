@@ -52,7 +52,7 @@ func (m morning) at(h float64) time.Time {
 
 func newClient(t *testing.T, s *lookertest.Server) *looker.Client {
 	t.Helper()
-	c, err := looker.NewClient(s.URL, looker.WithCredentials(lookertest.ClientID, lookertest.ClientSecret))
+	c, err := looker.NewClient(s.URL, looker.WithHTTPClient(s.Client()), looker.WithCredentials(lookertest.ClientID, lookertest.ClientSecret))
 	if err != nil {
 		t.Fatal(err)
 	}

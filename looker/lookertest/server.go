@@ -79,6 +79,7 @@
 package lookertest
 
 import (
+	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
@@ -164,6 +165,11 @@ func NewServer(t testing.TB) *Server {
 	t.Cleanup(s.Close)
 	return s
 }
+
+// Client returns an HTTP client for a server started by NewServer, with a
+// transport of its own: on http.DefaultTransport, every other test server's
+// Close closes the idle connections a parallel test is about to reuse.
+func (s *Server) Client() *http.Client { return s.hts.Client() }
 
 // Close drops the late actions still pending (LateActions reports them
 // Dropped), waits for those under way, and stops a server started by
