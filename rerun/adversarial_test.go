@@ -177,6 +177,18 @@ func TestAZoneThatIsUTCOnlyInWinterIsNotTakenForUTC(t *testing.T) {
 	}
 }
 
+// ownerEdits are the edits an owner or an admin makes to a plan that change
+// what System Activity shows of it, but not the report it delivers.
+var ownerEdits = []struct {
+	name string
+	edit func(p *lookertest.Plan)
+}{
+	{"a recipient added", func(p *lookertest.Plan) {
+		p.Dests = append(p.Dests, lookertest.Destination{Address: "boss@example.com"})
+	}},
+	{"the schedule reassigned to another owner", func(p *lookertest.Plan) { p.UserID = "6" }},
+}
+
 // TestALostAnswerIsConfirmedThoughThePlanWasEditedMeanwhile: between the
 // listing and the run_once call (minutes, with many plans to re-run), the
 // owner adds a recipient, or an admin reassigns the schedule. run_once copies
@@ -185,15 +197,7 @@ func TestAZoneThatIsUTCOnlyInWinterIsNotTakenForUTC(t *testing.T) {
 func TestALostAnswerIsConfirmedThoughThePlanWasEditedMeanwhile(t *testing.T) {
 	t.Parallel()
 	m := newMorning()
-	for _, tt := range []struct {
-		name string
-		edit func(p *lookertest.Plan)
-	}{
-		{"a recipient added", func(p *lookertest.Plan) {
-			p.Dests = append(p.Dests, lookertest.Destination{Address: "boss@example.com"})
-		}},
-		{"the schedule reassigned to another owner", func(p *lookertest.Plan) { p.UserID = "6" }},
-	} {
+	for _, tt := range ownerEdits {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			s := newServer(t)
@@ -261,15 +265,7 @@ func TestADeliveryThatFailsWhileAwaitedDoesNotTakeALookAlikesCopy(t *testing.T) 
 func TestARetryAfterTheOwnerAddsARecipientDoesNotResend(t *testing.T) {
 	t.Parallel()
 	m := newMorning()
-	for _, tt := range []struct {
-		name string
-		edit func(p *lookertest.Plan)
-	}{
-		{"a recipient added", func(p *lookertest.Plan) {
-			p.Dests = append(p.Dests, lookertest.Destination{Address: "boss@example.com"})
-		}},
-		{"the schedule reassigned to another owner", func(p *lookertest.Plan) { p.UserID = "6" }},
-	} {
+	for _, tt := range ownerEdits {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			s := newServer(t)
